@@ -1,0 +1,113 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgevent/es"
+)
+
+// Append appends events to a stream atomically in one round trip; see
+// [es.Store.Append] for the semantics and errors.
+func (s *Store) Append(ctx context.Context, streamID string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
+	return s.append(ctx, s.pool, streamID, expected, events)
+}
+
+// AppendTx appends events within the caller's transaction tx, so that the
+// events commit (or roll back) together with the caller's other writes.
+//
+// The append runs inside a savepoint: when it fails (a version conflict, a
+// duplicate id, bad input) the savepoint is rolled back and tx stays usable,
+// so the caller may continue, retry or commit its other work. The events are
+// visible to readers of the global log only once tx commits, and while tx is
+// open it holds the stream's row lock, so other appends to the same stream
+// wait for it: keep such transactions short.
+func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
+	if tx == nil {
+		return es.AppendResult{}, fmt.Errorf("%w: AppendTx needs a transaction", es.ErrInvalidArgument)
+	}
+	args, err := appendArgs(streamID, expected, events)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	// One round trip: SAVEPOINT, append, RELEASE, pipelined.
+	b := &pgx.Batch{}
+	b.Queue("SAVEPOINT es_append")
+	b.Queue(s.sql.append, args...)
+	b.Queue("RELEASE SAVEPOINT es_append")
+	br := tx.SendBatch(ctx, b)
+	var res es.AppendResult
+	_, err = br.Exec()
+	if err == nil {
+		res, err = scanAppendResult(br.QueryRow(), streamID)
+		if err == nil {
+			_, err = br.Exec()
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// Undo the failed append, keeping the caller's transaction usable.
+		// A cancelled ctx must not stop the cleanup.
+		cleanup := context.WithoutCancel(ctx)
+		if _, rerr := tx.Exec(cleanup, "ROLLBACK TO SAVEPOINT es_append"); rerr == nil {
+			_, _ = tx.Exec(cleanup, "RELEASE SAVEPOINT es_append")
+		}
+		return es.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", streamID, interpretError(err))
+	}
+	return res, nil
+}
+
+func (s *Store) append(ctx context.Context, db executor, streamID string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
+	args, err := appendArgs(streamID, expected, events)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	res, err := scanAppendResult(db.QueryRow(ctx, s.sql.append, args...), streamID)
+	if err != nil {
+		return es.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", streamID, interpretError(err))
+	}
+	return res, nil
+}
+
+// appendArgs validates an append and turns it into the arguments of the SQL
+// append function (the columns as arrays).
+func appendArgs(streamID string, expected es.ExpectedVersion, events []es.NewEvent) ([]any, error) {
+	events, err := es.PrepareEvents(streamID, expected, events)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]uuid.UUID, len(events))
+	types := make([]string, len(events))
+	data := make([][]byte, len(events))
+	var metadata [][]byte // NULL unless some event has metadata
+	for i, e := range events {
+		ids[i], types[i], data[i] = e.ID, e.Type, e.Data
+		if e.Metadata != nil {
+			if metadata == nil {
+				metadata = make([][]byte, len(events))
+			}
+			metadata[i] = e.Metadata
+		}
+	}
+	return []any{streamID, expected.SQL(), ids, types, data, metadata}, nil
+}
+
+func scanAppendResult(row pgx.Row, streamID string) (es.AppendResult, error) {
+	var (
+		r                 es.AppendResult
+		lastPos, firstPos int64
+		txKey             uint64
+	)
+	if err := row.Scan(&r.StreamVersion, &lastPos, &txKey, &r.FirstVersion, &firstPos); err != nil {
+		return es.AppendResult{}, err
+	}
+	r.StreamID = streamID
+	r.FirstPosition = es.NewPosition(txKey, firstPos)
+	r.LastPosition = es.NewPosition(txKey, lastPos)
+	return r, nil
+}

@@ -1,0 +1,95 @@
+package pgstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgevent/es"
+)
+
+// Config configures a [Store]. A nil *Config uses every default.
+type Config struct {
+	// Schema is the schema the es tables and functions live in (see
+	// [Migrate]). Defaults to "es".
+	Schema string
+	// ReadBatchSize is how many events [Store.ReadAll] fetches per query as
+	// it pages through the log. Defaults to 1000.
+	ReadBatchSize int
+}
+
+func (c *Config) validate() error {
+	if err := validSchema(c.Schema); err != nil {
+		return err
+	}
+	if c.ReadBatchSize < 1 {
+		return fmt.Errorf("pgstore: ReadBatchSize must be positive, got %d", c.ReadBatchSize)
+	}
+	return nil
+}
+
+// Store is the PostgreSQL event store. It calls the PL/pgSQL functions of
+// the es schema; it holds no state of its own beyond the pool and is safe
+// for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	config Config
+	sql    queries
+}
+
+var _ es.Store = (*Store)(nil)
+
+// New returns a Store using pool. The schema must have been migrated (see
+// [Migrate]).
+func New(pool *pgxpool.Pool, config *Config) (*Store, error) {
+	if pool == nil {
+		return nil, fmt.Errorf("pgstore: New needs a pool")
+	}
+	var c Config
+	if config != nil {
+		c = *config
+	}
+	c.Schema = cmp.Or(c.Schema, DefaultSchema)
+	c.ReadBatchSize = cmp.Or(c.ReadBatchSize, 1000)
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &Store{pool: pool, config: c, sql: newQueries(c.Schema)}, nil
+}
+
+// Pool returns the pool the store uses.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Schema returns the schema the store uses.
+func (s *Store) Schema() string { return s.config.Schema }
+
+// Channel returns the notification channel append signals: "<schema>_events".
+func (s *Store) Channel() string { return s.config.Schema + "_events" }
+
+// queries are the statements the store sends, qualified with its schema.
+type queries struct {
+	append, readStream, readStreamBackward, readAll, streamInfo string
+}
+
+func newQueries(schema string) queries {
+	const eventColumns = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at"
+	return queries{
+		append: "SELECT stream_version, last_position, transaction_id, first_version, first_position FROM " +
+			schema + ".append($1, $2, $3, $4, $5, $6)",
+		readStream:         "SELECT " + eventColumns + " FROM " + schema + ".read_stream($1, $2, $3)",
+		readStreamBackward: "SELECT " + eventColumns + " FROM " + schema + ".read_stream_backward($1, $2, $3)",
+		readAll:            "SELECT stream_id, " + eventColumns + " FROM " + schema + ".read_all($1, $2, $3, $4, $5)",
+		streamInfo:         "SELECT version, stream_exists, created_at, updated_at FROM " + schema + ".stream_info($1)",
+	}
+}
+
+// executor is what both a pool and a transaction can do.
+type executor interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}

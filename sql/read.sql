@@ -1,0 +1,124 @@
+-- es: the read paths. Reference definition for schema es; migrations/003_read.sql is the migration.
+-- The read functions are plain SQL and STABLE, so PostgreSQL inlines them
+-- into the calling query and rows stream to the client.
+
+-- invalid_argument raises PE003 for a bad read argument; the read functions
+-- call it from a CASE so it runs only when an argument is bad.
+CREATE FUNCTION es.invalid_argument(p_function text, p_argument text, p_message text) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RAISE EXCEPTION '%: % %', p_function, p_argument, p_message
+        USING ERRCODE = 'PE003', DETAIL = json_build_object('argument', p_argument)::text;
+END
+$$;
+
+-- read_stream returns a stream's events with version >= from_version in
+-- version order, at most max_count of them (NULL = all).
+CREATE FUNCTION es.read_stream(
+    p_stream_id    text,
+    p_from_version bigint DEFAULT 1,
+    p_max_count    int    DEFAULT NULL
+) RETURNS TABLE (
+    global_position bigint,
+    transaction_id  xid8,
+    stream_id       text,
+    version         bigint,
+    event_id        uuid,
+    event_type      text,
+    data            bytea,
+    metadata        bytea,
+    recorded_at     timestamptz
+)
+LANGUAGE sql STABLE AS $$
+    SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
+           e.event_type, e.data, e.metadata, e.recorded_at
+      FROM es.events AS e
+     WHERE e.stream_id = p_stream_id
+       AND e.version >= coalesce(p_from_version, 1)
+     ORDER BY e.version
+     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_stream', 'max_count', 'must not be negative')
+                ELSE p_max_count END
+$$;
+
+-- read_stream_backward returns a stream's events with version <=
+-- from_version (NULL = from the last) newest first, at most max_count.
+CREATE FUNCTION es.read_stream_backward(
+    p_stream_id    text,
+    p_from_version bigint DEFAULT NULL,
+    p_max_count    int    DEFAULT NULL
+) RETURNS TABLE (
+    global_position bigint,
+    transaction_id  xid8,
+    stream_id       text,
+    version         bigint,
+    event_id        uuid,
+    event_type      text,
+    data            bytea,
+    metadata        bytea,
+    recorded_at     timestamptz
+)
+LANGUAGE sql STABLE AS $$
+    SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
+           e.event_type, e.data, e.metadata, e.recorded_at
+      FROM es.events AS e
+     WHERE e.stream_id = p_stream_id
+       AND (p_from_version IS NULL OR e.version <= p_from_version)
+     ORDER BY e.version DESC
+     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_stream_backward', 'max_count', 'must not be negative')
+                ELSE p_max_count END
+$$;
+
+-- read_all returns the global log after the position (after_transaction_id,
+-- after_position) in the order (transaction_id, global_position), without
+-- gaps: it returns only events whose transaction key is below the oldest
+-- transaction still running (pg_snapshot_xmin of the current snapshot), so
+-- an event that commits later can never sort before one already returned.
+-- A position is the pair (transaction_id, global_position) of the last
+-- event read; start from ('0', 0).
+CREATE FUNCTION es.read_all(
+    p_after_transaction_id xid8   DEFAULT '0',
+    p_after_position       bigint DEFAULT 0,
+    p_max_count            int    DEFAULT 1000,
+    p_categories           text[] DEFAULT NULL,
+    p_event_types          text[] DEFAULT NULL
+) RETURNS TABLE (
+    global_position bigint,
+    transaction_id  xid8,
+    stream_id       text,
+    version         bigint,
+    event_id        uuid,
+    event_type      text,
+    data            bytea,
+    metadata        bytea,
+    recorded_at     timestamptz
+)
+LANGUAGE sql STABLE AS $$
+    SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
+           e.event_type, e.data, e.metadata, e.recorded_at
+      FROM es.events AS e
+     WHERE (e.transaction_id, e.global_position) > (coalesce(p_after_transaction_id, '0'), coalesce(p_after_position, 0))
+       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+       AND (p_categories IS NULL OR e.category = ANY (p_categories))
+       AND (p_event_types IS NULL OR e.event_type = ANY (p_event_types))
+     ORDER BY e.transaction_id, e.global_position
+     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_all', 'max_count', 'must not be negative')
+                ELSE p_max_count END
+$$;
+
+-- stream_info returns one row for any stream id: its version (0 when it has
+-- no events), whether it exists, and its times (NULL when it does not).
+CREATE FUNCTION es.stream_info(p_stream_id text)
+RETURNS TABLE (
+    stream_id      text,
+    version        bigint,
+    stream_exists  boolean,
+    created_at     timestamptz,
+    updated_at     timestamptz,
+    transaction_id xid8
+)
+LANGUAGE sql STABLE AS $$
+    SELECT p_stream_id, coalesce(s.version, 0), s.stream_id IS NOT NULL,
+           s.created_at, s.updated_at, s.transaction_id
+      FROM (SELECT) AS one
+      LEFT JOIN es.streams AS s ON s.stream_id = p_stream_id
+$$;

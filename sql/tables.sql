@@ -1,0 +1,79 @@
+-- es: tables. Reference definition for schema es; migrations/001_tables.sql is the
+-- migration (its schema name is a template variable).
+
+CREATE SCHEMA IF NOT EXISTS es;
+
+-- One row per stream. version = number of events (0 = none); transaction_id
+-- is the stream's latest transaction key (see the events table).
+CREATE TABLE es.streams (
+    stream_id      text        NOT NULL,
+    version        bigint      NOT NULL,
+    transaction_id xid8        NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT streams_pkey PRIMARY KEY (stream_id),
+    CONSTRAINT streams_stream_id_check CHECK (octet_length(stream_id) BETWEEN 1 AND 1000),
+    CONSTRAINT streams_version_check CHECK (version >= 0)
+);
+
+-- The events, immutable. The global order is (transaction_id,
+-- global_position), where transaction_id is the transaction key
+-- k = greatest(pg_current_xact_id(), the stream's previous k).
+CREATE TABLE es.events (
+    global_position bigint      GENERATED ALWAYS AS IDENTITY,
+    transaction_id  xid8        NOT NULL,
+    stream_id       text        NOT NULL,
+    version         bigint      NOT NULL,
+    event_id        uuid        NOT NULL,
+    event_type      text        NOT NULL,
+    data            bytea       NOT NULL,
+    metadata        bytea,
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    category        text        GENERATED ALWAYS AS (split_part(stream_id, '-', 1)) STORED,
+    CONSTRAINT events_pkey PRIMARY KEY (transaction_id, global_position),
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),
+    CONSTRAINT events_event_id_key UNIQUE (event_id),
+    CONSTRAINT events_version_check CHECK (version >= 1),
+    CONSTRAINT events_event_type_check CHECK (event_type <> '')
+);
+
+CREATE INDEX events_category_idx ON es.events (category, transaction_id, global_position);
+
+-- Events are append-only: UPDATE, DELETE and TRUNCATE are refused.
+CREATE FUNCTION es.refuse_event_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'events are immutable: % on %.% is not allowed', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'PE005',
+              HINT = 'append a compensating event instead';
+END
+$$;
+
+CREATE TRIGGER events_immutable
+    BEFORE UPDATE OR DELETE ON es.events
+    FOR EACH STATEMENT EXECUTE FUNCTION es.refuse_event_change();
+
+CREATE TRIGGER events_no_truncate
+    BEFORE TRUNCATE ON es.events
+    FOR EACH STATEMENT EXECUTE FUNCTION es.refuse_event_change();
+
+-- The newest snapshot per stream.
+CREATE TABLE es.snapshots (
+    stream_id      text        NOT NULL,
+    version        bigint      NOT NULL,
+    schema_version int         NOT NULL,
+    state          bytea       NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT snapshots_pkey PRIMARY KEY (stream_id),
+    CONSTRAINT snapshots_version_check CHECK (version >= 1)
+);
+
+-- One row per named subscription: the position it has processed up to.
+CREATE TABLE es.checkpoints (
+    subscription_id text        NOT NULL,
+    transaction_id  xid8        NOT NULL DEFAULT '0',
+    global_position bigint      NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT checkpoints_pkey PRIMARY KEY (subscription_id),
+    CONSTRAINT checkpoints_subscription_id_check CHECK (subscription_id <> '')
+);
