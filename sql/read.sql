@@ -2,13 +2,15 @@
 -- The read functions are plain SQL and STABLE, so PostgreSQL inlines them
 -- into the calling query and rows stream to the client.
 
--- invalid_argument raises PE003 for a bad read argument; the read functions
--- call it from a CASE so it runs only when an argument is bad.
-CREATE FUNCTION es.invalid_argument(p_function text, p_argument text, p_message text) RETURNS bigint
+-- invalid_argument raises PE003 for a bad read argument. The read functions
+-- call it from a CASE so it runs only when an argument is bad; it takes the
+-- bad value as an argument so that the planner never evaluates it ahead of
+-- time while the CASE condition is still unknown (a query parameter).
+CREATE FUNCTION es.invalid_argument(p_function text, p_argument text, p_message text, p_value bigint) RETURNS bigint
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RAISE EXCEPTION '%: % %', p_function, p_argument, p_message
-        USING ERRCODE = 'PE003', DETAIL = json_build_object('argument', p_argument)::text;
+    RAISE EXCEPTION '%: % %, got %', p_function, p_argument, p_message, p_value
+        USING ERRCODE = 'PE003', DETAIL = json_build_object('argument', p_argument, 'value', p_value)::text;
 END
 $$;
 
@@ -36,7 +38,7 @@ LANGUAGE sql STABLE AS $$
      WHERE e.stream_id = p_stream_id
        AND e.version >= coalesce(p_from_version, 1)
      ORDER BY e.version
-     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_stream', 'max_count', 'must not be negative')
+     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_stream', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
 $$;
 
@@ -64,7 +66,7 @@ LANGUAGE sql STABLE AS $$
      WHERE e.stream_id = p_stream_id
        AND (p_from_version IS NULL OR e.version <= p_from_version)
      ORDER BY e.version DESC
-     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_stream_backward', 'max_count', 'must not be negative')
+     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_stream_backward', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
 $$;
 
@@ -101,7 +103,7 @@ LANGUAGE sql STABLE AS $$
        AND (p_categories IS NULL OR e.category = ANY (p_categories))
        AND (p_event_types IS NULL OR e.event_type = ANY (p_event_types))
      ORDER BY e.transaction_id, e.global_position
-     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_all', 'max_count', 'must not be negative')
+     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_all', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
 $$;
 

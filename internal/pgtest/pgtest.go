@@ -1,0 +1,314 @@
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+const (
+	// EnvDatabaseURL names the environment variable with the connection
+	// string of a server to use instead of a throwaway cluster.
+	EnvDatabaseURL = "ES_TEST_DATABASE_URL"
+
+	// EnvRequirePostgres names the environment variable that, set to 1,
+	// makes tests fail instead of skip when no PostgreSQL is available.
+	EnvRequirePostgres = "ES_REQUIRE_POSTGRES"
+
+	adminTimeout = time.Minute
+)
+
+// The process-wide server, set up on first use.
+var (
+	mainCalled atomic.Bool
+
+	setupOnce sync.Once
+	theServer *server // valid after setupOnce, nil when setupErr is set
+	setupErr  error
+	setupSkip bool // setupErr means "no PostgreSQL here": skip unless required
+
+	skipNotice sync.Once
+)
+
+// server is where the test process's databases live.
+type server struct {
+	cluster  *Cluster // the throwaway cluster; nil when using EnvDatabaseURL
+	url      string   // EnvDatabaseURL; "" for a cluster
+	dbname   string   // the per-process database
+	connStr  string   // connection string of dbname
+	adminStr string   // connection string of the maintenance database
+
+	mu      sync.Mutex
+	created map[string]bool // databases not yet dropped
+}
+
+// Main runs the package's tests (m.Run), then stops and removes the
+// throwaway cluster the process started, or drops the databases it created
+// on the ES_TEST_DATABASE_URL server, and exits with the tests' exit code.
+// Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//
+// The cleanup also runs when m.Run panics on the main goroutine. A panic in
+// a test goroutine ends the process at once; the server then shuts itself
+// down (see the package documentation).
+func Main(m *testing.M) {
+	mainCalled.Store(true)
+	finished := false
+	defer func() {
+		if !finished { // panicking: clean up, let the panic continue
+			teardown()
+		}
+	}()
+	code := m.Run()
+	finished = true
+	if err := teardown(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+// ConnString returns a connection string to a database reserved for this
+// test process, created on first use (named es_test_<pid>_<random>). Tests
+// that share it must keep out of each other's way (schema per test) or use
+// [NewDatabase].
+//
+// When no PostgreSQL can be found it skips t with a loud message, or fails t
+// when ES_REQUIRE_POSTGRES=1. It is safe to call from parallel tests.
+func ConnString(t testing.TB) string {
+	t.Helper()
+	return serverFor(t).connStr
+}
+
+// NewDatabase creates a fresh, empty database (from template0) on the same
+// server and returns its connection string. The database is dropped, with
+// any connections to it terminated, in t.Cleanup.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	s := serverFor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	name, err := s.createDatabase(ctx)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+		defer cancel()
+		if err := s.dropDatabase(ctx, name); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	connStr, err := s.connStringFor(name)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return connStr
+}
+
+// Pool returns a *pgxpool.Pool on [ConnString]'s database; the pool is
+// closed in t.Cleanup.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), ConnString(t))
+	if err != nil {
+		t.Fatalf("pgtest: creating pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// AdminConnString returns a connection string for the server's maintenance
+// database (postgres) as a superuser: the bootstrap superuser postgres on a
+// throwaway cluster, the ES_TEST_DATABASE_URL user otherwise.
+func AdminConnString(t testing.TB) string {
+	t.Helper()
+	return serverFor(t).adminStr
+}
+
+// serverFor returns the process's server, setting it up on first use, or
+// skips or fails t.
+func serverFor(t testing.TB) *server {
+	t.Helper()
+	if !mainCalled.Load() {
+		t.Fatal("pgtest: the test package must call pgtest.Main from TestMain " +
+			"(func TestMain(m *testing.M) { pgtest.Main(m) }) so that its PostgreSQL is cleaned up")
+	}
+	setupOnce.Do(setup)
+	if setupErr == nil {
+		return theServer
+	}
+	if setupSkip && !requirePostgres() {
+		msg := fmt.Sprintf("%v: SKIPPING (set %s=1 to fail instead)", setupErr, EnvRequirePostgres)
+		skipNotice.Do(func() { fmt.Fprintln(os.Stderr, "!!! "+msg) })
+		t.Skip(msg)
+	}
+	t.Fatal(setupErr)
+	return nil
+}
+
+func requirePostgres() bool {
+	required, _ := strconv.ParseBool(os.Getenv(EnvRequirePostgres))
+	return required
+}
+
+// setup picks the server and creates the per-process database.
+func setup() {
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+
+	s := &server{created: map[string]bool{}}
+	if u := os.Getenv(EnvDatabaseURL); u != "" {
+		s.url = u
+		admin, err := withDatabase(u, "postgres")
+		if err != nil {
+			setupErr = fmt.Errorf("pgtest: %s: %w", EnvDatabaseURL, err)
+			return
+		}
+		s.adminStr = admin
+	} else {
+		if _, err := BinDir(); err != nil {
+			setupErr = fmt.Errorf("pgtest: no PostgreSQL (set %s or install PostgreSQL)", EnvDatabaseURL)
+			setupSkip = true
+			return
+		}
+		c, err := StartCluster(nil)
+		if err != nil {
+			setupErr = fmt.Errorf("pgtest: starting a throwaway PostgreSQL cluster: %w", err)
+			setupSkip = true
+			return
+		}
+		s.cluster = c
+		s.adminStr = c.ConnString("postgres")
+	}
+
+	name, err := s.createDatabase(ctx)
+	if err == nil {
+		s.dbname = name
+		s.connStr, err = s.connStringFor(name)
+	}
+	if err != nil {
+		setupErr = fmt.Errorf("pgtest: %w", errors.Join(err, s.close()))
+		return
+	}
+	theServer = s
+}
+
+// teardown removes the process's server state; afterwards no new server can
+// be set up.
+func teardown() error {
+	setupOnce.Do(func() { setupErr = errors.New("pgtest: used after pgtest.Main finished") })
+	if theServer == nil {
+		return nil
+	}
+	return theServer.close()
+}
+
+// close drops the remaining databases on an external server, or removes the
+// throwaway cluster.
+func (s *server) close() error {
+	if s.cluster != nil {
+		return s.cluster.Remove()
+	}
+	s.mu.Lock()
+	names := make([]string, 0, len(s.created))
+	for name := range s.created {
+		names = append(names, name)
+	}
+	s.mu.Unlock()
+	slices.Sort(names)
+
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	var errs []error
+	for _, name := range names {
+		errs = append(errs, s.dropDatabase(ctx, name))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *server) connStringFor(dbname string) (string, error) {
+	if s.cluster != nil {
+		return s.cluster.ConnString(dbname), nil
+	}
+	return withDatabase(s.url, dbname)
+}
+
+// createDatabase creates an empty database with a fresh name.
+func (s *server) createDatabase(ctx context.Context) (string, error) {
+	var random [6]byte
+	_, _ = rand.Read(random[:])
+	name := fmt.Sprintf("es_test_%d_%s", os.Getpid(), hex.EncodeToString(random[:]))
+
+	s.mu.Lock()
+	s.created[name] = true
+	s.mu.Unlock()
+	err := s.admin(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0")
+	if err != nil {
+		s.mu.Lock()
+		delete(s.created, name)
+		s.mu.Unlock()
+		return "", fmt.Errorf("creating database %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// dropDatabase drops a database, terminating its connections.
+func (s *server) dropDatabase(ctx context.Context, name string) error {
+	err := s.admin(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	if err != nil {
+		return fmt.Errorf("dropping database %s: %w", name, err)
+	}
+	s.mu.Lock()
+	delete(s.created, name)
+	s.mu.Unlock()
+	return nil
+}
+
+// admin runs one statement on the maintenance database, on a connection of
+// its own (CREATE/DROP DATABASE cannot run in a transaction, and a fresh
+// connection leaves no goroutine behind).
+func (s *server) admin(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, s.adminStr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// withDatabase returns connStr (a URL or keyword/value string) with its
+// database replaced by dbname.
+func withDatabase(connStr, dbname string) (string, error) {
+	if strings.HasPrefix(connStr, "postgres://") || strings.HasPrefix(connStr, "postgresql://") {
+		u, err := url.Parse(connStr)
+		if err != nil {
+			return "", fmt.Errorf("parsing connection URL: %w", err)
+		}
+		u.Path = "/" + dbname
+		u.RawPath = ""
+		q := u.Query()
+		if q.Has("dbname") {
+			q.Del("dbname")
+			u.RawQuery = q.Encode()
+		}
+		return u.String(), nil
+	}
+	// In a keyword/value string the last dbname wins.
+	return strings.TrimSpace(connStr) + " dbname=" + quoteConnValue(dbname), nil
+}

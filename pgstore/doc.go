@@ -1,0 +1,47 @@
+// Package pgstore is the PostgreSQL implementation of [es.Store], on pgx v5.
+//
+// Every operation is one call to a PL/pgSQL or SQL function of the es
+// schema, so the same store can be used from SQL, psql or another language
+// with identical semantics.
+//
+// # Setting up
+//
+// Apply the schema once, with the tern CLI (`tern migrate -m migrations`)
+// or from Go with [Migrate], then create a store on a pool:
+//
+//	conn, _ := pgx.Connect(ctx, url)
+//	err := pgstore.Migrate(ctx, conn, nil) // schema "es"
+//	pool, _ := pgxpool.New(ctx, url)
+//	store, err := pgstore.New(pool, nil)
+//
+// # Transactions
+//
+// [Store.Append] runs in its own (implicit) transaction in one round trip.
+// [Store.AppendTx] appends inside the caller's pgx.Tx, so events commit
+// together with the caller's other writes (an outbox, a read model); it uses
+// a savepoint so that a failed append leaves the transaction usable.
+//
+// # Errors
+//
+// The SQL functions raise their own SQLSTATEs (class PE); the store
+// translates them in one place into the es errors: PE001 into
+// *es.VersionConflictError (es.ErrWrongVersion), PE002 into
+// es.ErrDuplicateEvent, PE003 into es.ErrInvalidArgument. Callers never
+// need *pgconn.PgError, though errors.As still finds it.
+//
+// # Ordering
+//
+// [Store.ReadAll] returns the global log in the order (transaction key,
+// global position) and only up to the oldest running transaction, so it
+// never skips an event that commits late. The cost: a long-running writing
+// transaction anywhere in the cluster holds readers of the global log back
+// until it ends.
+//
+// # Notifications
+//
+// Each append notifies the channel "<schema>_events" ([Store.Channel]) with
+// a small JSON hint, coalesced so that only one in-flight appending
+// transaction at a time notifies. Listeners must always re-read from their
+// own position. SET es.notify = off (per session, role or database)
+// disables notifications.
+package pgstore
