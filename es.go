@@ -80,7 +80,7 @@ type StreamInfo struct {
 type ReadStreamOpts struct {
 	// From is the first version to return. Forwards, versions >= From are
 	// returned; backwards, versions <= From. Defaults to 1 forwards and to
-	// the stream's last version backwards (0 means "default").
+	// the stream's last version backwards (0 or negative means "default").
 	From int64
 	// MaxCount caps the number of events returned. Defaults to no limit (0).
 	MaxCount int

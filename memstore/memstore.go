@@ -1,0 +1,100 @@
+package memstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pgevent/es"
+)
+
+// Config configures a [Store]. A nil *Config is the same as the zero Config.
+type Config struct {
+	// Now returns the current time. The store records it as events'
+	// RecordedAt and streams' CreatedAt and UpdatedAt, truncated to
+	// microseconds as PostgreSQL stores times. Set it to get predictable
+	// times in tests. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Store is an in-memory [es.Store]. Create one with [New]. It is safe for
+// concurrent use.
+type Store struct {
+	now func() time.Time
+
+	mu sync.RWMutex
+	// log holds every event in global order. It is append-only and its
+	// elements never change once written, so a reader may keep a copy of
+	// the slice header and read it without the lock.
+	log []es.Event
+	// streams maps a stream id to its state.
+	streams map[string]*stream
+	// ids maps an event id to the event's index in log.
+	ids map[uuid.UUID]int
+	// lastTxKey and lastGlobal are the last transaction key and global
+	// position handed out.
+	lastTxKey  uint64
+	lastGlobal int64
+}
+
+// stream is the state of one stream.
+type stream struct {
+	// events holds the log index of each event of the stream: events[v-1]
+	// is version v. Append-only, like Store.log.
+	events []int
+	// txKey is the transaction key of the stream's last append.
+	txKey     uint64
+	createdAt time.Time
+	updatedAt time.Time
+}
+
+var _ es.Store = (*Store)(nil)
+
+// New returns an empty Store. config may be nil.
+func New(config *Config) *Store {
+	if config == nil {
+		config = &Config{}
+	}
+	now := config.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{
+		now:     now,
+		streams: make(map[string]*stream),
+		ids:     make(map[uuid.UUID]int),
+	}
+}
+
+// StreamInfo implements [es.Store.StreamInfo].
+func (s *Store) StreamInfo(ctx context.Context, streamID string) (es.StreamInfo, error) {
+	if err := es.ValidateStreamID(streamID); err != nil {
+		return es.StreamInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return es.StreamInfo{}, fmt.Errorf("memstore: reading stream info of %q: %w", streamID, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.streams[streamID]
+	if !ok {
+		return es.StreamInfo{}, fmt.Errorf("memstore: stream %q: %w", streamID, es.ErrNotFound)
+	}
+	return es.StreamInfo{
+		StreamID:  streamID,
+		Version:   int64(len(st.events)),
+		CreatedAt: st.createdAt,
+		UpdatedAt: st.updatedAt,
+	}, nil
+}
+
+// clone returns a copy of e whose Data and Metadata do not alias e's.
+func clone(e es.Event) es.Event {
+	e.Data = bytes.Clone(e.Data)
+	e.Metadata = bytes.Clone(e.Metadata)
+	return e
+}
