@@ -183,9 +183,11 @@ BEGIN
     -- Wake listeners. Coalesced: only one in-flight appending transaction
     -- at a time notifies (the one holding the advisory lock until it ends);
     -- listeners re-read from their checkpoint, so one wake-up covers all.
-    -- SET es.notify = off (per database, role or session) disables it.
-    v_notify := current_setting('es.notify', true);
-    IF (v_notify IS NULL OR v_notify = '' OR v_notify NOT IN ('off', 'false', '0', 'no'))
+    -- SET es.notify = off (per database, role or session) disables it; any
+    -- spelling PostgreSQL accepts for boolean false counts, anything else
+    -- (unset, empty, a typo) keeps notifications on.
+    v_notify := lower(btrim(current_setting('es.notify', true)));
+    IF (v_notify IS NULL OR v_notify NOT IN ('off', 'of', 'false', 'fals', 'fal', 'fa', 'f', 'no', 'n', '0'))
        AND pg_try_advisory_xact_lock(hashtextextended('es_events', 0)) THEN
         PERFORM pg_notify('es_events',
             json_build_object('stream_id', p_stream_id, 'category', split_part(p_stream_id, '-', 1),

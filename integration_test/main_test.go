@@ -1,0 +1,9 @@
+package integration_test
+
+import (
+	"testing"
+
+	"github.com/pgevent/es/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
