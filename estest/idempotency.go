@@ -46,17 +46,30 @@ func testRetryReturnsOriginalResult(t *testing.T, s es.Store) {
 			later := eventsWithIDs(1)
 			laterResult := mustAppend(t, s, id, es.Any, later)
 			all := newIDsOf(concat(seed, batch, later))
+			before, err := s.StreamInfo(t.Context(), id)
+			require.NoError(t, err)
 
-			for _, expected := range []es.ExpectedVersion{c.expected, es.Any} {
+			retries := []es.ExpectedVersion{c.expected, es.Any}
+			if c.initial > 0 { // the run starts after existing events
+				retries = append(retries, es.StreamExists)
+			}
+			for _, expected := range retries {
 				res, err := s.Append(t.Context(), id, expected, batch)
 				require.NoError(t, err, "retry with expected version %s", expected)
 				require.Equal(t, original, res, "retry with expected version %s", expected)
 				requireStreamIDs(t, s, id, all)
+				// A retry writes nothing: the stream is exactly as it was.
+				after, err := s.StreamInfo(t.Context(), id)
+				require.NoError(t, err)
+				require.Equal(t, before, after, "stream info after a retry with expected version %s", expected)
 			}
 			res, err := s.Append(t.Context(), id, es.Exactly(c.initial+3), later)
 			require.NoError(t, err)
 			require.Equal(t, laterResult, res)
 			requireStreamIDs(t, s, id, all)
+			after, err := s.StreamInfo(t.Context(), id)
+			require.NoError(t, err)
+			require.Equal(t, before, after)
 
 			// Retrying with zero ids is a new append, not a retry.
 			res = mustAppend(t, s, id, es.Any, Events(1))

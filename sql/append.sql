@@ -35,17 +35,17 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_n        int := coalesce(cardinality(p_event_ids), 0);
     v_version  bigint;
-    v_prev_k   xid8;
     v_k        xid8;
-    v_found    int;
+    v_new      boolean;
+    v_inserted bigint;
+    v_min_pos  bigint;
+    v_max_pos  bigint;
+    v_found    bigint;
     v_in_other text;
     v_min_ver  bigint;
     v_max_ver  bigint;
     v_ordered  boolean;
-    v_min_pos  bigint;
-    v_max_pos  bigint;
     v_run_k    xid8;
-    v_new      boolean := false;
     v_notify   text;
 BEGIN
     -- Arguments.
@@ -84,117 +84,179 @@ BEGIN
         RAISE EXCEPTION 'append: event data must not be null (use an empty bytea)'
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "data"}';
     END IF;
-    IF v_n > 1 AND (SELECT count(DISTINCT u) FROM unnest(p_event_ids) AS u) <> v_n THEN
-        RAISE EXCEPTION 'append: an event id appears twice in the batch for stream %', p_stream_id
-            USING ERRCODE = 'PE003', DETAIL = '{"argument": "event_ids"}';
+    IF v_n > 1 THEN -- nested: a single event runs no query here
+        IF (SELECT count(DISTINCT u) FROM unnest(p_event_ids) AS u) <> v_n THEN
+            RAISE EXCEPTION 'append: an event id appears twice in the batch for stream %', p_stream_id
+                USING ERRCODE = 'PE003', DETAIL = '{"argument": "event_ids"}';
+        END IF;
     END IF;
 
-    -- Lock the stream row: appends to one stream serialise here, appends to
-    -- different streams never wait on each other. A new stream is created
-    -- below, after the checks; a concurrent creator makes us loop once.
+    -- Take the stream row: appends to one stream serialise on it, appends
+    -- to different streams never wait on each other. For an existing
+    -- stream, one compare-and-set UPDATE checks the expected version (after
+    -- waiting for the row lock, against the committed row) and takes the
+    -- new versions and the transaction key; a new stream's row is inserted
+    -- with its final version (a concurrent creator makes us loop once). If
+    -- the events cannot all be inserted below, the call raises and undoes
+    -- this, or (a replay) restores the row.
     LOOP
-        SELECT s.version, s.transaction_id INTO v_version, v_prev_k
-          FROM es.streams AS s
+        UPDATE es.streams AS s
+           SET version = s.version + v_n,
+               transaction_id = greatest(pg_current_xact_id(), s.transaction_id),
+               updated_at = now()
          WHERE s.stream_id = p_stream_id
-           FOR UPDATE;
-        v_new := NOT FOUND;
-        IF v_new THEN
-            v_version := 0;
-        END IF;
-
-        -- Idempotency: are any of these ids stored already?
-        SELECT count(*),
-               min(e.stream_id) FILTER (WHERE e.stream_id <> p_stream_id),
-               min(e.version), max(e.version),
-               min(e.version - u.ord) = max(e.version - u.ord),
-               min(e.global_position), max(e.global_position),
-               max(e.transaction_id)
-          INTO v_found, v_in_other, v_min_ver, v_max_ver, v_ordered, v_min_pos, v_max_pos, v_run_k
-          FROM unnest(p_event_ids) WITH ORDINALITY AS u(id, ord)
-          JOIN es.events AS e ON e.event_id = u.id;
-
-        IF v_found > 0 THEN
-            IF v_found = v_n AND v_in_other IS NULL AND v_ordered
-               AND v_max_ver - v_min_ver = v_n - 1
-               AND (p_expected_version IS NULL
-                    OR (p_expected_version = -1 AND v_min_ver >= 2)
-                    OR (p_expected_version >= 0 AND v_min_ver = p_expected_version + 1)) THEN
-                -- An exact retry: the original result, nothing written.
-                RETURN QUERY SELECT v_max_ver, v_max_pos, v_run_k, v_min_ver, v_min_pos;
-                RETURN;
-            END IF;
-            RAISE EXCEPTION 'append: % of % event ids are already stored%, and this is not a retry of the append that stored them',
-                    v_found, v_n, CASE WHEN v_in_other IS NULL THEN '' ELSE format(' (in stream %s)', v_in_other) END
-                USING ERRCODE = 'PE002',
-                      DETAIL = json_build_object('stream_id', p_stream_id, 'stored_stream_id', coalesce(v_in_other, p_stream_id),
-                                                 'found', v_found, 'count', v_n)::text;
-        END IF;
-
-        -- The expected-version check, before any position is taken.
-        IF p_expected_version IS NOT NULL
-           AND ((p_expected_version = -1 AND v_version = 0)
-                OR (p_expected_version >= 0 AND v_version <> p_expected_version)) THEN
-            RAISE EXCEPTION 'append: wrong expected version for stream %: expected %, actual %',
-                    p_stream_id,
-                    CASE p_expected_version WHEN -1 THEN 'stream exists' WHEN 0 THEN 'no stream' ELSE p_expected_version::text END,
-                    v_version
-                USING ERRCODE = 'PE001',
-                      DETAIL = json_build_object('stream_id', p_stream_id, 'expected', p_expected_version, 'actual', v_version)::text;
-        END IF;
-
-        v_k := greatest(pg_current_xact_id(), v_prev_k);
-
-        IF NOT v_new THEN
-            UPDATE es.streams AS s
-               SET version = v_version + v_n, transaction_id = v_k, updated_at = now()
-             WHERE s.stream_id = p_stream_id;
+           AND (p_expected_version IS NULL
+                OR (p_expected_version = -1 AND s.version > 0)
+                OR s.version = p_expected_version)
+        RETURNING s.version - v_n, s.transaction_id INTO v_version, v_k;
+        IF FOUND THEN
+            v_new := false;
             EXIT;
         END IF;
 
+        -- No row, or the version check failed.
+        SELECT s.version INTO v_version FROM es.streams AS s WHERE s.stream_id = p_stream_id;
+        IF FOUND THEN
+            IF p_expected_version IS NULL
+               OR (p_expected_version = -1 AND v_version > 0)
+               OR v_version = p_expected_version THEN
+                -- The row was created (and committed) after the UPDATE
+                -- took its snapshot: try again against it.
+                CONTINUE;
+            END IF;
+            EXIT; -- a version mismatch (or a replay): the slow path below
+        END IF;
+        v_version := 0;
+        IF p_expected_version IS NOT NULL AND p_expected_version <> 0 THEN
+            EXIT; -- the stream must exist
+        END IF;
+        v_k := pg_current_xact_id();
         INSERT INTO es.streams AS s (stream_id, version, transaction_id)
         VALUES (p_stream_id, v_n, v_k)
         ON CONFLICT (stream_id) DO NOTHING;
-        EXIT WHEN FOUND;
-        -- Another transaction created the stream meanwhile (and has
-        -- committed): check again against its row.
+        IF FOUND THEN
+            v_new := true;
+            EXIT;
+        END IF;
+        -- Another transaction created the stream meanwhile and has
+        -- committed: try again against its row.
+        v_k := NULL;
     END LOOP;
 
-    -- Positions are taken only now. ON CONFLICT guards against an event id
-    -- stored concurrently in another stream: such a row is skipped, the
-    -- count below then differs and the whole call fails with PE002.
-    WITH ins AS (
-        INSERT INTO es.events AS e
-               (transaction_id, stream_id, version, event_id, event_type, data, metadata)
-        SELECT v_k, p_stream_id, v_version + u.ord, u.id, u.typ, u.dat, u.meta
-          FROM unnest(p_event_ids, p_event_types, p_data, p_metadata) WITH ORDINALITY AS u(id, typ, dat, meta, ord)
-         ORDER BY u.ord
-        ON CONFLICT (event_id) DO NOTHING
-        RETURNING e.global_position
-    )
-    SELECT count(*), min(ins.global_position), max(ins.global_position)
-      INTO v_found, v_min_pos, v_max_pos
-      FROM ins;
-    IF v_found <> v_n THEN
-        RAISE EXCEPTION 'append: an event id was stored concurrently by another append'
+    IF v_k IS NOT NULL THEN
+        -- Positions are taken only now. ON CONFLICT skips an event id that
+        -- is stored already (a retry, or a client error); the count tells.
+        IF v_n = 1 THEN
+            INSERT INTO es.events AS e
+                   (transaction_id, stream_id, version, event_id, event_type, data, metadata)
+            VALUES (v_k, p_stream_id, v_version + 1, p_event_ids[1], p_event_types[1], p_data[1], p_metadata[1])
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING e.global_position INTO v_max_pos;
+            GET DIAGNOSTICS v_inserted = ROW_COUNT;
+            v_min_pos := v_max_pos;
+        ELSE
+            WITH ins AS (
+                INSERT INTO es.events AS e
+                       (transaction_id, stream_id, version, event_id, event_type, data, metadata)
+                SELECT v_k, p_stream_id, v_version + u.ord, u.id, u.typ, u.dat, u.meta
+                  FROM unnest(p_event_ids, p_event_types, p_data, p_metadata)
+                       WITH ORDINALITY AS u(id, typ, dat, meta, ord)
+                 ORDER BY u.ord
+                ON CONFLICT (event_id) DO NOTHING
+                RETURNING e.global_position
+            )
+            SELECT count(*), min(ins.global_position), max(ins.global_position)
+              INTO v_inserted, v_min_pos, v_max_pos
+              FROM ins;
+        END IF;
+
+        IF v_inserted = v_n THEN
+
+            -- Wake listeners. Coalesced: only one in-flight appending
+            -- transaction at a time notifies (the one holding the advisory
+            -- lock until it ends); listeners re-read from their checkpoint,
+            -- so one wake-up covers all. SET es.notify = off (per database,
+            -- role or session) disables it; any spelling PostgreSQL accepts
+            -- for boolean false counts, anything else (unset, empty, a typo)
+            -- keeps notifications on.
+            v_notify := lower(btrim(current_setting('es.notify', true)));
+            IF (v_notify IS NULL OR v_notify NOT IN ('off', 'of', 'false', 'fals', 'fal', 'fa', 'f', 'no', 'n', '0'))
+               AND pg_try_advisory_xact_lock(hashtextextended('es_events', 0)) THEN
+                -- An assignment, not PERFORM: PL/pgSQL evaluates it as a
+                -- simple expression, without starting a query.
+                v_notify := pg_notify('es_events',
+                    format('{"stream_id": %s, "category": %s, "version": %s, "position": "%s/%s"}',
+                           to_json(p_stream_id), to_json(split_part(p_stream_id, '-', 1)),
+                           v_version + v_n, v_k, v_max_pos))::text;
+            END IF;
+
+            stream_version := v_version + v_n;
+            last_position  := v_max_pos;
+            transaction_id := v_k;
+            first_version  := v_version + 1;
+            first_position := v_min_pos;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        -- Some ids are stored already. Whatever happens next, nothing
+        -- written above may stay: below, a replay returns only when this
+        -- call inserted no event into an existing stream (a new stream
+        -- holds none of the ids, so it never replays), and every other path
+        -- raises, which undoes the call.
+    END IF;
+
+    -- The slow path: the version check failed or some event ids are stored.
+    -- Replay: every id stored in this stream, as one contiguous run in the
+    -- given order, consistent with the expected version: return the
+    -- original result and write nothing.
+    SELECT count(*),
+           min(e.stream_id) FILTER (WHERE e.stream_id <> p_stream_id),
+           min(e.version), max(e.version),
+           min(e.version - u.ord) = max(e.version - u.ord),
+           min(e.global_position), max(e.global_position),
+           max(e.transaction_id)
+      INTO v_found, v_in_other, v_min_ver, v_max_ver, v_ordered, v_min_pos, v_max_pos, v_run_k
+      FROM unnest(p_event_ids) WITH ORDINALITY AS u(id, ord)
+      JOIN es.events AS e ON e.event_id = u.id;
+
+    IF v_found = v_n AND v_in_other IS NULL AND v_ordered
+       AND v_max_ver - v_min_ver = v_n - 1
+       AND (v_inserted IS NULL OR v_inserted = 0)
+       AND (p_expected_version IS NULL
+            OR (p_expected_version = -1 AND v_min_ver >= 2)
+            OR (p_expected_version >= 0 AND v_min_ver = p_expected_version + 1)) THEN
+        IF v_k IS NOT NULL THEN
+            -- The UPDATE above took the row for this call: put back what
+            -- the stream's last event says it was.
+            UPDATE es.streams AS s
+               SET version = v_version, transaction_id = e.transaction_id, updated_at = e.recorded_at
+              FROM es.events AS e
+             WHERE s.stream_id = p_stream_id AND e.stream_id = p_stream_id AND e.version = v_version;
+        END IF;
+        stream_version := v_max_ver;
+        last_position  := v_max_pos;
+        transaction_id := v_run_k;
+        first_version  := v_min_ver;
+        first_position := v_min_pos;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    IF v_found > 0 THEN
+        RAISE EXCEPTION 'append: % of % event ids are already stored%, and this is not a retry of the append that stored them',
+                v_found - coalesce(v_inserted, 0), v_n,
+                CASE WHEN v_in_other IS NULL THEN '' ELSE format(' (in stream %s)', v_in_other) END
             USING ERRCODE = 'PE002',
-                  DETAIL = json_build_object('stream_id', p_stream_id, 'found', v_n - v_found, 'count', v_n)::text;
+                  DETAIL = json_build_object('stream_id', p_stream_id, 'stored_stream_id', coalesce(v_in_other, p_stream_id),
+                                             'found', v_found - coalesce(v_inserted, 0), 'count', v_n)::text;
     END IF;
 
-    -- Wake listeners. Coalesced: only one in-flight appending transaction
-    -- at a time notifies (the one holding the advisory lock until it ends);
-    -- listeners re-read from their checkpoint, so one wake-up covers all.
-    -- SET es.notify = off (per database, role or session) disables it; any
-    -- spelling PostgreSQL accepts for boolean false counts, anything else
-    -- (unset, empty, a typo) keeps notifications on.
-    v_notify := lower(btrim(current_setting('es.notify', true)));
-    IF (v_notify IS NULL OR v_notify NOT IN ('off', 'of', 'false', 'fals', 'fal', 'fa', 'f', 'no', 'n', '0'))
-       AND pg_try_advisory_xact_lock(hashtextextended('es_events', 0)) THEN
-        PERFORM pg_notify('es_events',
-            json_build_object('stream_id', p_stream_id, 'category', split_part(p_stream_id, '-', 1),
-                              'version', v_version + v_n, 'position', v_k::text || '/' || v_max_pos)::text);
-    END IF;
-
-    RETURN QUERY SELECT v_version + v_n, v_max_pos, v_k, v_version + 1, v_min_pos;
+    RAISE EXCEPTION 'append: wrong expected version for stream %: expected %, actual %',
+            p_stream_id,
+            CASE p_expected_version WHEN -1 THEN 'stream exists' WHEN 0 THEN 'no stream' ELSE p_expected_version::text END,
+            v_version
+        USING ERRCODE = 'PE001',
+              DETAIL = json_build_object('stream_id', p_stream_id, 'expected', p_expected_version, 'actual', v_version)::text;
 END
 $$;
 
