@@ -15,7 +15,10 @@ CREATE TABLE {{ $s }}.streams (
     CONSTRAINT streams_pkey PRIMARY KEY (stream_id),
     CONSTRAINT streams_stream_id_check CHECK (octet_length(stream_id) BETWEEN 1 AND 1000),
     CONSTRAINT streams_version_check CHECK (version >= 0)
-);
+) WITH (fillfactor = 50);
+-- Every append updates its stream's row; the free space on each page lets
+-- those updates stay on the page (HOT: no index insert), since they change
+-- no indexed column.
 
 -- The events, immutable. The global order is (transaction_id,
 -- global_position), where transaction_id is the transaction key
