@@ -12,6 +12,7 @@ var idempotencyTests = []test{
 	{"RetryReturnsOriginalResult", testRetryReturnsOriginalResult},
 	{"RetryWithInconsistentExpectedVersion", testRetryWithInconsistentExpectedVersion},
 	{"RetryOfContiguousPart", testRetryOfContiguousPart},
+	{"RetrySpanningAppends", testRetrySpanningAppends},
 	{"PartialOverlap", testPartialOverlap},
 	{"ReorderedRun", testReorderedRun},
 	{"IDInAnotherStream", testIDInAnotherStream},
@@ -230,4 +231,31 @@ func testIDTwiceInBatch(t *testing.T, s es.Store) {
 	// None of the first batch was stored.
 	res := mustAppend(t, s, id, es.Exactly(1), batch[:2])
 	require.Equal(t, int64(2), res.FirstVersion)
+}
+
+// testRetrySpanningAppends retries, as one batch, a run that two appends
+// stored, with another stream's append between them: the result carries
+// each end's own position, so resuming the global log from FirstPosition
+// skips nothing.
+func testRetrySpanningAppends(t *testing.T, s es.Store) {
+	id := streamID("span")
+	a, b := eventsWithIDs(1), eventsWithIDs(1)
+	mustAppend(t, s, id, es.NoStream, a)
+	mustAppend(t, s, streamID("between"), es.NoStream, Events(1))
+	mustAppend(t, s, id, es.Exactly(1), b)
+	stored := readStream(t, s, id, nil)
+	require.Len(t, stored, 2)
+
+	for _, expected := range []es.ExpectedVersion{es.NoStream, es.Any} {
+		res, err := s.Append(t.Context(), id, expected, concat(a, b))
+		require.NoError(t, err, "expected version %s", expected)
+		require.Equal(t, es.AppendResult{
+			StreamID:      id,
+			FirstVersion:  1,
+			StreamVersion: 2,
+			FirstPosition: stored[0].Position,
+			LastPosition:  stored[1].Position,
+		}, res, "expected version %s", expected)
+	}
+	requireStreamIDs(t, s, id, newIDsOf(concat(a, b)))
 }

@@ -130,6 +130,13 @@ func TestRawSQL(t *testing.T) {
 		})
 		require.Equal(t, []string{"cart-1", "cart-1", "cart-1", "cart-2"},
 			[]string{all[0].StreamID, all[1].StreamID, all[2].StreamID, all[3].StreamID})
+		// Empty filter arrays mean "no filter", as in Go. (Other subtests
+		// may append meanwhile: the later read may only be longer.)
+		empty := querySQLEvents(t, ctx, conn, "es.read_all('0', 0, 100000, '{}', '{}')")
+		unfiltered := querySQLEvents(t, ctx, conn, "es.read_all('0', 0, 100000, NULL, NULL)")
+		require.GreaterOrEqual(t, len(empty), 4)
+		require.GreaterOrEqual(t, len(unfiltered), len(empty))
+		require.Equal(t, empty, unfiltered[:len(empty)])
 		require.Equal(t, last, all[1].GlobalPosition)
 		require.Equal(t, txID, all[0].TransactionID)
 		after := querySQLEvents(t, ctx, conn, "es.read_all($1, $2, 1000, ARRAY['cart'])",
@@ -195,6 +202,13 @@ func TestRawSQL(t *testing.T) {
 			`es.append('err-1', NULL, ARRAY[gen_random_uuid()], ARRAY['E'], ARRAY['\x80'::bytea, '\x80'])`,
 			`es.append('err-1', NULL, ARRAY[gen_random_uuid()], ARRAY['E'], ARRAY['\x80'::bytea], ARRAY['\x80'::bytea, '\x80'])`,
 			`es.append('err-1', NULL, ARRAY['` + storedID + `'::uuid, '` + storedID + `'], ARRAY['E', 'E'], ARRAY['\x80'::bytea, '\x80'])`,
+			// Arrays not indexed from 1, or not one-dimensional.
+			`es.append('err-1', NULL, '[0:0]={` + storedID + `}'::uuid[], ARRAY['E'], ARRAY['\x80'::bytea])`,
+			`es.append('err-1', NULL, ARRAY[gen_random_uuid()], '[2:2]={E}'::text[], ARRAY['\x80'::bytea])`,
+			`es.append('err-1', NULL, ARRAY[gen_random_uuid()], ARRAY['E'], '[0:0]={"\\x80"}'::bytea[])`,
+			`es.append('err-1', NULL, ARRAY[gen_random_uuid()], ARRAY['E'], ARRAY['\x80'::bytea], '[0:0]={"\\x81a161"}'::bytea[])`,
+			`es.append('err-1', NULL, ARRAY[gen_random_uuid()], ARRAY[ARRAY['E']], ARRAY['\x80'::bytea])`,
+			`es.append('err-1', NULL, ARRAY[gen_random_uuid()], ARRAY['E'], ARRAY[ARRAY['\x80'::bytea]])`,
 			`es.read_stream('err-1', 1, -1)`,
 			`es.read_stream_backward('err-1', NULL, -1)`,
 			`es.read_all('0', 0, -1)`,

@@ -30,7 +30,8 @@ CREATE FUNCTION {{ $s }}.append(
     last_position  bigint,
     transaction_id xid8,
     first_version  bigint,
-    first_position bigint
+    first_position bigint,
+    first_transaction_id xid8
 )
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -47,6 +48,8 @@ DECLARE
     v_max_ver  bigint;
     v_ordered  boolean;
     v_run_k    xid8;
+    v_first_k  xid8;
+    v_payload  text;
     v_notify   text;
 BEGIN
     -- Arguments.
@@ -66,11 +69,13 @@ BEGIN
         RAISE EXCEPTION 'append: no events to append to stream %', p_stream_id
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "event_ids"}';
     END IF;
-    IF array_ndims(p_event_ids) <> 1
-       OR coalesce(cardinality(p_event_types), -1) <> v_n
-       OR coalesce(cardinality(p_data), -1) <> v_n
-       OR (p_metadata IS NOT NULL AND cardinality(p_metadata) <> v_n) THEN
-        RAISE EXCEPTION 'append: event_ids, event_types, data (and metadata when given) must be one-dimensional arrays of the same length'
+    IF array_ndims(p_event_ids) <> 1 OR array_lower(p_event_ids, 1) <> 1
+       OR coalesce(array_ndims(p_event_types), 0) <> 1 OR array_lower(p_event_types, 1) <> 1
+       OR coalesce(array_ndims(p_data), 0) <> 1 OR array_lower(p_data, 1) <> 1
+       OR cardinality(p_event_types) <> v_n OR cardinality(p_data) <> v_n
+       OR (p_metadata IS NOT NULL AND (array_ndims(p_metadata) <> 1 OR array_lower(p_metadata, 1) <> 1
+                                       OR cardinality(p_metadata) <> v_n)) THEN
+        RAISE EXCEPTION 'append: event_ids, event_types, data (and metadata when given) must be one-dimensional arrays of the same length, indexed from 1'
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "arrays"}';
     END IF;
     IF array_position(p_event_ids, NULL) IS NOT NULL THEN
@@ -183,12 +188,20 @@ BEGIN
             v_notify := lower(btrim(current_setting('es.notify', true)));
             IF (v_notify IS NULL OR v_notify NOT IN ('off', 'of', 'false', 'fals', 'fal', 'fa', 'f', 'no', 'n', '0'))
                AND pg_try_advisory_xact_lock(hashtextextended('{{ $s }}_events', 0)) THEN
-                -- An assignment, not PERFORM: PL/pgSQL evaluates it as a
-                -- simple expression, without starting a query.
-                v_notify := pg_notify('{{ $s }}_events',
-                    format('{"stream_id": %s, "category": %s, "version": %s, "position": "%s/%s"}',
-                           to_json(p_stream_id), to_json(split_part(p_stream_id, '-', 1)),
-                           v_version + v_n, v_k, v_max_pos))::text;
+                -- Assignments, not PERFORM: PL/pgSQL evaluates them as
+                -- simple expressions, without starting a query. A payload
+                -- must stay under 8000 bytes: JSON escapes can make a
+                -- 1000-byte stream id up to six times longer, so the
+                -- category (a prefix of the stream id) is left out when
+                -- it would not fit.
+                v_payload := format('{"stream_id": %s, "category": %s, "version": %s, "position": "%s/%s"}',
+                                    to_json(p_stream_id), to_json(split_part(p_stream_id, '-', 1)),
+                                    v_version + v_n, v_k, v_max_pos);
+                IF octet_length(v_payload) >= 8000 THEN
+                    v_payload := format('{"stream_id": %s, "version": %s, "position": "%s/%s"}',
+                                        to_json(p_stream_id), v_version + v_n, v_k, v_max_pos);
+                END IF;
+                v_notify := pg_notify('{{ $s }}_events', v_payload)::text;
             END IF;
 
             stream_version := v_version + v_n;
@@ -196,6 +209,7 @@ BEGIN
             transaction_id := v_k;
             first_version  := v_version + 1;
             first_position := v_min_pos;
+            first_transaction_id := v_k;
             RETURN NEXT;
             RETURN;
         END IF;
@@ -215,8 +229,8 @@ BEGIN
            min(e.version), max(e.version),
            min(e.version - u.ord) = max(e.version - u.ord),
            min(e.global_position), max(e.global_position),
-           max(e.transaction_id)
-      INTO v_found, v_in_other, v_min_ver, v_max_ver, v_ordered, v_min_pos, v_max_pos, v_run_k
+           min(e.transaction_id), max(e.transaction_id)
+      INTO v_found, v_in_other, v_min_ver, v_max_ver, v_ordered, v_min_pos, v_max_pos, v_first_k, v_run_k
       FROM unnest(p_event_ids) WITH ORDINALITY AS u(id, ord)
       JOIN {{ $s }}.events AS e ON e.event_id = u.id;
 
@@ -239,6 +253,10 @@ BEGIN
         transaction_id := v_run_k;
         first_version  := v_min_ver;
         first_position := v_min_pos;
+        -- A stream's keys never decrease with its versions, so the run's
+        -- smallest and largest keys are its first and last events' keys
+        -- (they differ when the run spans appends of several transactions).
+        first_transaction_id := v_first_k;
         RETURN NEXT;
         RETURN;
     END IF;
@@ -275,7 +293,8 @@ CREATE FUNCTION {{ $s }}.append_event(
     last_position  bigint,
     transaction_id xid8,
     first_version  bigint,
-    first_position bigint
+    first_position bigint,
+    first_transaction_id xid8
 )
 LANGUAGE sql VOLATILE AS $$
     SELECT * FROM {{ $s }}.append(p_stream_id, p_expected_version, ARRAY[p_event_id], ARRAY[p_event_type],

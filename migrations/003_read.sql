@@ -77,7 +77,8 @@ $$;
 -- transaction still running (pg_snapshot_xmin of the current snapshot), so
 -- an event that commits later can never sort before one already returned.
 -- A position is the pair (transaction_id, global_position) of the last
--- event read; start from ('0', 0).
+-- event read; start from ('0', 0). categories and event_types filter when
+-- they are not NULL or empty.
 CREATE FUNCTION {{ $s }}.read_all(
     p_after_transaction_id xid8   DEFAULT '0',
     p_after_position       bigint DEFAULT 0,
@@ -101,8 +102,8 @@ LANGUAGE sql STABLE AS $$
       FROM {{ $s }}.events AS e
      WHERE (e.transaction_id, e.global_position) > (coalesce(p_after_transaction_id, '0'), coalesce(p_after_position, 0))
        AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-       AND (p_categories IS NULL OR e.category = ANY (p_categories))
-       AND (p_event_types IS NULL OR e.event_type = ANY (p_event_types))
+       AND (coalesce(cardinality(p_categories), 0) = 0 OR e.category = ANY (p_categories))
+       AND (coalesce(cardinality(p_event_types), 0) = 0 OR e.event_type = ANY (p_event_types))
      ORDER BY e.transaction_id, e.global_position
      LIMIT CASE WHEN p_max_count < 0 THEN {{ $s }}.invalid_argument('read_all', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END

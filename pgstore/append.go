@@ -21,7 +21,9 @@ func (s *Store) Append(ctx context.Context, streamID string, expected es.Expecte
 //
 // The append runs inside a savepoint: when it fails (a version conflict, a
 // duplicate id, bad input) the savepoint is rolled back and tx stays usable,
-// so the caller may continue, retry or commit its other work. The events are
+// so the caller may continue, retry or commit its other work. (A ctx
+// cancelled while the append is in flight is different: pgx then closes the
+// connection, which ends tx.) The events are
 // visible to readers of the global log only once tx commits, and while tx is
 // open it holds the stream's row lock, so other appends to the same stream
 // wait for it: keep such transactions short.
@@ -52,10 +54,15 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expect
 	}
 	if err != nil {
 		// Undo the failed append, keeping the caller's transaction usable.
-		// A cancelled ctx must not stop the cleanup.
-		cleanup := context.WithoutCancel(ctx)
-		if _, rerr := tx.Exec(cleanup, "ROLLBACK TO SAVEPOINT es_append"); rerr == nil {
-			_, _ = tx.Exec(cleanup, "RELEASE SAVEPOINT es_append")
+		// Only when the server reports the transaction failed: when
+		// nothing was sent (ctx already cancelled) there is no savepoint,
+		// and rolling back to it would itself fail the transaction. A
+		// cancelled ctx must not stop the cleanup.
+		if tx.Conn().PgConn().TxStatus() == 'E' {
+			cleanup := context.WithoutCancel(ctx)
+			if _, rerr := tx.Exec(cleanup, "ROLLBACK TO SAVEPOINT es_append"); rerr == nil {
+				_, _ = tx.Exec(cleanup, "RELEASE SAVEPOINT es_append")
+			}
 		}
 		return es.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", streamID, interpretError(err))
 	}
@@ -101,13 +108,13 @@ func scanAppendResult(row pgx.Row, streamID string) (es.AppendResult, error) {
 	var (
 		r                 es.AppendResult
 		lastPos, firstPos int64
-		txKey             uint64
+		lastKey, firstKey uint64
 	)
-	if err := row.Scan(&r.StreamVersion, &lastPos, &txKey, &r.FirstVersion, &firstPos); err != nil {
+	if err := row.Scan(&r.StreamVersion, &lastPos, &lastKey, &r.FirstVersion, &firstPos, &firstKey); err != nil {
 		return es.AppendResult{}, err
 	}
 	r.StreamID = streamID
-	r.FirstPosition = es.NewPosition(txKey, firstPos)
-	r.LastPosition = es.NewPosition(txKey, lastPos)
+	r.FirstPosition = es.NewPosition(firstKey, firstPos)
+	r.LastPosition = es.NewPosition(lastKey, lastPos)
 	return r, nil
 }

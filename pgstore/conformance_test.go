@@ -6,6 +6,7 @@ import (
 	"github.com/pgevent/es"
 	"github.com/pgevent/es/estest"
 	"github.com/pgevent/es/internal/pgtest"
+	"github.com/pgevent/es/pgstore"
 )
 
 // TestConformance runs the suite every es.Store must pass, each subtest on a
@@ -13,4 +14,18 @@ import (
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	estest.Run(t, func(t *testing.T) es.Store { return pgtest.Store(t) })
+}
+
+// TestConformanceSmallPages runs the suite again with pages of two events,
+// so that every read test also exercises paging in ReadStream and ReadAll.
+func TestConformanceSmallPages(t *testing.T) {
+	t.Parallel()
+	estest.Run(t, func(t *testing.T) es.Store {
+		pool, schema := pgtest.NewSchema(t)
+		s, err := pgstore.New(pool, &pgstore.Config{Schema: schema, ReadBatchSize: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
 }

@@ -27,7 +27,7 @@
 // translates them in one place into the es errors: PE001 into
 // *es.VersionConflictError (es.ErrWrongVersion), PE002 into
 // es.ErrDuplicateEvent, PE003 into es.ErrInvalidArgument. Callers never
-// need *pgconn.PgError, though errors.As still finds it.
+// need *pgconn.PgError (errors.As still finds it for PE002 and PE003).
 //
 // # Ordering
 //

@@ -580,8 +580,48 @@ func TestOrderingSQLStateMapping(t *testing.T) {
 			}
 			require.Len(t, errs, 1, "%+v", opts)
 			require.ErrorIs(t, errs[0], es.ErrInvalidArgument, "%+v", opts)
-			require.Equal(t, "PE003", pgCode(errs[0]), "%+v: raised by the SQL function", opts)
 		}
+	})
+
+	t.Run("RaisedWhileRowsStream", func(t *testing.T) {
+		// A read function that raises PE003 on its second row, after the
+		// first has been sent: the iterator yields that event, then exactly
+		// one error, translated from rows.Err.
+		pool, schema := pgtest.NewSchema(t)
+		store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+		require.NoError(t, err)
+		_, err = store.Append(b.ctx, "s-1", es.NoStream, newEvents(3, "E"))
+		require.NoError(t, err)
+		_, err = pool.Exec(b.ctx, fmt.Sprintf(`
+			CREATE OR REPLACE FUNCTION %[1]s.read_stream(p_stream_id text, p_from_version bigint DEFAULT 1, p_max_count int DEFAULT NULL)
+			RETURNS TABLE (global_position bigint, transaction_id xid8, stream_id text, version bigint, event_id uuid,
+			               event_type text, data bytea, metadata bytea, recorded_at timestamptz)
+			LANGUAGE sql STABLE AS $$
+			    SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
+			           e.event_type, e.data, e.metadata, e.recorded_at
+			      FROM %[1]s.events AS e
+			     WHERE e.stream_id = p_stream_id AND e.version >= p_from_version
+			       AND CASE WHEN e.version >= 2
+			                THEN %[1]s.invalid_argument('read_stream', 'test', 'raised mid-stream', e.version) IS NULL
+			                ELSE true END
+			     ORDER BY e.version
+			     LIMIT p_max_count
+			$$`, schema))
+		require.NoError(t, err)
+
+		var got []int64
+		var errs []error
+		for e, err := range store.ReadStream(b.ctx, "s-1", nil) {
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			got = append(got, e.Version)
+		}
+		require.Equal(t, []int64{1}, got)
+		require.Len(t, errs, 1)
+		require.ErrorIs(t, errs[0], es.ErrInvalidArgument)
+		require.Equal(t, "PE003", pgCode(errs[0]), "raised by the SQL function")
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,7 +14,10 @@ import (
 )
 
 // ReadStream returns the events of one stream, streaming rows from the
-// server as the caller iterates; see [es.Store.ReadStream].
+// server as the caller iterates; see [es.Store.ReadStream]. It pages through
+// the stream ReadBatchSize events per query (fetching one more row, so that
+// a stream that fits in a page costs one query), so a caller that stops
+// early has fetched at most one page more than it used.
 func (s *Store) ReadStream(ctx context.Context, streamID string, opts *es.ReadStreamOpts) iter.Seq2[es.Event, error] {
 	return func(yield func(es.Event, error) bool) {
 		if err := es.ValidateStreamID(streamID); err != nil {
@@ -24,39 +28,69 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts *es.ReadSt
 		if opts != nil {
 			o = *opts
 		}
-		query := s.sql.readStream
-		var from, limit any
-		if o.From > 0 {
-			from = o.From
-		}
-		if o.MaxCount != 0 {
-			limit = o.MaxCount
-		}
-		if o.Backwards {
-			query = s.sql.readStreamBackward
-		} else if from == nil {
-			from = int64(1)
-		}
-		rows, err := s.pool.Query(ctx, query, streamID, from, limit)
-		if err != nil {
-			yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, interpretError(err)))
+		if o.MaxCount < 0 {
+			yield(es.Event{}, fmt.Errorf("%w: MaxCount must not be negative", es.ErrInvalidArgument))
 			return
 		}
-		defer rows.Close()
-		for rows.Next() {
-			e := es.Event{StreamID: streamID}
-			if err := scanEvent(rows, &e, nil); err != nil {
-				yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, err))
-				return
-			}
-			if !yield(e, nil) {
-				return
+		query, step := s.sql.readStream, int64(1)
+		from := max(o.From, 1)
+		if o.Backwards {
+			query, step = s.sql.readStreamBackward, -1
+			if o.From <= 0 {
+				from = math.MaxInt64 // from the stream's last version
 			}
 		}
-		if err := rows.Err(); err != nil {
-			yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, interpretError(err)))
+		remaining := o.MaxCount // 0: no limit
+		for {
+			fetch := s.config.ReadBatchSize + 1
+			if remaining > 0 && remaining < fetch {
+				fetch = remaining
+			}
+			n, last, ok := s.readStreamPage(ctx, query, streamID, from, fetch, yield)
+			if !ok || n < fetch {
+				return // stopped, failed, or reached the end of the stream
+			}
+			if remaining > 0 {
+				if remaining -= n; remaining == 0 {
+					return
+				}
+			}
+			if from = last + step; from < 1 {
+				return
+			}
 		}
 	}
+}
+
+// readStreamPage reads up to limit events of a stream from version from (in
+// the query's direction), yielding each. It returns how many it read, the
+// last version read, and false when iteration must stop (the consumer
+// stopped, or an error was yielded).
+func (s *Store) readStreamPage(ctx context.Context, query, streamID string, from int64, limit int,
+	yield func(es.Event, error) bool) (int, int64, bool) {
+	rows, err := s.pool.Query(ctx, query, streamID, from, limit)
+	if err != nil {
+		yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, interpretError(err)))
+		return 0, 0, false
+	}
+	defer rows.Close()
+	n, last := 0, int64(0)
+	for rows.Next() {
+		e := es.Event{StreamID: streamID}
+		if err := scanEvent(rows, &e, nil); err != nil {
+			yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, err))
+			return n, last, false
+		}
+		n, last = n+1, e.Version
+		if !yield(e, nil) {
+			return n, last, false
+		}
+	}
+	if err := rows.Err(); err != nil {
+		yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, interpretError(err)))
+		return n, last, false
+	}
+	return n, last, true
 }
 
 // ReadAll returns the global log after opts.After, paging through it

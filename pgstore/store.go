@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,8 +18,10 @@ type Config struct {
 	// Schema is the schema the es tables and functions live in (see
 	// [Migrate]). Defaults to "es".
 	Schema string
-	// ReadBatchSize is how many events [Store.ReadAll] fetches per query as
-	// it pages through the log. Defaults to 1000.
+	// ReadBatchSize is how many events [Store.ReadAll] and
+	// [Store.ReadStream] fetch per query as they page through the log or a
+	// stream; it bounds what a reader that stops early has fetched for
+	// nothing. Defaults to 1000.
 	ReadBatchSize int
 }
 
@@ -26,11 +29,15 @@ func (c *Config) validate() error {
 	if err := validSchema(c.Schema); err != nil {
 		return err
 	}
-	if c.ReadBatchSize < 1 {
-		return fmt.Errorf("pgstore: ReadBatchSize must be positive, got %d", c.ReadBatchSize)
+	if c.ReadBatchSize < 1 || c.ReadBatchSize > maxBatch {
+		return fmt.Errorf("pgstore: ReadBatchSize must be between 1 and %d, got %d", maxBatch, c.ReadBatchSize)
 	}
 	return nil
 }
+
+// maxBatch is the largest page size: the SQL functions take an int4 count,
+// and one more row than a page is fetched to tell whether another follows.
+const maxBatch = math.MaxInt32 - 1
 
 // Store is the PostgreSQL event store. It calls the PL/pgSQL functions of
 // the es schema; it holds no state of its own beyond the pool and is safe
@@ -78,7 +85,7 @@ type queries struct {
 func newQueries(schema string) queries {
 	const eventColumns = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at"
 	return queries{
-		append: "SELECT stream_version, last_position, transaction_id, first_version, first_position FROM " +
+		append: "SELECT stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id FROM " +
 			schema + ".append($1, $2, $3, $4, $5, $6)",
 		readStream:         "SELECT " + eventColumns + " FROM " + schema + ".read_stream($1, $2, $3)",
 		readStreamBackward: "SELECT " + eventColumns + " FROM " + schema + ".read_stream_backward($1, $2, $3)",
