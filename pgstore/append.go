@@ -13,7 +13,15 @@ import (
 // Append appends events to a stream atomically in one round trip; see
 // [es.Store.Append] for the semantics and errors.
 func (s *Store) Append(ctx context.Context, streamID string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
-	return s.append(ctx, s.pool, streamID, expected, events)
+	args, err := appendArgs(streamID, expected, events)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	res, err := scanAppendResult(s.pool.QueryRow(ctx, s.sql.append, args...), streamID)
+	if err != nil {
+		return es.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", streamID, interpretError(err))
+	}
+	return res, nil
 }
 
 // AppendTx appends events within the caller's transaction tx, so that the
@@ -64,18 +72,6 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expect
 				_, _ = tx.Exec(cleanup, "RELEASE SAVEPOINT es_append")
 			}
 		}
-		return es.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", streamID, interpretError(err))
-	}
-	return res, nil
-}
-
-func (s *Store) append(ctx context.Context, db executor, streamID string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
-	args, err := appendArgs(streamID, expected, events)
-	if err != nil {
-		return es.AppendResult{}, err
-	}
-	res, err := scanAppendResult(db.QueryRow(ctx, s.sql.append, args...), streamID)
-	if err != nil {
 		return es.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", streamID, interpretError(err))
 	}
 	return res, nil

@@ -2,12 +2,9 @@ package pgstore
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"math"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgevent/es"
@@ -92,11 +89,4 @@ func newQueries(schema string) queries {
 		readAll:            "SELECT stream_id, " + eventColumns + " FROM " + schema + ".read_all($1, $2, $3, $4, $5)",
 		streamInfo:         "SELECT version, stream_exists, created_at, updated_at FROM " + schema + ".stream_info($1)",
 	}
-}
-
-// executor is what both a pool and a transaction can do.
-type executor interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
