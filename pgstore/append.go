@@ -27,14 +27,16 @@ func (s *Store) Append(ctx context.Context, streamID string, expected es.Expecte
 // AppendTx appends events within the caller's transaction tx, so that the
 // events commit (or roll back) together with the caller's other writes.
 //
-// The append runs inside a savepoint: when it fails (a version conflict, a
-// duplicate id, bad input) the savepoint is rolled back and tx stays usable,
-// so the caller may continue, retry or commit its other work. (A ctx
-// cancelled while the append is in flight is different: pgx then closes the
-// connection, which ends tx.) The events are
-// visible to readers of the global log only once tx commits, and while tx is
-// open it holds the stream's row lock, so other appends to the same stream
-// wait for it: keep such transactions short.
+// The append runs inside a savepoint, sent with it in one round trip: when
+// it fails (a version conflict, a duplicate id, bad input) the savepoint is
+// rolled back and tx stays usable, so the caller may continue, retry or
+// commit its other work. (A ctx cancelled while the append is in flight is
+// different: pgx then closes the connection, which ends tx.)
+//
+// The events are visible to readers of the global log only once tx commits,
+// and while tx is open it holds the stream's row lock (other appends to the
+// same stream wait for it) and holds readers of the global log back: keep
+// such transactions short.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
 	if tx == nil {
 		return es.AppendResult{}, fmt.Errorf("%w: AppendTx needs a transaction", es.ErrInvalidArgument)
