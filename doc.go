@@ -34,10 +34,31 @@
 // that remembers the last [Position] it saw never skips an event. Both
 // return iterators that stream rows.
 //
+// # Events as Go structs
+//
+// A [Registry] maps stable type names to Go struct types, with no global
+// state: [Register] adds a type, [Registry.NewEvent] encodes a struct (and
+// its [Metadata]: correlation id, causation id, headers) into a [NewEvent],
+// and [Registry.Decode] turns a stored [Event] back into the struct.
+// Payloads are msgpack; uuid.UUID fields are written as canonical strings
+// and times as msgpack timestamps (decoded in UTC), so the stored bytes stay
+// readable from SQL. Old event shapes are read through upcasters
+// ([Registry.RegisterUpcaster]) that rename types and fields or add
+// defaults, chained until the current type.
+//
+// # Aggregates
+//
+// An aggregate embeds [AggregateBase] and implements Apply(event any) error
+// with a plain type switch. Commands call [Record], which applies an event
+// and queues it as pending; [Rehydrate] and [RehydrateSeq] rebuild an
+// aggregate from stored events, without any store, for tests.
+//
 // # Errors
 //
 //   - [ErrWrongVersion] / *[VersionConflictError]: expected version mismatch;
 //   - [ErrDuplicateEvent]: event ids already stored, not as an exact retry;
 //   - [ErrInvalidArgument]: input that can never succeed; nothing is written;
-//   - [ErrNotFound]: the stream does not exist ([Store.StreamInfo]).
+//   - [ErrNotFound]: the stream does not exist ([Store.StreamInfo]);
+//   - [ErrUnknownEventType] / *[UnknownEventTypeError]: a stored event type
+//     the [Registry] does not know ([Registry.Decode]).
 package es

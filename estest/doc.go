@@ -1,4 +1,5 @@
-// Package estest is the conformance suite that every [es.Store] must pass.
+// Package estest is the conformance suite that every [es.Store] must pass,
+// and given/when/then helpers for testing aggregates.
 //
 // [Run] runs the same tests against any store, so that pgstore and memstore
 // are checked to have the same semantics:
@@ -31,6 +32,17 @@
 // events a test appended are visible: a PostgreSQL store shows an event only
 // once every transaction that could precede it has ended, and other tests
 // may be writing to the same cluster at the same time.
+//
+// # Testing aggregates
+//
+// [Given] rebuilds an aggregate from past events, [Scenario.When] runs a
+// command on it, and [Scenario.Then], [Scenario.ThenNothing] or
+// [Scenario.ThenError] check the events it recorded or the error it
+// returned:
+//
+//	estest.Given(t, newAccount, Opened{Owner: "ann"}, Deposited{Amount: 10}).
+//		When(func(a *Account) error { return a.Withdraw(4) }).
+//		Then(Withdrawn{Amount: 4})
 //
 // # Adding a test
 //

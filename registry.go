@@ -1,0 +1,262 @@
+package es
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+)
+
+// ErrUnknownEventType is returned (as a *[UnknownEventTypeError]) when an
+// event's type name is not registered in the [Registry] that decodes it.
+var ErrUnknownEventType = errors.New("es: unknown event type")
+
+// ErrUpcasterLoop is returned when a chain of upcasters leads back to a type
+// name it already passed through.
+var ErrUpcasterLoop = errors.New("es: upcaster loop")
+
+// UnknownEventTypeError reports an event whose type is not registered.
+// errors.Is(err, ErrUnknownEventType) is true for it.
+type UnknownEventTypeError struct {
+	// Type is the type name that is not registered: the stored type, or the
+	// name the upcasters turned it into.
+	Type string
+	// StreamID is the stream the event was read from.
+	StreamID string
+	// Version is the event's version in its stream.
+	Version int64
+}
+
+// Error implements error.
+func (e *UnknownEventTypeError) Error() string {
+	return fmt.Sprintf("es: unknown event type %q (stream %q, version %d)", e.Type, e.StreamID, e.Version)
+}
+
+// Is makes errors.Is(err, ErrUnknownEventType) true.
+func (e *UnknownEventTypeError) Is(target error) bool { return target == ErrUnknownEventType }
+
+// Registry maps stable event type names to Go struct types and encodes and
+// decodes events with msgpack. There is no global registry: create one with
+// [NewRegistry], register every event type (and upcaster) at start-up, then
+// share it. All methods are safe for concurrent use; registration takes a
+// lock, so registering while other goroutines decode is safe but rarely
+// useful.
+//
+// # Encoding
+//
+// Events are msgpack maps keyed by field name: the Go field name unless a
+// `msgpack:"name"` tag says otherwise, as msgpack/v5 does by default.
+// `msgpack:"-"` skips a field, `msgpack:",omitempty"` omits an empty one,
+// anonymous struct fields are inlined. Other msgpack tag options (as_array,
+// inline on named fields) and embedded struct pointers are refused at
+// registration. Integers are written in their most compact msgpack form and
+// decode into any Go integer type they fit.
+//
+// Three types are encoded by the registry itself rather than by msgpack's
+// defaults, without touching msgpack's process-global type table:
+//
+//   - uuid.UUID (github.com/google/uuid) is written as its canonical
+//     36-character lowercase string ("6ba7b810-9dad-11d1-80b4-00c04fd430c8"),
+//     so that the SQL function msgpack_to_jsonb shows it readably. Decoding
+//     accepts that string (or any form uuid.Parse accepts), msgpack's default
+//     16-byte binary form, and nil (the zero UUID). This applies wherever a
+//     UUID appears inside the event: fields, pointers, slices, arrays, map
+//     keys and values, nested structs. It does not apply inside values that
+//     choose their own encoding (msgpack.CustomEncoder, Marshaler,
+//     encoding.BinaryMarshaler or TextMarshaler) nor inside interface-typed
+//     fields (any), which msgpack encodes itself (a UUID there becomes 16
+//     raw bytes).
+//   - time.Time is written with the msgpack timestamp extension (type -1)
+//     with full nanosecond precision; the zero time is written as nil.
+//     Decoded times are the same instant, always in time.UTC (the original
+//     Location is not stored), so compare them with time.Time.Equal or
+//     convert the original with UTC().
+//   - []byte is written as msgpack bin and decodes to the same bytes (a nil
+//     slice decodes to nil, an empty one to an empty one).
+type Registry struct {
+	mu        sync.RWMutex
+	byName    map[string]*eventType
+	byType    map[reflect.Type]*eventType
+	upcasters map[string]Upcaster
+}
+
+// eventType is one registered event type with its compiled codec.
+type eventType struct {
+	name  string
+	typ   reflect.Type
+	codec *typeCodec
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{
+		byName:    map[string]*eventType{},
+		byType:    map[reflect.Type]*eventType{},
+		upcasters: map[string]Upcaster{},
+	}
+}
+
+// Register maps the type name name to the struct type T. Events of type T
+// (or *T) encode under name, and stored events of type name decode into a T.
+//
+// It returns an error wrapping [ErrInvalidArgument] for an empty name, a
+// name already registered (or handled by an upcaster), a type already
+// registered under another name, a T that is not a struct, or a struct the
+// codec cannot handle. The codec of T is compiled once, here.
+func Register[T any](r *Registry, name string) error {
+	t := reflect.TypeFor[T]()
+	if name == "" {
+		return fmt.Errorf("%w: registering %s: empty event type name", ErrInvalidArgument, t)
+	}
+	if !validText(name) {
+		return fmt.Errorf("%w: registering %s: event type name %q contains a NUL byte or invalid UTF-8", ErrInvalidArgument, t, name)
+	}
+	if t.Kind() != reflect.Struct {
+		return fmt.Errorf("%w: registering %q: %s is not a struct type", ErrInvalidArgument, name, t)
+	}
+	codec, err := newCodecBuilder().build(t)
+	if err != nil {
+		return fmt.Errorf("registering %q: %w", name, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if et, ok := r.byName[name]; ok {
+		return fmt.Errorf("%w: event type name %q is already registered for %s", ErrInvalidArgument, name, et.typ)
+	}
+	if _, ok := r.upcasters[name]; ok {
+		return fmt.Errorf("%w: event type name %q already has an upcaster; a current type cannot be upcast", ErrInvalidArgument, name)
+	}
+	if et, ok := r.byType[t]; ok {
+		return fmt.Errorf("%w: %s is already registered as %q", ErrInvalidArgument, t, et.name)
+	}
+	et := &eventType{name: name, typ: t, codec: codec}
+	r.byName[name] = et
+	r.byType[t] = et
+	return nil
+}
+
+// lookupValue finds the registered type of event (a T or a *T) and returns
+// an addressable value of T.
+func (r *Registry) lookupValue(event any) (*eventType, reflect.Value, error) {
+	v := reflect.ValueOf(event)
+	if !v.IsValid() {
+		return nil, reflect.Value{}, fmt.Errorf("%w: nil event", ErrInvalidArgument)
+	}
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil, reflect.Value{}, fmt.Errorf("%w: nil %s event", ErrInvalidArgument, v.Type())
+		}
+		v = v.Elem()
+	}
+	r.mu.RLock()
+	et, ok := r.byType[v.Type()]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, reflect.Value{}, fmt.Errorf("%w: event type %s is not registered", ErrInvalidArgument, v.Type())
+	}
+	if !v.CanAddr() {
+		// Fields whose msgpack methods have pointer receivers need an
+		// addressable value.
+		p := reflect.New(v.Type()).Elem()
+		p.Set(v)
+		v = p
+	}
+	return et, v, nil
+}
+
+// TypeName returns the name event's type (T or *T) is registered under, or
+// an error wrapping [ErrInvalidArgument] when it is not registered.
+func (r *Registry) TypeName(event any) (string, error) {
+	et, _, err := r.lookupValue(event)
+	if err != nil {
+		return "", err
+	}
+	return et.name, nil
+}
+
+// Encode returns the registered type name of event (a registered T or *T)
+// and its msgpack encoding. An unregistered type is an error wrapping
+// [ErrInvalidArgument] that names the Go type.
+func (r *Registry) Encode(event any) (name string, data []byte, err error) {
+	et, v, err := r.lookupValue(event)
+	if err != nil {
+		return "", nil, err
+	}
+	data, err = encodeWith(et.codec.enc, v)
+	if err != nil {
+		return "", nil, fmt.Errorf("encoding %q: %w", et.name, err)
+	}
+	return et.name, data, nil
+}
+
+// NewEvent encodes event and md into a [NewEvent] ready to append, with a
+// zero ID (the store picks one). A nil md gives nil metadata.
+func (r *Registry) NewEvent(event any, md *Metadata) (NewEvent, error) {
+	name, data, err := r.Encode(event)
+	if err != nil {
+		return NewEvent{}, err
+	}
+	meta, err := EncodeMetadata(md)
+	if err != nil {
+		return NewEvent{}, err
+	}
+	return NewEvent{Type: name, Data: data, Metadata: meta}, nil
+}
+
+// DecodeOpts shapes a [Registry.DecodeWith] call. A nil *DecodeOpts is the
+// zero value.
+type DecodeOpts struct {
+	// AllowUnknown returns a [RawEvent] instead of an
+	// *[UnknownEventTypeError] for an event whose type (after upcasting) is
+	// not registered. Defaults to false.
+	AllowUnknown bool
+}
+
+// RawEvent is what [Registry.DecodeWith] returns, with
+// [DecodeOpts.AllowUnknown], for an event of an unregistered type: the
+// stored event, untouched (its Type and Data are as stored, not upcast).
+type RawEvent struct {
+	Event
+}
+
+// Decode upcasts e (see [Registry.RegisterUpcaster]) and decodes it into a
+// value of its registered type T (a T, not a *T).
+//
+// An unregistered type is an *[UnknownEventTypeError] (errors.Is(err,
+// [ErrUnknownEventType])); an upcaster's error or an upcaster loop
+// ([ErrUpcasterLoop]) is wrapped with the event's stream and version.
+func (r *Registry) Decode(e Event) (any, error) {
+	return r.DecodeWith(e, nil)
+}
+
+// DecodeWith is [Registry.Decode] with options: with opts.AllowUnknown, an
+// event of an unregistered type is returned as a [RawEvent] and no error.
+func (r *Registry) DecodeWith(e Event, opts *DecodeOpts) (any, error) {
+	name, data := e.Type, e.Data
+	r.mu.RLock()
+	_, hasUp := r.upcasters[name]
+	r.mu.RUnlock()
+	if hasUp {
+		var err error
+		name, data, err = r.upcast(name, data)
+		if err != nil {
+			return nil, fmt.Errorf("es: upcasting event %q (stream %q, version %d): %w", e.Type, e.StreamID, e.Version, err)
+		}
+	}
+	r.mu.RLock()
+	et, ok := r.byName[name]
+	r.mu.RUnlock()
+	if !ok {
+		if opts != nil && opts.AllowUnknown {
+			return RawEvent{Event: e}, nil
+		}
+		return nil, &UnknownEventTypeError{Type: name, StreamID: e.StreamID, Version: e.Version}
+	}
+	v := reflect.New(et.typ).Elem()
+	if len(data) > 0 {
+		if err := decodeWith(et.codec.dec, data, v); err != nil {
+			return nil, fmt.Errorf("es: decoding event %q (stream %q, version %d): %w", name, e.StreamID, e.Version, err)
+		}
+	}
+	return v.Interface(), nil
+}
