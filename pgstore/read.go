@@ -75,9 +75,11 @@ func (s *Store) readStreamPage(ctx context.Context, query, streamID string, from
 	}
 	defer rows.Close()
 	n, last := 0, int64(0)
+	sc := newEventScanner(false)
+	sc.e.StreamID = streamID
 	for rows.Next() {
-		e := es.Event{StreamID: streamID}
-		if err := scanEvent(rows, &e, nil); err != nil {
+		e, err := sc.scan(rows)
+		if err != nil {
 			yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, err))
 			return n, last, false
 		}
@@ -150,9 +152,10 @@ func (s *Store) readAllPage(ctx context.Context, after *es.Position, limit int, 
 	}
 	defer rows.Close()
 	n := 0
+	sc := newEventScanner(true)
 	for rows.Next() {
-		var e es.Event
-		if err := scanEvent(rows, &e, &e.StreamID); err != nil {
+		e, err := sc.scan(rows)
+		if err != nil {
 			yield(es.Event{}, fmt.Errorf("pgstore: read all: %w", err))
 			return n, false
 		}
@@ -169,22 +172,36 @@ func (s *Store) readAllPage(ctx context.Context, after *es.Position, limit int, 
 	return n, true
 }
 
-// scanEvent scans a row of the event columns (preceded by stream_id when
-// streamID is not nil) into e.
-func scanEvent(rows pgx.Rows, e *es.Event, streamID *string) error {
-	var (
-		global int64
-		txKey  uint64
-	)
-	dest := []any{&global, &txKey, &e.Version, &e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt}
-	if streamID != nil {
-		dest = append([]any{streamID}, dest...)
+// eventScanner scans rows of the event columns (preceded by stream_id when
+// withStream) into events, reusing its scan destinations across rows.
+type eventScanner struct {
+	e      es.Event
+	global int64
+	txKey  uint64
+	dest   []any
+}
+
+func newEventScanner(withStream bool) *eventScanner {
+	sc := &eventScanner{}
+	// event_id is scanned as [16]byte, pgx's native form for uuid; a
+	// uuid.UUID destination would go through its slower sql.Scanner path.
+	sc.dest = []any{&sc.global, &sc.txKey, &sc.e.Version, (*[16]byte)(&sc.e.ID), &sc.e.Type,
+		&sc.e.Data, &sc.e.Metadata, &sc.e.RecordedAt}
+	if withStream {
+		sc.dest = append([]any{&sc.e.StreamID}, sc.dest...)
 	}
-	if err := rows.Scan(dest...); err != nil {
-		return err
+	return sc
+}
+
+// scan reads the current row into a new event.
+func (sc *eventScanner) scan(rows pgx.Rows) (es.Event, error) {
+	sc.e.Data, sc.e.Metadata = nil, nil // fresh slices for every event
+	if err := rows.Scan(sc.dest...); err != nil {
+		return es.Event{}, err
 	}
-	e.Position = es.NewPosition(txKey, global)
-	return nil
+	e := sc.e
+	e.Position = es.NewPosition(sc.txKey, sc.global)
+	return e, nil
 }
 
 // StreamInfo returns the stream's version and times, or [es.ErrNotFound].

@@ -1,0 +1,318 @@
+package es
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"reflect"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RepositoryConfig configures a [Repository]. A nil *RepositoryConfig uses
+// every default.
+type RepositoryConfig struct {
+	// Category is the stream category: an aggregate with id X lives in the
+	// stream "<Category>-<X>". It must not be empty nor contain '-'.
+	// Defaults to the aggregate's Go type name in lower case (type Order
+	// gives "order").
+	Category string
+	// MaxRetries bounds how many times [Repository.Update] reloads the
+	// aggregate and runs the command again after a version conflict; it
+	// must not be negative. Defaults to 3 (0 means the default).
+	MaxRetries int
+}
+
+// defaultMaxRetries is the default of [RepositoryConfig.MaxRetries].
+const defaultMaxRetries = 3
+
+// TxAppender is a [Store] that can append in the caller's pgx transaction
+// (pgstore.Store is one). [Repository.SaveTx] needs it.
+type TxAppender interface {
+	// AppendTx is [Store.Append] inside tx: the events become visible when
+	// tx commits and are discarded if it rolls back.
+	AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expected ExpectedVersion, events []NewEvent) (AppendResult, error)
+}
+
+// Repository loads and saves aggregates of type A, each in its own stream
+// "<category>-<id>", through a [Store] and a [Registry]. It works the same
+// on every store. A Repository is safe for concurrent use; the aggregates
+// it returns are not.
+//
+// Loading replays the stream through the aggregate's Apply as the events
+// are read and decoded, without holding the history in memory. Saving
+// appends the aggregate's pending events expecting the stream to be at the
+// version the aggregate was loaded at, so a concurrent writer makes the
+// save fail with a *[VersionConflictError] rather than be overwritten;
+// [Repository.Update] turns that into a reload and a retry.
+type Repository[A Aggregate] struct {
+	store        Store
+	registry     *Registry
+	newAggregate func() A
+	category     string
+	maxRetries   int
+}
+
+// NewRepository returns a repository of aggregates of type A in store,
+// with events encoded and decoded by registry. newAggregate returns a fresh,
+// empty, non-nil aggregate (for example func() *Order { return &Order{} });
+// it is called for every load and every [Repository.New].
+//
+// It returns an error wrapping [ErrInvalidArgument] for a nil store,
+// registry or newAggregate, or an invalid config.
+func NewRepository[A Aggregate](store Store, registry *Registry, newAggregate func() A, config *RepositoryConfig) (*Repository[A], error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: repository: nil store", ErrInvalidArgument)
+	}
+	if registry == nil {
+		return nil, fmt.Errorf("%w: repository: nil registry", ErrInvalidArgument)
+	}
+	if newAggregate == nil {
+		return nil, fmt.Errorf("%w: repository: nil newAggregate", ErrInvalidArgument)
+	}
+	var c RepositoryConfig
+	if config != nil {
+		c = *config
+	}
+	if c.Category == "" {
+		c.Category = defaultCategory[A](newAggregate)
+	}
+	c.MaxRetries = cmp.Or(c.MaxRetries, defaultMaxRetries)
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &Repository[A]{
+		store:        store,
+		registry:     registry,
+		newAggregate: newAggregate,
+		category:     c.Category,
+		maxRetries:   c.MaxRetries,
+	}, nil
+}
+
+// validate checks a config whose defaults are filled in.
+func (c *RepositoryConfig) validate() error {
+	switch {
+	case c.Category == "":
+		return fmt.Errorf("%w: repository: empty category", ErrInvalidArgument)
+	case strings.Contains(c.Category, "-"):
+		return fmt.Errorf("%w: repository: category %q contains '-'", ErrInvalidArgument, c.Category)
+	case !validText(c.Category):
+		return fmt.Errorf("%w: repository: category contains a NUL byte or invalid UTF-8", ErrInvalidArgument)
+	case c.MaxRetries < 0:
+		return fmt.Errorf("%w: repository: negative MaxRetries %d", ErrInvalidArgument, c.MaxRetries)
+	}
+	return nil
+}
+
+// defaultCategory returns the lower-cased name of A's type, pointers
+// dereferenced. When A is an interface type, the dynamic type of an
+// aggregate newAggregate returns is used instead.
+func defaultCategory[A Aggregate](newAggregate func() A) string {
+	t := reflect.TypeFor[A]()
+	if t.Kind() == reflect.Interface {
+		t = reflect.TypeOf(newAggregate())
+		if t == nil {
+			return ""
+		}
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return strings.ToLower(t.Name())
+}
+
+// StreamID returns the id of the stream of the aggregate with id id:
+// "<category>-<id>".
+func (r *Repository[A]) StreamID(id string) string { return r.category + "-" + id }
+
+// New returns a fresh aggregate with its id set to id, for creating a new
+// aggregate: record its first events with commands, then [Repository.Save]
+// it (which fails with a *[VersionConflictError] if the stream already
+// exists). Nothing is stored until then.
+func (r *Repository[A]) New(id string) A {
+	agg := r.newAggregate()
+	agg.SetID(id)
+	return agg
+}
+
+// Load reads the aggregate's stream and replays it: every event is decoded
+// with the registry and applied as it is read, without holding the history
+// in memory. The aggregate returned has its id set (before the first event
+// is applied), nothing pending, and StoredVersion equal to the stream's
+// version.
+//
+// Errors: [ErrNotFound] (wrapped) when the stream has no events;
+// [ErrInvalidArgument] for an empty id; a read, decode (such as
+// [ErrUnknownEventType]) or Apply error, wrapped with the stream id.
+func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
+	var zero A
+	if id == "" {
+		return zero, fmt.Errorf("%w: loading %s: empty aggregate id", ErrInvalidArgument, r.category)
+	}
+	streamID := r.StreamID(id)
+	if err := ValidateStreamID(streamID); err != nil {
+		return zero, fmt.Errorf("loading %q: %w", streamID, err)
+	}
+	agg := r.newAggregate()
+	if _, err := baseOf(agg); err != nil {
+		return zero, fmt.Errorf("loading %q: newAggregate: %w", streamID, err)
+	}
+	agg.SetID(id)
+	if err := RehydrateSeq(agg, r.decoded(ctx, streamID)); err != nil {
+		return zero, fmt.Errorf("loading %q: %w", streamID, err)
+	}
+	if agg.StoredVersion() == 0 {
+		return zero, fmt.Errorf("loading %q: %w", streamID, ErrNotFound)
+	}
+	return agg, nil
+}
+
+// decoded returns the events of the stream, read and decoded one at a time.
+// It checks that versions run 1, 2, 3... so that the aggregate's stored
+// version is the stream's.
+func (r *Repository[A]) decoded(ctx context.Context, streamID string) iter.Seq2[any, error] {
+	return func(yield func(any, error) bool) {
+		var want int64
+		for e, err := range r.store.ReadStream(ctx, streamID, nil) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if want++; e.Version != want {
+				yield(nil, fmt.Errorf("store returned version %d where %d was expected", e.Version, want))
+				return
+			}
+			event, err := r.registry.Decode(e)
+			if !yield(event, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Save appends the aggregate's pending events to its stream, expecting the
+// stream to be at the aggregate's StoredVersion ([NoStream] for a new
+// aggregate), and then marks them committed ([Aggregate.Commit]). With
+// nothing pending it does nothing and returns nil.
+//
+// Every event is encoded with the registry; metadata set on ctx with
+// [WithMetadata] is stored on every event of the save. Either all the
+// events are stored or none is.
+//
+// On a version conflict the error is the store's *[VersionConflictError]
+// (errors.Is(err, [ErrWrongVersion]) and errors.As work) and the pending
+// events are kept: reload and run the command again, or use
+// [Repository.Update], which does. A nil aggregate, an empty id or an
+// event of an unregistered type is an error wrapping [ErrInvalidArgument],
+// and nothing is written.
+func (r *Repository[A]) Save(ctx context.Context, agg A) error {
+	return r.save(ctx, agg, r.store.Append)
+}
+
+// SaveTx is [Repository.Save] in the caller's transaction tx, so that the
+// events are stored if and only if the caller's other writes are (a
+// read-model row, an outbox message): the store must be a [TxAppender]
+// (pgstore.Store is), otherwise SaveTx returns an error wrapping
+// [ErrInvalidArgument].
+//
+// The aggregate is marked committed as soon as the append succeeds, before
+// tx commits. If tx then rolls back, the aggregate no longer matches the
+// store: throw it away and load it again.
+func (r *Repository[A]) SaveTx(ctx context.Context, tx pgx.Tx, agg A) error {
+	txa, ok := r.store.(TxAppender)
+	if !ok {
+		return fmt.Errorf("%w: SaveTx: store %T cannot append in a caller's transaction (it is not an es.TxAppender)", ErrInvalidArgument, r.store)
+	}
+	if tx == nil {
+		return fmt.Errorf("%w: SaveTx: nil transaction", ErrInvalidArgument)
+	}
+	return r.save(ctx, agg, func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent) (AppendResult, error) {
+		return txa.AppendTx(ctx, tx, streamID, expected, events)
+	})
+}
+
+// appendFunc is Store.Append or a TxAppender's AppendTx in a transaction.
+type appendFunc func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent) (AppendResult, error)
+
+// save is Save and SaveTx.
+func (r *Repository[A]) save(ctx context.Context, agg A, appendEvents appendFunc) error {
+	if _, err := baseOf(agg); err != nil {
+		return fmt.Errorf("saving %s: %w", r.category, err)
+	}
+	id := agg.ID()
+	if id == "" {
+		return fmt.Errorf("%w: saving %s: aggregate has an empty id", ErrInvalidArgument, r.category)
+	}
+	streamID := r.StreamID(id)
+	pending := agg.Pending()
+	if len(pending) == 0 {
+		return nil
+	}
+	var meta []byte
+	if md, ok := MetadataFrom(ctx); ok {
+		var err error
+		if meta, err = EncodeMetadata(&md); err != nil {
+			return fmt.Errorf("saving %q: %w", streamID, err)
+		}
+	}
+	events := make([]NewEvent, len(pending))
+	for i, p := range pending {
+		e, err := r.registry.NewEvent(p, nil)
+		if err != nil {
+			return fmt.Errorf("saving %q: pending event %d (%T): %w", streamID, i, p, err)
+		}
+		e.Metadata = meta
+		events[i] = e
+	}
+	expected := NoStream
+	if v := agg.StoredVersion(); v > 0 {
+		expected = Exactly(v)
+	}
+	if _, err := appendEvents(ctx, streamID, expected, events); err != nil {
+		return fmt.Errorf("saving %q: %w", streamID, err)
+	}
+	agg.Commit()
+	return nil
+}
+
+// Update loads the aggregate, runs command on it and saves the events the
+// command recorded. When the save meets a version conflict (another writer
+// appended to the stream since the load), it loads the aggregate again and
+// reruns command on the fresh state, at most MaxRetries more times
+// ([RepositoryConfig.MaxRetries]); after that it returns the last conflict
+// error (a *[VersionConflictError]). command must therefore be safe to run
+// more than once, and must only change the aggregate (through [Record]).
+//
+// It returns the saved aggregate. An error returned by command is returned
+// as is and nothing is saved. Update of an aggregate whose stream has no
+// events fails with [ErrNotFound]: create aggregates with
+// [Repository.New], commands and [Repository.Save].
+func (r *Repository[A]) Update(ctx context.Context, id string, command func(A) error) (A, error) {
+	var zero A
+	if command == nil {
+		return zero, fmt.Errorf("%w: updating %s: nil command", ErrInvalidArgument, r.category)
+	}
+	for attempt := 0; ; attempt++ {
+		agg, err := r.Load(ctx, id)
+		if err != nil {
+			return zero, err
+		}
+		if err := command(agg); err != nil {
+			return zero, err
+		}
+		err = r.Save(ctx, agg)
+		if err == nil {
+			return agg, nil
+		}
+		if !errors.Is(err, ErrWrongVersion) {
+			return zero, err
+		}
+		if attempt >= r.maxRetries {
+			return zero, fmt.Errorf("updating %q: giving up after %d retries: %w", r.StreamID(id), r.maxRetries, err)
+		}
+	}
+}
