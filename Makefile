@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: test vet race bench fmt demo
+.PHONY: test vet bench fmt demo quickstart
 
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -21,4 +21,7 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 demo:
+	$(GO) run ./examples/orders
+
+quickstart:
 	$(GO) run ./examples/quickstart
