@@ -286,15 +286,7 @@ func (b *codecBuilder) buildSlice(c *typeCodec, t reflect.Type) error {
 		if v.IsNil() {
 			return e.EncodeNil()
 		}
-		if err := e.EncodeArrayLen(v.Len()); err != nil {
-			return err
-		}
-		for i := range v.Len() {
-			if err := elem.enc(e, v.Index(i)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return encodeList(e, v, elem)
 	}
 	c.dec = func(d *msgpack.Decoder, v reflect.Value) error {
 		n, err := d.DecodeArrayLen()
@@ -317,22 +309,26 @@ func (b *codecBuilder) buildSlice(c *typeCodec, t reflect.Type) error {
 	return nil
 }
 
+// encodeList writes the elements of v (a slice or an array) as a msgpack
+// array.
+func encodeList(e *msgpack.Encoder, v reflect.Value, elem *typeCodec) error {
+	if err := e.EncodeArrayLen(v.Len()); err != nil {
+		return err
+	}
+	for i := range v.Len() {
+		if err := elem.enc(e, v.Index(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (b *codecBuilder) buildArray(c *typeCodec, t reflect.Type) error {
 	elem, err := b.build(t.Elem())
 	if err != nil {
 		return err
 	}
-	c.enc = func(e *msgpack.Encoder, v reflect.Value) error {
-		if err := e.EncodeArrayLen(v.Len()); err != nil {
-			return err
-		}
-		for i := range v.Len() {
-			if err := elem.enc(e, v.Index(i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	c.enc = func(e *msgpack.Encoder, v reflect.Value) error { return encodeList(e, v, elem) }
 	c.dec = func(d *msgpack.Decoder, v reflect.Value) error {
 		n, err := d.DecodeArrayLen()
 		if err != nil {
