@@ -6,4 +6,5 @@ BEGIN;
 \ir tables.sql
 \ir append.sql
 \ir read.sql
+\ir decode.sql
 COMMIT;
