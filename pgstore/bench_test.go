@@ -699,7 +699,8 @@ func (env *benchEnv) benchReadStream(b *testing.B) {
 				global int64
 				txKey  uint64
 			)
-			if err := rows.Scan(&global, &txKey, &e.Version, &e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
+			// event_id as [16]byte, pgx's native uuid form, as the store scans it.
+			if err := rows.Scan(&global, &txKey, &e.Version, (*[16]byte)(&e.ID), &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
 				return err
 			}
 			e.Position = es.NewPosition(txKey, global)
