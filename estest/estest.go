@@ -51,4 +51,6 @@ var groups = []group{
 	{"ReadAll", readAllTests},
 	{"Concurrency", concurrencyTests},
 	{"Context", contextTests},
+	{"Snapshots", snapshotTests},
+	{"Subscriptions", subscriptionTests},
 }

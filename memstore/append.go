@@ -76,6 +76,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected es.Expecte
 	res.StreamVersion = actual
 	st.txKey = txKey
 	st.updatedAt = now
+	s.signalAppendedLocked()
 	return res, nil
 }
 

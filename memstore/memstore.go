@@ -39,6 +39,10 @@ type Store struct {
 	// position handed out.
 	lastTxKey  uint64
 	lastGlobal int64
+	// appended is closed, and replaced by a fresh channel, by every append
+	// that stores events: whoever waits for new events (subscriptions)
+	// waits on it. Guarded by mu.
+	appended chan struct{}
 }
 
 // stream is the state of one stream.
@@ -64,10 +68,26 @@ func New(config *Config) *Store {
 		now = time.Now
 	}
 	return &Store{
-		now:     now,
-		streams: make(map[string]*stream),
-		ids:     make(map[uuid.UUID]int),
+		now:      now,
+		streams:  make(map[string]*stream),
+		ids:      make(map[uuid.UUID]int),
+		appended: make(chan struct{}),
 	}
+}
+
+// appendedSignal returns a channel that is closed at the next append that
+// stores events.
+func (s *Store) appendedSignal() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.appended
+}
+
+// signalAppendedLocked wakes everyone waiting on appendedSignal. s.mu must
+// be held for writing.
+func (s *Store) signalAppendedLocked() {
+	close(s.appended)
+	s.appended = make(chan struct{})
 }
 
 // StreamInfo implements [es.Store.StreamInfo].

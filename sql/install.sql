@@ -7,4 +7,8 @@ BEGIN;
 \ir append.sql
 \ir read.sql
 \ir decode.sql
+\ir snapshot.sql
+\ir checkpoint.sql
+\ir views.sql
+\ir roles.sql
 COMMIT;

@@ -1,0 +1,9 @@
+{{- $s := .schema | default "es" -}}
+-- es: snapshot (placeholder, filled in by the issue that owns it). sql/snapshot.sql holds
+-- the same definitions for schema es.
+SELECT 1;
+
+---- create above / drop below ----
+{{- $s := .schema | default "es" }}
+
+SELECT 1;

@@ -1,0 +1,1 @@
+-- es: checkpoint (placeholder, filled in by the issue that owns it).

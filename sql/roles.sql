@@ -1,0 +1,1 @@
+-- es: roles (placeholder, filled in by the issue that owns it).

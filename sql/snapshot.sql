@@ -1,0 +1,1 @@
+-- es: snapshot (placeholder, filled in by the issue that owns it).

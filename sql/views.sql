@@ -1,0 +1,1 @@
+-- es: views (placeholder, filled in by the issue that owns it).
