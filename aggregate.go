@@ -5,6 +5,7 @@ import (
 	"iter"
 	"reflect"
 	"slices"
+	"time"
 )
 
 // Aggregate is an event-sourced aggregate: a Go type whose state is the
@@ -86,6 +87,12 @@ type AggregateBase struct {
 	id      string
 	stored  int64
 	pending []any
+
+	// The last snapshot known for this aggregate (loaded from or saved
+	// with it), for the repository's [SnapshotPolicy]: its version (0:
+	// none) and when it was stored.
+	snapshotVersion int64
+	snapshotAt      time.Time
 }
 
 // aggregateBase implements the sealing method of [Aggregate].

@@ -1,15 +1,16 @@
 // Package es is a Postgres-native event store for Go.
 //
 // The write path (append with an expected-version check and idempotent
-// retries), the read paths and wake-up notifications live in PL/pgSQL
-// functions in one PostgreSQL schema (see the sql and migrations
+// retries), the read paths, snapshots, subscription checkpoints and wake-up
+// notifications live in PL/pgSQL functions in one PostgreSQL schema (see the sql and migrations
 // directories). Package pgstore calls them; package memstore mirrors the
 // same semantics in memory for tests; package estest holds the conformance
 // suite both pass.
 //
 // This package holds the value types every other package shares: [Event],
 // [NewEvent], [ExpectedVersion], [Position], [AppendResult], [StreamInfo],
-// the [Store] interface and the errors.
+// [Snapshot], the [Store], [SnapshotStore] and [Subscriber] interfaces, the
+// registry and codec, aggregates, the [Repository], and the errors.
 //
 // # Appending
 //
@@ -53,6 +54,31 @@
 // and queues it as pending; [Rehydrate] and [RehydrateSeq] rebuild an
 // aggregate from stored events, without any store, for tests.
 //
+// A [Repository] loads and saves aggregates of one type, each in its stream
+// "<category>-<id>": Load replays the stream, Save appends the pending events
+// expecting the version the aggregate was loaded at, and Update retries a
+// command after a version conflict.
+//
+// # Snapshots
+//
+// An aggregate that implements [Snapshotter] is loaded from its stream's
+// snapshot and the events after it, in one round trip, when the store is a
+// [SnapshotStore] (pgstore and memstore are); a [SnapshotPolicy]
+// ([RepositoryConfig.SnapshotPolicy]; package snapshot has Every, When and
+// Never) decides when a save stores a new snapshot, in the same call as the
+// events. A snapshot of another schema version ([Snapshotter]'s
+// SnapshotSchemaVersion) or a damaged one is ignored and the events are
+// replayed instead.
+//
+// # Subscriptions
+//
+// A [Subscriber] (pgstore and memstore) follows the global log with a named
+// subscription: [Subscriber.Subscribe] hands every event, in the global
+// order, to a [Handler] and advances the subscription's checkpoint, which
+// never moves backwards ([ErrCheckpointConflict]). A handler error stops the
+// subscription (a *[HandlerError]) without skipping the event; only one
+// instance per name is active at a time.
+//
 // # Errors
 //
 //   - [ErrWrongVersion] / *[VersionConflictError]: expected version mismatch;
@@ -60,5 +86,9 @@
 //   - [ErrInvalidArgument]: input that can never succeed; nothing is written;
 //   - [ErrNotFound]: the stream does not exist ([Store.StreamInfo]);
 //   - [ErrUnknownEventType] / *[UnknownEventTypeError]: a stored event type
-//     the [Registry] does not know ([Registry.Decode]).
+//     the [Registry] does not know ([Registry.Decode]);
+//   - [ErrSnapshotBeyondStream]: a snapshot version beyond its stream's;
+//   - [ErrCheckpointConflict]: a checkpoint that is not where its writer
+//     expected (another instance moved it);
+//   - *[HandlerError]: a subscription's handler failed.
 package es

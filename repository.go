@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -24,6 +26,20 @@ type RepositoryConfig struct {
 	// aggregate and runs the command again after a version conflict; it
 	// must not be negative. Defaults to 3 (0 means the default).
 	MaxRetries int
+
+	// SnapshotPolicy decides when a save stores a snapshot with the
+	// events (package snapshot: snapshot.Every(n), snapshot.When(f),
+	// snapshot.Never()). It applies to aggregates that implement
+	// [Snapshotter] saved to a [SnapshotStore]. Defaults to nil: saves
+	// store no snapshots (loads still use the snapshots there are).
+	SnapshotPolicy SnapshotPolicy
+	// OnSnapshotError is told about every snapshot the repository could
+	// not use or store: a stored state that failed to decode (the load
+	// then replayed the events) or an aggregate that could not encode its
+	// state (the save then stored the events without a snapshot). It is
+	// called synchronously and must not block. Defaults to nil: such
+	// failures are only absorbed.
+	OnSnapshotError func(err *SnapshotError)
 }
 
 // defaultMaxRetries is the default of [RepositoryConfig.MaxRetries].
@@ -48,12 +64,37 @@ type TxAppender interface {
 // version the aggregate was loaded at, so a concurrent writer makes the
 // save fail with a *[VersionConflictError] rather than be overwritten;
 // [Repository.Update] turns that into a reload and a retry.
+//
+// # Snapshots
+//
+// An aggregate that implements [Snapshotter], on a store that is a
+// [SnapshotStore] (pgstore and memstore are), is loaded from its stream's
+// snapshot of the aggregate's schema version and the events after it, in
+// one round trip ([SnapshotStore.Load]); without such a snapshot, from all
+// its events. At a save, [RepositoryConfig.SnapshotPolicy] decides whether
+// the state after the saved events is stored as a snapshot in the same
+// call as the events ([SnapshotStore.AppendWithSnapshot]); the stored
+// snapshot is then exactly as durable as those events and never ahead of
+// the stream.
+//
+// A snapshot never costs events or correctness: if the aggregate cannot
+// encode its state, the events are saved without it; if a stored state
+// cannot be restored, the load replays the whole stream instead. The
+// repository seals the state with a CRC-32C checksum over the snapshot's
+// version and state (a msgpack map {"crc32c": n, "state": <state>}), so a
+// damaged or hand-edited snapshot is detected and replayed around, not
+// restored into a wrong aggregate. Both cases reach
+// [RepositoryConfig.OnSnapshotError] as a *[SnapshotError].
 type Repository[A Aggregate] struct {
 	store        Store
 	registry     *Registry
 	newAggregate func() A
 	category     string
 	maxRetries   int
+
+	snapshots       SnapshotStore // nil when store is not one
+	snapshotPolicy  SnapshotPolicy
+	onSnapshotError func(err *SnapshotError)
 }
 
 // NewRepository returns a repository of aggregates of type A in store,
@@ -84,12 +125,16 @@ func NewRepository[A Aggregate](store Store, registry *Registry, newAggregate fu
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	snapshots, _ := store.(SnapshotStore)
 	return &Repository[A]{
-		store:        store,
-		registry:     registry,
-		newAggregate: newAggregate,
-		category:     c.Category,
-		maxRetries:   c.MaxRetries,
+		store:           store,
+		registry:        registry,
+		newAggregate:    newAggregate,
+		category:        c.Category,
+		maxRetries:      c.MaxRetries,
+		snapshots:       snapshots,
+		snapshotPolicy:  c.SnapshotPolicy,
+		onSnapshotError: c.OnSnapshotError,
 	}, nil
 }
 
@@ -145,6 +190,11 @@ func (r *Repository[A]) New(id string) A {
 // is applied), nothing pending, and StoredVersion equal to the stream's
 // version.
 //
+// An aggregate that implements [Snapshotter] is restored from the stream's
+// snapshot of its schema version, when the store keeps one, and only the
+// events after the snapshot are replayed (see [Repository] on snapshots); a
+// snapshot that cannot be restored is skipped for a full replay.
+//
 // Errors: [ErrNotFound] (wrapped) when the stream has no events;
 // [ErrInvalidArgument] for an empty id; a read, decode (such as
 // [ErrUnknownEventType]) or Apply error, wrapped with the stream id.
@@ -157,18 +207,116 @@ func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 	if err := ValidateStreamID(streamID); err != nil {
 		return zero, fmt.Errorf("loading %q: %w", streamID, err)
 	}
-	agg := r.newAggregate()
-	if _, err := baseOf(agg); err != nil {
-		return zero, fmt.Errorf("loading %q: newAggregate: %w", streamID, err)
+	agg, err := r.fresh(id, streamID)
+	if err != nil {
+		return zero, err
 	}
-	agg.SetID(id)
-	if err := RehydrateSeq(agg, r.decoded(ctx, streamID)); err != nil {
+	if sn, ok := any(agg).(Snapshotter); ok && r.snapshots != nil {
+		restored, err := r.loadFromSnapshot(ctx, agg, sn, streamID)
+		if err != nil {
+			return zero, fmt.Errorf("loading %q: %w", streamID, err)
+		}
+		if !restored { // a snapshot that could not be restored: replay all
+			if agg, err = r.fresh(id, streamID); err != nil {
+				return zero, err
+			}
+			err = RehydrateSeq(agg, r.decoded(ctx, streamID))
+		}
+		if err != nil {
+			return zero, fmt.Errorf("loading %q: %w", streamID, err)
+		}
+	} else if err := RehydrateSeq(agg, r.decoded(ctx, streamID)); err != nil {
 		return zero, fmt.Errorf("loading %q: %w", streamID, err)
 	}
 	if agg.StoredVersion() == 0 {
 		return zero, fmt.Errorf("loading %q: %w", streamID, ErrNotFound)
 	}
 	return agg, nil
+}
+
+// fresh returns a new aggregate from newAggregate with its id set.
+func (r *Repository[A]) fresh(id, streamID string) (A, error) {
+	agg := r.newAggregate()
+	if _, err := baseOf(agg); err != nil {
+		var zero A
+		return zero, fmt.Errorf("loading %q: newAggregate: %w", streamID, err)
+	}
+	agg.SetID(id)
+	return agg, nil
+}
+
+// loadFromSnapshot rebuilds agg from the stream's snapshot of sn's schema
+// version, if any, and the events after it, read in one round trip. It
+// returns restored=false and no error when the stream has such a snapshot
+// but it could not be restored: agg is then spoiled (a restore may have
+// half-happened) and the caller replays the whole stream into a fresh
+// aggregate.
+func (r *Repository[A]) loadFromSnapshot(ctx context.Context, agg A, sn Snapshotter, streamID string) (restored bool, err error) {
+	schema := sn.SnapshotSchemaVersion()
+	if err := validateSchemaVersion(schema); err != nil {
+		return false, fmt.Errorf("%T.SnapshotSchemaVersion: %w", agg, err)
+	}
+	b, err := baseOf(agg)
+	if err != nil {
+		return false, err
+	}
+	failed := false
+	events := func(yield func(any, error) bool) {
+		var want int64
+		first := true
+		for item, err := range r.snapshots.Load(ctx, streamID, schema) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if s := item.Snapshot; s != nil {
+				if !first {
+					yield(nil, fmt.Errorf("store returned a snapshot after the first item"))
+					return
+				}
+				first = false
+				if err := restoreSnapshot(sn, s); err != nil {
+					r.snapshotFailed(&SnapshotError{StreamID: streamID, Version: s.Version, Op: "restore", Err: err})
+					failed = true
+					return
+				}
+				b.stored, want = s.Version, s.Version
+				b.snapshotVersion, b.snapshotAt = s.Version, s.CreatedAt
+				continue
+			}
+			first = false
+			e := item.Event
+			if want++; e.Version != want {
+				yield(nil, fmt.Errorf("store returned version %d where %d was expected", e.Version, want))
+				return
+			}
+			event, err := r.registry.Decode(e)
+			if !yield(event, err) || err != nil {
+				return
+			}
+		}
+	}
+	err = RehydrateSeq(agg, events)
+	if failed {
+		return false, nil
+	}
+	return true, err
+}
+
+// restoreSnapshot opens the sealed state of s and hands it to sn.
+func restoreSnapshot(sn Snapshotter, s *Snapshot) error {
+	state, err := openState(s.Version, s.State)
+	if err != nil {
+		return err
+	}
+	return sn.UnmarshalSnapshot(state)
+}
+
+// snapshotFailed reports a snapshot the repository could not use.
+func (r *Repository[A]) snapshotFailed(err *SnapshotError) {
+	if r.onSnapshotError != nil {
+		r.onSnapshotError(err)
+	}
 }
 
 // decoded returns the events of the stream, read and decoded one at a time.
@@ -210,7 +358,11 @@ func (r *Repository[A]) decoded(ctx context.Context, streamID string) iter.Seq2[
 // event of an unregistered type is an error wrapping [ErrInvalidArgument],
 // and nothing is written.
 func (r *Repository[A]) Save(ctx context.Context, agg A) error {
-	return r.save(ctx, agg, r.store.Append)
+	var withSnapshot appendSnapshotFunc
+	if r.snapshots != nil {
+		withSnapshot = r.snapshots.AppendWithSnapshot
+	}
+	return r.save(ctx, agg, r.store.Append, withSnapshot)
 }
 
 // SaveTx is [Repository.Save] in the caller's transaction tx, so that the
@@ -230,17 +382,29 @@ func (r *Repository[A]) SaveTx(ctx context.Context, tx pgx.Tx, agg A) error {
 	if tx == nil {
 		return fmt.Errorf("%w: SaveTx: nil transaction", ErrInvalidArgument)
 	}
+	var withSnapshot appendSnapshotFunc
+	if sa, ok := r.store.(SnapshotTxAppender); ok {
+		withSnapshot = func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent, snapshot NewSnapshot) (AppendResult, error) {
+			return sa.AppendWithSnapshotTx(ctx, tx, streamID, expected, events, snapshot)
+		}
+	}
 	return r.save(ctx, agg, func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent) (AppendResult, error) {
 		return txa.AppendTx(ctx, tx, streamID, expected, events)
-	})
+	}, withSnapshot)
 }
 
 // appendFunc is Store.Append or a TxAppender's AppendTx in a transaction.
 type appendFunc func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent) (AppendResult, error)
 
-// save is Save and SaveTx.
-func (r *Repository[A]) save(ctx context.Context, agg A, appendEvents appendFunc) error {
-	if _, err := baseOf(agg); err != nil {
+// appendSnapshotFunc is SnapshotStore.AppendWithSnapshot or a
+// SnapshotTxAppender's AppendWithSnapshotTx in a transaction.
+type appendSnapshotFunc func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent, snapshot NewSnapshot) (AppendResult, error)
+
+// save is Save and SaveTx. withSnapshot is nil when the store cannot store
+// a snapshot with the events.
+func (r *Repository[A]) save(ctx context.Context, agg A, appendEvents appendFunc, withSnapshot appendSnapshotFunc) error {
+	b, err := baseOf(agg)
+	if err != nil {
 		return fmt.Errorf("saving %s: %w", r.category, err)
 	}
 	id := agg.ID()
@@ -272,11 +436,60 @@ func (r *Repository[A]) save(ctx context.Context, agg A, appendEvents appendFunc
 	if v := agg.StoredVersion(); v > 0 {
 		expected = Exactly(v)
 	}
+	if withSnapshot != nil {
+		if snapshot, ok := r.dueSnapshot(agg, b, streamID); ok {
+			if _, err := withSnapshot(ctx, streamID, expected, events, snapshot); err != nil {
+				return fmt.Errorf("saving %q: %w", streamID, err)
+			}
+			agg.Commit()
+			b.snapshotVersion, b.snapshotAt = agg.StoredVersion(), time.Now()
+			return nil
+		}
+	}
 	if _, err := appendEvents(ctx, streamID, expected, events); err != nil {
 		return fmt.Errorf("saving %q: %w", streamID, err)
 	}
 	agg.Commit()
 	return nil
+}
+
+// dueSnapshot asks the policy whether a snapshot is due with the save of
+// agg's pending events and, if so, returns the state after them, sealed.
+// A state that cannot be encoded is reported and skipped: the save goes on
+// without a snapshot.
+func (r *Repository[A]) dueSnapshot(agg A, b *AggregateBase, streamID string) (NewSnapshot, bool) {
+	sn, ok := any(agg).(Snapshotter)
+	if !ok || r.snapshotPolicy == nil {
+		return NewSnapshot{}, false
+	}
+	c := SnapshotCandidate{
+		StreamID:            streamID,
+		Version:             agg.Version(),
+		PreviousVersion:     agg.StoredVersion(),
+		LastSnapshotVersion: b.snapshotVersion,
+		LastSnapshotAt:      b.snapshotAt,
+		SinceSnapshot:       math.MaxInt64,
+	}
+	c.EventsSinceSnapshot = c.Version - c.LastSnapshotVersion
+	if !c.LastSnapshotAt.IsZero() {
+		c.SinceSnapshot = time.Since(c.LastSnapshotAt)
+	}
+	if !r.snapshotPolicy.SnapshotDue(c) {
+		return NewSnapshot{}, false
+	}
+	fail := func(err error) (NewSnapshot, bool) {
+		r.snapshotFailed(&SnapshotError{StreamID: streamID, Version: c.Version, Op: "marshal", Err: err})
+		return NewSnapshot{}, false
+	}
+	schema := sn.SnapshotSchemaVersion()
+	if err := validateSchemaVersion(schema); err != nil {
+		return fail(fmt.Errorf("%T.SnapshotSchemaVersion: %w", agg, err))
+	}
+	state, err := sn.MarshalSnapshot()
+	if err != nil {
+		return fail(err)
+	}
+	return NewSnapshot{SchemaVersion: schema, State: sealState(c.Version, state)}, true
 }
 
 // Update loads the aggregate, runs command on it and saves the events the

@@ -27,6 +27,17 @@
 //     lost events among concurrent appenders, a concurrent reader of the
 //     global log that skips nothing.
 //   - Context: a cancelled context fails calls and writes nothing.
+//   - Snapshots ([es.SnapshotStore]): keeping the newest snapshot, refusing
+//     one beyond its stream, load of a snapshot and the events after it,
+//     schema versions, appends with a snapshot, and the repository's use of
+//     them (snapshot + tail equals full replay, damaged snapshots replayed
+//     around, concurrent saves never leaving a snapshot ahead).
+//   - Subscriptions ([es.Subscriber]): catch-up and live delivery in order,
+//     filters, checkpoints and resuming, start from the end, handler errors
+//     that stop without skipping, one active instance per name.
+//
+// A store must implement [es.SnapshotStore] and [es.Subscriber] too: the
+// snapshot and subscription tests fail for one that does not.
 //
 // Reads of the global log wait (by polling, with a deadline) until the
 // events a test appended are visible: a PostgreSQL store shows an event only

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -177,20 +178,49 @@ func sameJSON(a, b any, path string) (string, bool) {
 }
 
 // renderJSON is the Go reference: it decodes one msgpack value with the
-// msgpack library and writes its JSON by the rules of msgpack_to_jsonb.
+// msgpack library and writes its JSON by the rules of msgpack_to_jsonb. Like
+// msgpack_to_jsonb it also rejects, beyond the msgpack grammar, a string
+// that is not UTF-8 or holds NUL (PostgreSQL text cannot), nesting of
+// non-empty arrays and maps deeper than 512, and a timestamp with more
+// than 999999999 nanoseconds.
 func renderJSON(data []byte) (string, error) {
-	d := msgpack.NewDecoder(bytes.NewReader(data))
+	r := bytes.NewReader(data)
+	// A bytes.Reader is an io.ByteScanner: the decoder reads it directly,
+	// without a buffer, so r.Len() is what is left of the input.
+	rd := &renderer{d: msgpack.NewDecoder(r), r: r}
 	var sb strings.Builder
-	if err := renderValue(d, &sb); err != nil {
+	if err := rd.value(&sb, 0); err != nil {
 		return "", err
 	}
-	if _, err := d.PeekCode(); err == nil {
+	if r.Len() > 0 {
 		return "", errors.New("trailing bytes")
 	}
 	return sb.String(), nil
 }
 
-func renderValue(d *msgpack.Decoder, sb *strings.Builder) error {
+// renderer is the state of renderJSON.
+type renderer struct {
+	d *msgpack.Decoder
+	r *bytes.Reader
+}
+
+// maxDecodeDepth is msgpack_to_jsonb's limit on nested non-empty arrays and
+// maps.
+const maxDecodeDepth = 512
+
+// need fails when the input has fewer than n bytes left (before a read of
+// n bytes that the msgpack library would allocate in one piece).
+func (rd *renderer) need(n int) error {
+	if n < 0 || n > rd.r.Len() {
+		return fmt.Errorf("%d bytes declared, %d left", n, rd.r.Len())
+	}
+	return nil
+}
+
+// value renders one value; depth is the number of non-empty containers
+// around it.
+func (rd *renderer) value(sb *strings.Builder, depth int) error {
+	d := rd.d
 	code, err := d.PeekCode()
 	if err != nil {
 		return err
@@ -222,23 +252,42 @@ func renderValue(d *msgpack.Decoder, sb *strings.Builder) error {
 		return err
 	case msgpcode.IsString(code):
 		v, err := d.DecodeString()
+		if err != nil {
+			return err
+		}
+		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return errors.New("string not UTF-8 or with NUL")
+		}
 		writeJSONString(sb, v)
-		return err
+		return nil
 	case msgpcode.IsBin(code):
-		v, err := d.DecodeBytes()
+		n, err := d.DecodeBytesLen()
+		if err != nil {
+			return err
+		}
+		if err := rd.need(n); err != nil {
+			return err
+		}
+		v := make([]byte, n)
+		if err := d.ReadFull(v); err != nil {
+			return err
+		}
 		writeJSONString(sb, base64.StdEncoding.EncodeToString(v))
-		return err
+		return nil
 	case code == msgpcode.Array16 || code == msgpcode.Array32 || msgpcode.IsFixedArray(code):
 		n, err := d.DecodeArrayLen()
 		if err != nil {
 			return err
+		}
+		if n > 0 && depth >= maxDecodeDepth {
+			return errors.New("nesting too deep")
 		}
 		sb.WriteByte('[')
 		for i := range n {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			if err := renderValue(d, sb); err != nil {
+			if err := rd.value(sb, depth+1); err != nil {
 				return err
 			}
 		}
@@ -249,13 +298,16 @@ func renderValue(d *msgpack.Decoder, sb *strings.Builder) error {
 		if err != nil {
 			return err
 		}
+		if n > 0 && depth >= maxDecodeDepth {
+			return errors.New("nesting too deep")
+		}
 		sb.WriteByte('{')
 		for i := range n {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
 			var key strings.Builder
-			if err := renderValue(d, &key); err != nil {
+			if err := rd.value(&key, depth+1); err != nil {
 				return err
 			}
 			k := key.String()
@@ -266,7 +318,7 @@ func renderValue(d *msgpack.Decoder, sb *strings.Builder) error {
 			}
 			sb.WriteString(k)
 			sb.WriteByte(':')
-			if err := renderValue(d, sb); err != nil {
+			if err := rd.value(sb, depth+1); err != nil {
 				return err
 			}
 		}
@@ -277,16 +329,19 @@ func renderValue(d *msgpack.Decoder, sb *strings.Builder) error {
 		if err != nil {
 			return err
 		}
+		if err := rd.need(n); err != nil {
+			return err
+		}
 		buf := make([]byte, n)
 		if err := d.ReadFull(buf); err != nil {
 			return err
 		}
 		if id == -1 {
-			tm, err := timestampExt(buf)
+			s, err := timestampText(buf)
 			if err != nil {
 				return err
 			}
-			writeJSONString(sb, tm.UTC().Format(time.RFC3339Nano))
+			writeJSONString(sb, s)
 			return nil
 		}
 		fmt.Fprintf(sb, `{"ext":%d,"data":`, id)
@@ -298,18 +353,39 @@ func renderValue(d *msgpack.Decoder, sb *strings.Builder) error {
 	}
 }
 
-// timestampExt decodes the data of a msgpack timestamp extension.
-func timestampExt(b []byte) (time.Time, error) {
+// timestampText renders the data of a msgpack timestamp extension as
+// msgpack_to_jsonb does: RFC 3339 in UTC, fractional seconds only when not
+// zero. The seconds are reduced modulo 400 Gregorian years (which repeat
+// exactly) before time.Unix sees them, so that the whole int64 range
+// renders correctly (time.Time does not cover it).
+func timestampText(b []byte) (string, error) {
+	var secs, nanos int64
 	switch len(b) {
 	case 4:
-		return time.Unix(int64(binary.BigEndian.Uint32(b)), 0), nil
+		secs = int64(binary.BigEndian.Uint32(b))
 	case 8:
 		x := binary.BigEndian.Uint64(b)
-		return time.Unix(int64(x&(1<<34-1)), int64(x>>34)), nil
+		secs, nanos = int64(x&(1<<34-1)), int64(x>>34)
 	case 12:
-		return time.Unix(int64(binary.BigEndian.Uint64(b[4:])), int64(binary.BigEndian.Uint32(b))), nil
+		secs, nanos = int64(binary.BigEndian.Uint64(b[4:])), int64(binary.BigEndian.Uint32(b))
+	default:
+		return "", fmt.Errorf("timestamp of %d bytes", len(b))
 	}
-	return time.Time{}, fmt.Errorf("timestamp of %d bytes", len(b))
+	if nanos > 999999999 {
+		return "", fmt.Errorf("timestamp with %d nanoseconds", nanos)
+	}
+	const cycle = 146097 * 86400 // seconds in 400 Gregorian years
+	cycles := secs / cycle
+	if secs%cycle < 0 {
+		cycles--
+	}
+	tm := time.Unix(secs-cycles*cycle, nanos).UTC()
+	year := int64(tm.Year()) + 400*cycles
+	sign := ""
+	if year < 0 {
+		sign, year = "-", -year
+	}
+	return fmt.Sprintf("%s%04d%s", sign, year, tm.Format("-01-02T15:04:05.999999999Z07:00")), nil
 }
 
 func renderFloat(f float64, bits int) string {
@@ -337,7 +413,7 @@ func writeJSONString(sb *strings.Builder, s string) {
 type box[T any] struct{ V T }
 
 // encodeBox encodes v with es.Registry, as the store would.
-func encodeBox[T any](t *testing.T, v T) []byte {
+func encodeBox[T any](t testing.TB, v T) []byte {
 	t.Helper()
 	r := es.NewRegistry()
 	require.NoError(t, es.Register[box[T]](r, "box"))
@@ -393,7 +469,7 @@ type namedCase struct {
 
 // decodeCorpus encodes every kind of value with the project's codec and,
 // for extensions and non-string keys, builds raw msgpack.
-func decodeCorpus(t *testing.T) []namedCase {
+func decodeCorpus(t testing.TB) []namedCase {
 	t.Helper()
 	var cs []namedCase
 	add := func(name string, data []byte) { cs = append(cs, namedCase{name, data}) }
@@ -543,6 +619,11 @@ func decodeCorpus(t *testing.T) []namedCase {
 		}
 		return nil
 	})
+	// Timestamps at the ends of the 12-byte form's int64 seconds.
+	for _, secs := range []int64{math.MinInt64, math.MinInt64 + 1, -1 << 62, -62135596801, 253402300800, 1 << 62, math.MaxInt64} {
+		b := []byte{0xc7, 12, 0xff, 0x3b, 0x9a, 0xc9, 0xff} // 999999999 ns
+		add(fmt.Sprintf("timestamp of %d s", secs), binary.BigEndian.AppendUint64(b, uint64(secs)))
+	}
 	raw("float64 encoded as float32 and back", func(e *msgpack.Encoder) error { return e.EncodeFloat32(16777216) })
 	raw("scalar nil", func(e *msgpack.Encoder) error { return e.EncodeNil() })
 	raw("scalar string", func(e *msgpack.Encoder) error { return e.EncodeString("top") })
@@ -660,7 +741,17 @@ func TestMsgpackToJSONBMalformed(t *testing.T) {
 		c.requireMalformed(fmt.Sprintf("valid %d with trailing garbage", i), append(bytes.Clone(v), 0xc1, 0xff, 0xff))
 	}
 
-	for _, tc := range []namedCase{
+	for _, tc := range malformedCorpus() {
+		_, err := renderJSON(tc.data)
+		require.Error(t, err, "%s: the Go reference accepts it", tc.name)
+		c.requireMalformed(tc.name, tc.data)
+	}
+}
+
+// malformedCorpus is malformed msgpack of every kind msgpack_to_jsonb
+// rejects.
+func malformedCorpus() []namedCase {
+	return []namedCase{
 		{"empty", []byte{}},
 		{"reserved 0xc1", []byte{0xc1}},
 		{"reserved 0xc1 in an array", []byte{0x92, 0x01, 0xc1}},
@@ -690,8 +781,6 @@ func TestMsgpackToJSONBMalformed(t *testing.T) {
 		{"nesting beyond 512", append(bytes.Repeat([]byte{0x91}, 513), 0x01)},
 		{"nesting of maps beyond 512", append(bytes.Repeat([]byte{0x81, 0xa0}, 600), 0x01)},
 		{"deep nesting, truncated", bytes.Repeat([]byte{0x91}, 100000)},
-	} {
-		c.requireMalformed(tc.name, tc.data)
 	}
 }
 

@@ -12,6 +12,12 @@ import (
 // Append implements [es.Store.Append]; see the package documentation for
 // the order of the checks.
 func (s *Store) Append(ctx context.Context, streamID string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
+	return s.append(ctx, streamID, expected, events, nil)
+}
+
+// append is Append, storing snapshot (when not nil) at the stream's new
+// version under the same lock.
+func (s *Store) append(ctx context.Context, streamID string, expected es.ExpectedVersion, events []es.NewEvent, snapshot *es.NewSnapshot) (es.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return es.AppendResult{}, fmt.Errorf("memstore: appending to %q: %w", streamID, err)
 	}
@@ -30,6 +36,9 @@ func (s *Store) Append(ctx context.Context, streamID string, expected es.Expecte
 	defer s.mu.Unlock()
 
 	if res, retried, err := s.retryLocked(streamID, expected, batch); err != nil || retried {
+		if err == nil && snapshot != nil {
+			s.putSnapshotLocked(streamID, res.StreamVersion, snapshot, now)
+		}
 		return res, err
 	}
 
@@ -76,6 +85,9 @@ func (s *Store) Append(ctx context.Context, streamID string, expected es.Expecte
 	res.StreamVersion = actual
 	st.txKey = txKey
 	st.updatedAt = now
+	if snapshot != nil {
+		s.putSnapshotLocked(streamID, actual, snapshot, now)
+	}
 	s.signalAppendedLocked()
 	return res, nil
 }

@@ -40,4 +40,11 @@
 //
 // Reads never hold the store's lock while they hand an event to the caller, so
 // a loop over [Store.ReadStream] or [Store.ReadAll] may append to the store.
+//
+// # Snapshots and subscriptions
+//
+// The store keeps snapshots ([es.SnapshotStore]) and checkpoints in memory,
+// with the rules of the SQL functions. [Store.Subscribe] follows the log
+// like pgstore's subscriptions (order, filters, checkpoints, handler
+// errors, one active instance per name), woken in-process by every append.
 package memstore

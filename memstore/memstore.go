@@ -43,6 +43,17 @@ type Store struct {
 	// that stores events: whoever waits for new events (subscriptions)
 	// waits on it. Guarded by mu.
 	appended chan struct{}
+
+	// Subscriptions (subscribe.go), guarded by subMu, created on first use:
+	// the saved checkpoints, and per subscription name a one-slot channel
+	// that the active instance fills.
+	subMu       sync.Mutex
+	checkpoints map[string]es.Position
+	subActive   map[string]chan struct{}
+
+	// snapshots maps a stream id to its newest snapshot (snapshot.go).
+	// Guarded by mu.
+	snapshots map[string]es.Snapshot
 }
 
 // stream is the state of one stream.
@@ -72,6 +83,8 @@ func New(config *Config) *Store {
 		streams:  make(map[string]*stream),
 		ids:      make(map[uuid.UUID]int),
 		appended: make(chan struct{}),
+
+		snapshots: make(map[string]es.Snapshot),
 	}
 }
 

@@ -78,7 +78,8 @@ $$;
 -- an event that commits later can never sort before one already returned.
 -- A position is the pair (transaction_id, global_position) of the last
 -- event read; start from ('0', 0). categories and event_types filter when
--- they are not NULL or empty.
+-- they are not NULL or empty. The horizon is a scalar subquery so that it
+-- is computed once per call, not once per row.
 CREATE FUNCTION {{ $s }}.read_all(
     p_after_transaction_id xid8   DEFAULT '0',
     p_after_position       bigint DEFAULT 0,
@@ -101,7 +102,7 @@ LANGUAGE sql STABLE AS $$
            e.event_type, e.data, e.metadata, e.recorded_at
       FROM {{ $s }}.events AS e
      WHERE (e.transaction_id, e.global_position) > (coalesce(p_after_transaction_id, '0'), coalesce(p_after_position, 0))
-       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+       AND e.transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
        AND (coalesce(cardinality(p_categories), 0) = 0 OR e.category = ANY (p_categories))
        AND (coalesce(cardinality(p_event_types), 0) = 0 OR e.event_type = ANY (p_event_types))
      ORDER BY e.transaction_id, e.global_position

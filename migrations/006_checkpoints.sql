@@ -1,9 +1,155 @@
 {{- $s := .schema | default "es" -}}
--- es: checkpoint (placeholder, filled in by the issue that owns it). sql/checkpoint.sql holds
--- the same definitions for schema es.
-SELECT 1;
+-- es: subscription checkpoints. sql/checkpoint.sql holds the same
+-- definitions for schema es.
+--
+-- A checkpoint is the position (transaction_id, global_position) up to
+-- which a named subscription has processed the global log; read_all from it
+-- returns what comes next. It only ever moves forwards.
+--
+-- SQLSTATEs raised:
+--   PE003  invalid argument      DETAIL: {"argument"}
+--   PE007  checkpoint conflict   DETAIL: {"subscription_id", "expected", "actual", "position"}
+
+-- read_checkpoint returns one row for any subscription id: its saved
+-- position, ('0', 0) (the start of the log) when it has none, whether it
+-- exists, and when it was last advanced (NULL when it does not exist).
+CREATE FUNCTION {{ $s }}.read_checkpoint(p_subscription_id text)
+RETURNS TABLE (
+    subscription_id   text,
+    transaction_id    xid8,
+    global_position   bigint,
+    checkpoint_exists boolean,
+    updated_at        timestamptz
+)
+LANGUAGE sql STABLE AS $$
+    SELECT p_subscription_id, coalesce(c.transaction_id, '0'), coalesce(c.global_position, 0),
+           c.subscription_id IS NOT NULL, c.updated_at
+      FROM (SELECT) AS one
+      LEFT JOIN {{ $s }}.checkpoints AS c ON c.subscription_id = p_subscription_id
+$$;
+
+-- advance_checkpoint moves a subscription's checkpoint from the position
+-- the caller read (expected) forwards to a new position, creating it when
+-- it does not exist, and returns the saved row.
+--
+-- Compare-and-set: when the checkpoint is not at the expected position
+-- (another instance moved it), it raises PE007 and changes nothing, so the
+-- calling transaction, with whatever it wrote for the events, rolls back.
+-- A subscription without a checkpoint is at ('0', 0). With a NULL expected
+-- position nothing is compared, but the checkpoint still never moves
+-- backwards: a new position before the saved one raises PE007, the saved
+-- one itself changes nothing but updated_at. A new position before the
+-- expected one, a NULL or negative position or an empty subscription id
+-- raise PE003.
+CREATE FUNCTION {{ $s }}.advance_checkpoint(
+    p_subscription_id         text,
+    p_expected_transaction_id xid8,
+    p_expected_position       bigint,
+    p_transaction_id          xid8,
+    p_position                bigint
+) RETURNS TABLE (
+    subscription_id text,
+    transaction_id  xid8,
+    global_position bigint,
+    updated_at      timestamptz
+)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_transaction_id xid8;
+    v_position       bigint;
+BEGIN
+    IF p_subscription_id IS NULL OR p_subscription_id = '' THEN
+        RAISE EXCEPTION 'advance_checkpoint: subscription id must not be null or empty'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "subscription_id"}';
+    END IF;
+    IF p_transaction_id IS NULL OR p_position IS NULL OR p_position < 0 THEN
+        RAISE EXCEPTION 'advance_checkpoint: position %/% is invalid (want a transaction id and a non-negative global position)',
+                coalesce(p_transaction_id::text, 'NULL'), coalesce(p_position::text, 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}';
+    END IF;
+    IF (p_expected_transaction_id IS NULL) <> (p_expected_position IS NULL) OR p_expected_position < 0 THEN
+        RAISE EXCEPTION 'advance_checkpoint: expected position %/% is invalid (want both parts, or both NULL)',
+                coalesce(p_expected_transaction_id::text, 'NULL'), coalesce(p_expected_position::text, 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "expected"}';
+    END IF;
+    IF p_expected_transaction_id IS NOT NULL
+       AND (p_transaction_id, p_position) < (p_expected_transaction_id, p_expected_position) THEN
+        RAISE EXCEPTION 'advance_checkpoint: position %/% is before the expected position %/%: a checkpoint never moves backwards',
+                p_transaction_id, p_position, p_expected_transaction_id, p_expected_position
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}';
+    END IF;
+
+    LOOP
+        -- Waits for the row lock of a concurrent advance, then compares
+        -- against the row it committed.
+        UPDATE {{ $s }}.checkpoints AS c
+           SET transaction_id = p_transaction_id, global_position = p_position, updated_at = now()
+         WHERE c.subscription_id = p_subscription_id
+           AND CASE WHEN p_expected_transaction_id IS NULL
+                    THEN (c.transaction_id, c.global_position) <= (p_transaction_id, p_position)
+                    ELSE (c.transaction_id, c.global_position) = (p_expected_transaction_id, p_expected_position)
+               END
+        RETURNING c.subscription_id, c.transaction_id, c.global_position, c.updated_at
+             INTO subscription_id, transaction_id, global_position, updated_at;
+        IF FOUND THEN
+            RETURN NEXT;
+            RETURN;
+        END IF;
+
+        SELECT c.transaction_id, c.global_position INTO v_transaction_id, v_position
+          FROM {{ $s }}.checkpoints AS c
+         WHERE c.subscription_id = p_subscription_id;
+        IF FOUND THEN
+            EXIT; -- elsewhere than expected
+        END IF;
+        -- No checkpoint: it is at the start of the log.
+        v_transaction_id := '0';
+        v_position := 0;
+        IF p_expected_transaction_id IS NOT NULL
+           AND (p_expected_transaction_id, p_expected_position) <> ('0'::xid8, 0::bigint) THEN
+            EXIT;
+        END IF;
+        INSERT INTO {{ $s }}.checkpoints AS c (subscription_id, transaction_id, global_position)
+        VALUES (p_subscription_id, p_transaction_id, p_position)
+        ON CONFLICT ON CONSTRAINT checkpoints_pkey DO NOTHING
+        RETURNING c.subscription_id, c.transaction_id, c.global_position, c.updated_at
+             INTO subscription_id, transaction_id, global_position, updated_at;
+        IF FOUND THEN
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        -- Created (and committed) by another transaction meanwhile:
+        -- compare against it.
+    END LOOP;
+
+    RAISE EXCEPTION 'advance_checkpoint: the checkpoint of % is at %/%, not at the expected %/%',
+            p_subscription_id, v_transaction_id, v_position,
+            coalesce(p_expected_transaction_id::text, 'at most ' || p_transaction_id::text),
+            coalesce(p_expected_position, p_position)
+        USING ERRCODE = 'PE007',
+              HINT = 'another instance of the subscription has moved it: read it again',
+              DETAIL = json_build_object('subscription_id', p_subscription_id,
+                                         'expected', CASE WHEN p_expected_transaction_id IS NULL THEN NULL
+                                                          ELSE p_expected_transaction_id || '/' || p_expected_position END,
+                                         'actual', v_transaction_id || '/' || v_position,
+                                         'position', p_transaction_id || '/' || p_position)::text;
+END
+$$;
+
+-- delete_checkpoint removes a subscription's checkpoint, so that it starts
+-- again as configured (from the start or the end of the log), for example
+-- to rebuild a read model. It returns whether there was one.
+CREATE FUNCTION {{ $s }}.delete_checkpoint(p_subscription_id text) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+    WITH d AS (
+        DELETE FROM {{ $s }}.checkpoints AS c WHERE c.subscription_id = p_subscription_id RETURNING 1
+    )
+    SELECT count(*) > 0 FROM d
+$$;
 
 ---- create above / drop below ----
 {{- $s := .schema | default "es" }}
 
-SELECT 1;
+DROP FUNCTION {{ $s }}.delete_checkpoint(text);
+DROP FUNCTION {{ $s }}.advance_checkpoint(text, xid8, bigint, xid8, bigint);
+DROP FUNCTION {{ $s }}.read_checkpoint(text);

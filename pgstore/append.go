@@ -45,14 +45,20 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expect
 	if err != nil {
 		return es.AppendResult{}, err
 	}
+	return s.appendTx(ctx, tx, streamID, s.sql.append, args)
+}
+
+// appendTx runs query (an append) with args in tx inside a savepoint; see
+// AppendTx.
+func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, streamID, query string, args []any) (es.AppendResult, error) {
 	// One round trip: SAVEPOINT, append, RELEASE, pipelined.
 	b := &pgx.Batch{}
 	b.Queue("SAVEPOINT es_append")
-	b.Queue(s.sql.append, args...)
+	b.Queue(query, args...)
 	b.Queue("RELEASE SAVEPOINT es_append")
 	br := tx.SendBatch(ctx, b)
 	var res es.AppendResult
-	_, err = br.Exec()
+	_, err := br.Exec()
 	if err == nil {
 		res, err = scanAppendResult(br.QueryRow(), streamID)
 		if err == nil {

@@ -26,8 +26,9 @@
 // The SQL functions raise their own SQLSTATEs (class PE); the store
 // translates them in one place into the es errors: PE001 into
 // *es.VersionConflictError (es.ErrWrongVersion), PE002 into
-// es.ErrDuplicateEvent, PE003 into es.ErrInvalidArgument. Callers never
-// need *pgconn.PgError (errors.As still finds it for PE002 and PE003).
+// es.ErrDuplicateEvent, PE003 into es.ErrInvalidArgument, PE007 into
+// es.ErrCheckpointConflict, PE008 into es.ErrSnapshotBeyondStream. Callers
+// never need *pgconn.PgError (errors.As still finds it for all but PE001).
 //
 // # Ordering
 //
@@ -44,4 +45,23 @@
 // transaction at a time notifies. Listeners must always re-read from their
 // own position. SET es.notify = off (per session, role or database)
 // disables notifications.
+//
+// # Snapshots
+//
+// The store is an [es.SnapshotStore]: [Store.SaveSnapshot], [Store.Load]
+// (the snapshot and the events after it, one statement), and
+// [Store.AppendWithSnapshot] / [Store.AppendWithSnapshotTx], which store a
+// snapshot in the same call as the events. es.Repository uses them for
+// aggregates that implement es.Snapshotter.
+//
+// # Subscriptions
+//
+// [Store.Subscribe] follows the global log with at-least-once delivery;
+// [Store.SubscribeTx] hands the handler the transaction in which the
+// checkpoint advances, so a read model and its checkpoint commit together.
+// Each running subscription has a dedicated connection hijacked from the
+// pool: it holds the subscription's advisory lock (one active instance per
+// name), LISTENs on [Store.Channel] before it catches up, wakes on
+// notifications, re-polls shortly after reads that found events, polls on a
+// fallback interval, and reconnects with backoff.
 package pgstore

@@ -12,11 +12,13 @@ import (
 
 // The SQLSTATEs the es functions raise (class PE, "event store").
 const (
-	codeWrongVersion    = "PE001"
-	codeDuplicateEvent  = "PE002"
-	codeInvalidArgument = "PE003"
-	codeImmutable       = "PE005"
-	codeUniqueViolation = "23505"
+	codeWrongVersion       = "PE001"
+	codeDuplicateEvent     = "PE002"
+	codeInvalidArgument    = "PE003"
+	codeImmutable          = "PE005"
+	codeCheckpointConflict = "PE007"
+	codeSnapshotAhead      = "PE008"
+	codeUniqueViolation    = "23505"
 )
 
 // dbError is an error raised by an es function: it matches its es sentinel
@@ -58,6 +60,10 @@ func interpretError(err error) error {
 		}
 	case codeInvalidArgument:
 		return &dbError{kind: es.ErrInvalidArgument, pg: pg}
+	case codeCheckpointConflict:
+		return &dbError{kind: es.ErrCheckpointConflict, pg: pg}
+	case codeSnapshotAhead:
+		return &dbError{kind: es.ErrSnapshotBeyondStream, pg: pg}
 	}
 	return err
 }

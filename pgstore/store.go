@@ -77,6 +77,9 @@ func (s *Store) Channel() string { return s.config.Schema + "_events" }
 // queries are the statements the store sends, qualified with its schema.
 type queries struct {
 	append, readStream, readStreamBackward, readAll, streamInfo string
+
+	// Snapshots (snapshot.go).
+	appendWithSnapshot, saveSnapshot, readSnapshot, load string
 }
 
 func newQueries(schema string) queries {
@@ -88,5 +91,12 @@ func newQueries(schema string) queries {
 		readStreamBackward: "SELECT " + eventColumns + " FROM " + schema + ".read_stream_backward($1, $2, $3)",
 		readAll:            "SELECT stream_id, " + eventColumns + " FROM " + schema + ".read_all($1, $2, $3, $4, $5)",
 		streamInfo:         "SELECT version, stream_exists, created_at, updated_at FROM " + schema + ".stream_info($1)",
+
+		appendWithSnapshot: "SELECT stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id FROM " +
+			schema + ".append($1, $2, $3, $4, $5, $6, $7, $8)",
+		saveSnapshot: "SELECT " + schema + ".save_snapshot($1, $2, $3, $4)",
+		readSnapshot: "SELECT version, schema_version, state, created_at FROM " + schema + ".snapshots WHERE stream_id = $1",
+		load: "SELECT " + eventColumns + ", snapshot_schema_version, snapshot_state FROM " + schema +
+			".load($1, $2) LIMIT $3",
 	}
 }

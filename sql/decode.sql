@@ -28,22 +28,42 @@ $$;
 --   bytes) → RFC 3339 string in UTC, fractional seconds only when non-zero,
 --   trailing zeros dropped (as Go's time.RFC3339Nano); any other extension →
 --   {"ext": type, "data": base64}.
--- The es Go codec writes UUIDs as their canonical strings and times as
--- timestamp extensions, so both come out readable.
--- It walks the input once with an explicit stack (no recursion), collects
--- the JSON text as an array of pieces and parses it once at the end.
+-- The es Go codec writes UUIDs as their canonical strings (a str8 of 36
+-- characters) and times as timestamp extensions, so both come out readable.
+--
+-- PL/pgSQL pays for every statement and every function call, so the decoder
+-- keeps both few per value. It walks the input once with an explicit stack
+-- (no recursion) and appends the JSON text of each value, followed by ":"
+-- (a map key) or "," (anything else), to an array of pieces, which it parses
+-- once at the end; closing a container puts the bracket in place of the ","
+-- after its last item. A FOR loop walks the items of a container (its
+-- counter costs no statement per item). The common values come first and
+-- take one branch of a few statements: fixstrs and str8s (one of ASCII
+-- without '"', '\' and control characters, such as a key or a UUID, goes out
+-- as encode(..., 'escape') leaves it), positive fixints, fixmaps and
+-- fixarrays, nil/bool/negative fixints, numbers, timestamps of 4 and 8
+-- bytes. Control characters are looked for once in the whole text at the
+-- end; when there are some (rare), the walk starts again and escapes them.
+-- The input gets 18 bytes of 0xc1 (a reserved type byte) appended: a value
+-- of fixed size cut short by the end of the input reads them instead of
+-- failing, which leaves the position past the end, where the next read (a
+-- 0xc1) or the final check reports it. Lengths and counts are checked
+-- before they are used. Every value moves the position forward by at least
+-- one byte, so the walk ends within length + 1 values.
 CREATE FUNCTION es.msgpack_to_jsonb(p_data bytea) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
-    b      bytea := p_data || '\x'::bytea;  -- a plain (detoasted) copy: get_byte stays O(1)
+    -- A plain (detoasted) copy, so that get_byte and substring stay O(1).
+    b      bytea := p_data || '\xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'::bytea;
     blen   int := length(p_data);
     pos    int := 0;          -- offset of the next byte (0-based)
-    start  int;               -- offset of the current value's first byte
-    c      int;               -- current type byte
-    k      bigint;            -- length or element count
+    c      int;               -- type byte of the current value
+    kind   int;               -- 2 bin, 3 array, 4 map, 5 ext
+    k      bigint;            -- length or item count
     x      bigint;
     e      int;
-    f      float8;
+    t      text;
+    sub    bytea;
     secs   bigint;
     nanos  bigint;
     z      bigint;
@@ -53,293 +73,339 @@ DECLARE
     doy    bigint;
     mp     bigint;
     yr     bigint;
-    t      text;
-    sub    bytea;
-    kind   int;               -- 0 scalar in t, 1 str, 2 bin, 3 array, 4 map, 5 ext
-    sep    text;
-    keypos boolean;
-    j      int;
-    out    text[] := '{}';    -- pieces of JSON text
-    n      int := 0;
-    tmp    text[];
+    out    text[] := '{}';    -- pieces of JSON text, each value followed by its separator
     -- The open container: the root is a one-item array of depth 0; the
-    -- enclosing containers wait on the stack (s_*[d] is the one at depth d).
+    -- enclosing containers wait on the stack.
     depth  int := 0;
     c_map  boolean := false;
-    c_cnt  bigint := 1;       -- items in the container (a map has 2 per entry)
-    c_idx  bigint := 0;       -- items done
-    c_key  int := 0;          -- > 0: the container is a map key starting at out[c_key]
-    s_map  boolean[] := '{}';
-    s_cnt  bigint[] := '{}';
-    s_idx  bigint[] := '{}';
-    s_key  int[] := '{}';
+    c_left bigint := 1;       -- items to walk (a map has 2 per entry)
+    -- s[d]: the container at depth d while the one it holds is open, as
+    -- (items left after that one) << 32 | (index in out of that one's
+    -- opening bracket) << 1 | (1 when a map).
+    s      bigint[];
+    -- false: printable ASCII strings go out as they are, control characters
+    -- included, which the text is checked for once at the end; true: after
+    -- finding one, the walk starts again and escapes them.
+    careful boolean := false;
 BEGIN
+    <<attempt>>
     LOOP
-        -- Where the next value goes: separator and whether it is a map key.
-        keypos := c_map AND c_idx % 2 = 0;
-        sep := CASE WHEN c_idx = 0 THEN '' WHEN c_map AND NOT keypos THEN ':' ELSE ',' END;
-
-        IF pos >= blen THEN
-            RAISE EXCEPTION 'msgpack_to_jsonb: unexpected end of input at byte %: expected a value', pos
-                USING ERRCODE = 'PE006';
-        END IF;
-        start := pos;
-        c := get_byte(b, pos);
-        pos := pos + 1;
-        kind := 0;
-
-        IF c < 128 THEN                                   -- positive fixint
-            t := c::text;
-        ELSIF c >= 160 AND c < 192 THEN                   -- fixstr
-            kind := 1; k := c - 160;
-        ELSIF c < 144 THEN                                -- fixmap
-            kind := 4; k := c - 128;
-        ELSIF c < 160 THEN                                -- fixarray
-            kind := 3; k := c - 144;
-        ELSIF c >= 224 THEN                               -- negative fixint
-            t := (c - 256)::text;
-        ELSIF c = 192 THEN
-            t := 'null';
-        ELSIF c = 194 THEN
-            t := 'false';
-        ELSIF c = 195 THEN
-            t := 'true';
-        ELSIF c = 193 THEN
-            RAISE EXCEPTION 'msgpack_to_jsonb: reserved type byte 0xc1 at byte %', start
-                USING ERRCODE = 'PE006';
-        ELSE
-            -- Every remaining type has a fixed-size part of e bytes after the type byte.
-            e := CASE
-                WHEN c IN (196, 199, 204, 208, 217) THEN 1   -- bin8, ext8, uint8, int8, str8
-                WHEN c IN (197, 200, 205, 209, 218, 220, 222) THEN 2
-                WHEN c IN (198, 201, 202, 206, 210, 219, 221, 223) THEN 4
-                WHEN c IN (203, 207, 211) THEN 8
-                WHEN c = 212 THEN 2 WHEN c = 213 THEN 3 WHEN c = 214 THEN 5
-                WHEN c = 215 THEN 9 WHEN c = 216 THEN 17
-            END;
-            IF c >= 199 AND c <= 201 THEN
-                e := e + 1;                               -- ext8/16/32: length, then the type
-            END IF;
-            IF pos + e > blen THEN
-                RAISE EXCEPTION 'msgpack_to_jsonb: unexpected end of input at byte %: type 0x% needs % more bytes, % left',
-                    blen, to_hex(c), e, blen - pos USING ERRCODE = 'PE006';
-            END IF;
-            -- x: the big-endian unsigned value of the first 1, 2 or 4 bytes,
-            -- or of all 8 as a signed bigint.
-            IF c IN (203, 207, 211) THEN
-                x := ('x' || encode(substring(b FROM pos + 1 FOR 8), 'hex'))::bit(64)::bigint;
-            ELSIF c IN (196, 199, 204, 208, 217) THEN
-                x := get_byte(b, pos);
-            ELSIF c IN (197, 200, 205, 209, 218, 220, 222) THEN
-                x := get_byte(b, pos) * 256 + get_byte(b, pos + 1);
-            ELSIF c IN (198, 201, 202, 206, 210, 219, 221, 223) THEN
-                x := get_byte(b, pos)::bigint * 16777216 + get_byte(b, pos + 1) * 65536
-                     + get_byte(b, pos + 2) * 256 + get_byte(b, pos + 3);
-            END IF;
-
-            IF c >= 217 AND c <= 219 THEN                 -- str8/16/32
-                kind := 1; k := x; pos := pos + e;
-            ELSIF c >= 220 AND c <= 221 THEN              -- array16/32
-                kind := 3; k := x; pos := pos + e;
-            ELSIF c >= 222 AND c <= 223 THEN              -- map16/32
-                kind := 4; k := x; pos := pos + e;
-            ELSIF c >= 204 AND c <= 207 THEN              -- uint8/16/32/64
-                t := CASE WHEN x < 0 THEN (x::numeric + 18446744073709551616)::text ELSE x::text END;
-                pos := pos + e;
-            ELSIF c >= 208 AND c <= 211 THEN              -- int8/16/32/64
-                t := CASE c WHEN 208 THEN CASE WHEN x >= 128 THEN x - 256 ELSE x END
-                            WHEN 209 THEN CASE WHEN x >= 32768 THEN x - 65536 ELSE x END
-                            WHEN 210 THEN CASE WHEN x >= 2147483648 THEN x - 4294967296 ELSE x END
-                            ELSE x END::text;
-                pos := pos + e;
-            ELSIF c = 203 THEN                            -- float64
-                pos := pos + e;
-                e := ((x >> 52) & 2047)::int;
-                k := x & 4503599627370495;
-                IF e = 2047 THEN
-                    t := CASE WHEN k <> 0 THEN '"NaN"' WHEN x < 0 THEN '"-Infinity"' ELSE '"Infinity"' END;
+    <<walk>>
+    LOOP
+        -- The items of the open container, c_left of them (or those left
+        -- after an inner container): the item is a map key when
+        -- c_left - i + 1 is even.
+        FOR i IN 1 .. c_left LOOP
+            c := get_byte(b, pos);
+            IF c >= 160 AND c < 192 THEN                      -- fixstr
+                -- encode(..., 'escape') leaves ASCII but NUL as it is and writes
+                -- anything else with a '\': ASCII without '"', '\' (keys, UUIDs,
+                -- most strings) and control characters needs no JSON escaping.
+                t := encode(substring(b FROM pos + 2 FOR c - 160), 'escape');
+                pos := pos + c - 159;
+                IF pos <= blen AND strpos(t, '"') = 0 AND strpos(t, '\') = 0
+                   AND (NOT careful OR t !~ '[\x01-\x1f]') THEN
+                    out := out || ('"' || t || CASE WHEN c_map AND (c_left - i) % 2 = 1 THEN '":' ELSE '",' END);
                 ELSE
-                    IF e = 0 THEN
-                        f := k::float8 * power(2::float8, -1074);
-                    ELSE
-                        f := (k + 4503599627370496)::float8 * power(2::float8, e - 1075);
-                    END IF;
-                    f := CASE WHEN x < 0 THEN -f ELSE f END;
-                    t := CASE WHEN current_setting('extra_float_digits')::int >= 1 THEN f::text
-                              ELSE es.msgpack_float_text(f, false) END;
-                END IF;
-            ELSIF c = 202 THEN                            -- float32
-                pos := pos + e;
-                e := ((x >> 23) & 255)::int;
-                k := x & 8388607;
-                IF e = 255 THEN
-                    t := CASE WHEN k <> 0 THEN '"NaN"' WHEN x >= 2147483648 THEN '"-Infinity"' ELSE '"Infinity"' END;
-                ELSE
-                    IF e = 0 THEN
-                        f := k::float8 * power(2::float8, -149);
-                    ELSE
-                        f := (k + 8388608)::float8 * power(2::float8, e - 150);
-                    END IF;
-                    f := CASE WHEN x >= 2147483648 THEN -f ELSE f END;
-                    t := CASE WHEN current_setting('extra_float_digits')::int >= 1 THEN f::float4::text
-                              ELSE es.msgpack_float_text(f, true) END;
-                END IF;
-            ELSIF c >= 196 AND c <= 198 THEN              -- bin8/16/32
-                kind := 2; k := x; pos := pos + e;
-            ELSIF c >= 199 AND c <= 201 THEN              -- ext8/16/32: length, type
-                kind := 5; k := x; pos := pos + e;
-                x := get_byte(b, pos - 1);
-            ELSE                                          -- fixext1/2/4/8/16: type
-                kind := 5; k := e - 1; pos := pos + 1;
-                x := get_byte(b, pos - 1);
-            END IF;
-        END IF;
-
-        IF kind = 1 OR kind = 2 OR kind = 5 THEN
-            IF k > blen - pos THEN
-                RAISE EXCEPTION 'msgpack_to_jsonb: % at byte % declares % bytes, only % left',
-                    CASE kind WHEN 1 THEN 'string' WHEN 2 THEN 'binary' ELSE 'extension' END,
-                    start, k, blen - pos USING ERRCODE = 'PE006';
-            END IF;
-            IF kind = 1 THEN
-                -- Validated without raising (an EXCEPTION block would make the
-                -- function parallel unsafe): read as LATIN1 (one character per
-                -- byte), which only fails on NUL, checked first; ASCII is done;
-                -- anything else must match the UTF-8 grammar before convert_from.
-                sub := substring(b FROM pos + 1 FOR k::int);
-                IF position('\x00'::bytea IN sub) > 0 THEN
-                    RAISE EXCEPTION 'msgpack_to_jsonb: string at byte % contains NUL, which PostgreSQL text cannot hold', start
-                        USING ERRCODE = 'PE006';
-                END IF;
-                t := convert_from(sub, 'LATIN1');
-                IF t !~ '^[\x01-\x7f]*$' THEN
-                    IF t !~ '^(?:[\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*$' THEN
-                        RAISE EXCEPTION 'msgpack_to_jsonb: string at byte % is not valid UTF-8', start
+                    -- Validated without raising (an EXCEPTION block would make
+                    -- the function parallel unsafe): no NUL, then, read as
+                    -- LATIN1 (one character per byte), it must match the UTF-8
+                    -- grammar before convert_from.
+                    sub := substring(b FROM pos - c + 160 + 1 FOR c - 160);
+                    IF pos > blen OR position('\x00'::bytea IN sub) > 0 OR convert_from(sub, 'LATIN1') !~ '^(?:[\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*$' THEN
+                        RAISE EXCEPTION 'msgpack_to_jsonb: string at byte % %', pos - c + 159,
+                            CASE WHEN pos > blen THEN format('declares %s bytes, only %s left', c - 160, blen - pos + c - 160)
+                                 WHEN position('\x00'::bytea IN sub) > 0 THEN 'contains NUL, which PostgreSQL text cannot hold'
+                                 ELSE 'is not valid UTF-8' END
                             USING ERRCODE = 'PE006';
                     END IF;
-                    t := convert_from(sub, 'UTF8');
+                    out := out || (to_json(convert_from(sub, 'UTF8'))::text
+                                   || CASE WHEN c_map AND (c_left - i) % 2 = 1 THEN ':' ELSE ',' END);
                 END IF;
-                t := to_json(t)::text;
-            ELSIF kind = 2 THEN
-                t := '"' || translate(encode(substring(b FROM pos + 1 FOR k::int), 'base64'), E'\n', '') || '"';
-            ELSIF x = 255 THEN                            -- timestamp extension (-1)
-                IF k = 4 THEN
-                    nanos := 0;
-                    secs := get_byte(b, pos)::bigint * 16777216 + get_byte(b, pos + 1) * 65536
-                            + get_byte(b, pos + 2) * 256 + get_byte(b, pos + 3);
-                ELSIF k = 8 THEN
-                    x := ('x' || encode(substring(b FROM pos + 1 FOR 8), 'hex'))::bit(64)::bigint;
-                    nanos := (x >> 34) & 1073741823;
-                    secs := x & 17179869183;
-                ELSIF k = 12 THEN
-                    nanos := get_byte(b, pos)::bigint * 16777216 + get_byte(b, pos + 1) * 65536
-                             + get_byte(b, pos + 2) * 256 + get_byte(b, pos + 3);
-                    secs := ('x' || encode(substring(b FROM pos + 5 FOR 8), 'hex'))::bit(64)::bigint;
+            ELSIF c < 128 THEN                                -- positive fixint
+                out := out || CASE WHEN c_map AND (c_left - i) % 2 = 1 THEN '"' || c || '":' ELSE c || ',' END;
+                pos := pos + 1;
+            ELSIF c < 160 AND c & 15 <> 0 THEN                -- fixmap, fixarray (not empty)
+                IF depth >= 512 THEN
+                    RAISE EXCEPTION 'msgpack_to_jsonb: nesting deeper than 512 at byte %', pos
+                        USING ERRCODE = 'PE006';
+                END IF;
+                s[depth] := ((c_left - i) << 32) | ((cardinality(out) + 1) << 1) | CASE WHEN c_map THEN 1 ELSE 0 END;
+                out := out || CASE WHEN c < 144 THEN '{' ELSE '[' END;
+                depth := depth + 1;
+                c_map := c < 144;
+                c_left := CASE WHEN c < 144 THEN 2 * (c - 128) ELSE c - 144 END;
+                pos := pos + 1;
+                CONTINUE walk;
+            ELSIF c >= 217 AND c <= 219 THEN                  -- str8/16/32
+                k := CASE c
+                    WHEN 217 THEN get_byte(b, pos + 1)
+                    WHEN 218 THEN (get_byte(b, pos + 1) << 8) | get_byte(b, pos + 2)
+                    ELSE (get_byte(b, pos + 1)::bigint << 24) | (get_byte(b, pos + 2) << 16)
+                         | (get_byte(b, pos + 3) << 8) | get_byte(b, pos + 4) END;
+                pos := pos + 1 + (1 << (c - 217));
+                IF k > blen - pos THEN
+                    RAISE EXCEPTION 'msgpack_to_jsonb: string at byte % declares % bytes, only % left',
+                        pos - 1 - (1 << (c - 217)), k, greatest(blen - pos, 0) USING ERRCODE = 'PE006';
+                END IF;
+                t := encode(substring(b FROM pos + 1 FOR k::int), 'escape');
+                pos := pos + k::int;
+                IF strpos(t, '"') = 0 AND strpos(t, '\') = 0 AND (NOT careful OR t !~ '[\x01-\x1f]') THEN
+                    out := out || ('"' || t || CASE WHEN c_map AND (c_left - i) % 2 = 1 THEN '":' ELSE '",' END);
                 ELSE
-                    RAISE EXCEPTION 'msgpack_to_jsonb: timestamp extension at byte % has % data bytes, want 4, 8 or 12',
-                        start, k USING ERRCODE = 'PE006';
+                    sub := substring(b FROM pos - k::int + 1 FOR k::int);
+                    IF position('\x00'::bytea IN sub) > 0 OR convert_from(sub, 'LATIN1') !~ '^(?:[\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*$' THEN
+                        RAISE EXCEPTION 'msgpack_to_jsonb: string at byte % %', pos - k - 1 - (1 << (c - 217)),
+                            CASE WHEN position('\x00'::bytea IN sub) > 0 THEN 'contains NUL, which PostgreSQL text cannot hold'
+                                 ELSE 'is not valid UTF-8' END
+                            USING ERRCODE = 'PE006';
+                    END IF;
+                    out := out || (to_json(convert_from(sub, 'UTF8'))::text
+                                   || CASE WHEN c_map AND (c_left - i) % 2 = 1 THEN ':' ELSE ',' END);
                 END IF;
-                IF nanos > 999999999 THEN
-                    RAISE EXCEPTION 'msgpack_to_jsonb: timestamp at byte % has % nanoseconds, want at most 999999999',
-                        start, nanos USING ERRCODE = 'PE006';
+            ELSIF c >= 224 OR c = 192 OR c = 194 OR c = 195 THEN  -- negative fixint, nil, false, true
+                out := out || CASE WHEN c_map AND (c_left - i) % 2 = 1
+                                   THEN '"' || CASE c WHEN 192 THEN 'null' WHEN 194 THEN 'false' WHEN 195 THEN 'true'
+                                                      ELSE (c - 256)::text END || '":'
+                                   ELSE CASE c WHEN 192 THEN 'null,' WHEN 194 THEN 'false,' WHEN 195 THEN 'true,'
+                                               ELSE (c - 256) || ',' END END;
+                pos := pos + 1;
+            ELSIF c >= 202 AND c <= 211 THEN                  -- float32/64, uint8..64, int8..64
+                e := CASE c WHEN 202 THEN 4 WHEN 203 THEN 8 ELSE 1 << ((c - 204) & 3) END;
+                x := CASE e
+                    WHEN 1 THEN get_byte(b, pos + 1)
+                    WHEN 2 THEN (get_byte(b, pos + 1) << 8) | get_byte(b, pos + 2)
+                    WHEN 4 THEN (get_byte(b, pos + 1)::bigint << 24) | (get_byte(b, pos + 2) << 16)
+                                | (get_byte(b, pos + 3) << 8) | get_byte(b, pos + 4)
+                    ELSE ('x' || encode(substring(b FROM pos + 2 FOR 8), 'hex'))::bit(64)::bigint END;
+                pos := pos + 1 + e;
+                t := CASE
+                    WHEN c >= 208 THEN
+                        CASE WHEN e < 8 AND x >= 1::bigint << (8 * e - 1) THEN x - (1::bigint << (8 * e)) ELSE x END::text
+                    WHEN c >= 204 THEN
+                        CASE WHEN x < 0 THEN (x::numeric + 18446744073709551616)::text ELSE x::text END
+                    WHEN c = 203 THEN CASE
+                        WHEN (x >> 52) & 2047 = 2047 THEN
+                            CASE WHEN x & 4503599627370495 <> 0 THEN '"NaN"' WHEN x < 0 THEN '"-Infinity"' ELSE '"Infinity"' END
+                        WHEN current_setting('extra_float_digits')::int >= 1 THEN
+                            (CASE WHEN x < 0 THEN -1::float8 ELSE 1::float8 END
+                             * CASE WHEN (x >> 52) & 2047 = 0 THEN (x & 4503599627370495)::float8 * power(2::float8, -1074)
+                                    ELSE ((x & 4503599627370495) + 4503599627370496)::float8
+                                         * power(2::float8, ((x >> 52) & 2047)::int - 1075) END)::text
+                        ELSE es.msgpack_float_text(
+                            CASE WHEN x < 0 THEN -1::float8 ELSE 1::float8 END
+                            * CASE WHEN (x >> 52) & 2047 = 0 THEN (x & 4503599627370495)::float8 * power(2::float8, -1074)
+                                   ELSE ((x & 4503599627370495) + 4503599627370496)::float8
+                                        * power(2::float8, ((x >> 52) & 2047)::int - 1075) END, false) END
+                    ELSE CASE
+                        WHEN (x >> 23) & 255 = 255 THEN
+                            CASE WHEN x & 8388607 <> 0 THEN '"NaN"' WHEN x >= 2147483648 THEN '"-Infinity"' ELSE '"Infinity"' END
+                        WHEN current_setting('extra_float_digits')::int >= 1 THEN
+                            (CASE WHEN x >= 2147483648 THEN -1::float8 ELSE 1::float8 END
+                             * CASE WHEN (x >> 23) & 255 = 0 THEN (x & 8388607)::float8 * power(2::float8, -149)
+                                    ELSE ((x & 8388607) + 8388608)::float8 * power(2::float8, ((x >> 23) & 255)::int - 150) END
+                            )::float4::text
+                        ELSE es.msgpack_float_text(
+                            CASE WHEN x >= 2147483648 THEN -1::float8 ELSE 1::float8 END
+                            * CASE WHEN (x >> 23) & 255 = 0 THEN (x & 8388607)::float8 * power(2::float8, -149)
+                                   ELSE ((x & 8388607) + 8388608)::float8 * power(2::float8, ((x >> 23) & 255)::int - 150) END, true) END
+                END;
+                out := out || CASE WHEN NOT c_map OR (c_left - i) % 2 = 0 THEN t || ','
+                                   WHEN left(t, 1) = '"' THEN t || ':'
+                                   ELSE to_json(t::jsonb::text)::text || ':' END;
+            ELSIF (c = 214 OR c = 215) AND get_byte(b, pos + 1) = 255 THEN  -- timestamp, 4 or 8 bytes
+                -- 4 bytes: seconds; 8 bytes: nanoseconds << 34 | seconds.
+                x := CASE WHEN c = 214
+                          THEN (get_byte(b, pos + 2)::bigint << 24) | (get_byte(b, pos + 3) << 16)
+                               | (get_byte(b, pos + 4) << 8) | get_byte(b, pos + 5)
+                          ELSE ('x' || encode(substring(b FROM pos + 3 FOR 8), 'hex'))::bit(64)::bigint END;
+                pos := pos + 4 * (c - 213) + 2;
+                IF (x >> 34) & 1073741823 > 999999999 THEN
+                    RAISE EXCEPTION 'msgpack_to_jsonb: timestamp before byte % has % nanoseconds, want at most 999999999',
+                        pos, (x >> 34) & 1073741823 USING ERRCODE = 'PE006';
                 END IF;
-                -- Civil date from days since 1970-01-01 (H. Hinnant's algorithm),
-                -- exact over the whole int64 range of seconds.
-                z := div(secs, 86400) - CASE WHEN secs % 86400 < 0 THEN 1 ELSE 0 END;
-                secs := secs - z * 86400;                 -- seconds of the day, 0..86399
-                z := z + 719468;
-                era := div(z - CASE WHEN z < 0 THEN 146096 ELSE 0 END, 146097);
-                doe := z - era * 146097;
+                -- The civil date of 0 <= seconds < 2^34 (years 1970 to 2514),
+                -- as below: z days since 0000-03-01, doe the day of the 400-year era.
+                z := (x & 17179869183) / 86400 + 719468;
+                doe := z % 146097;
                 yoe := (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
                 doy := doe - (365 * yoe + yoe / 4 - yoe / 100);
                 mp := (5 * doy + 2) / 153;
-                yr := yoe + era * 400 + CASE WHEN mp >= 10 THEN 1 ELSE 0 END;
-                t := '"' || CASE WHEN yr < 0 THEN '-' ELSE '' END
-                     || CASE WHEN abs(yr) < 10000 THEN lpad(abs(yr)::text, 4, '0') ELSE abs(yr)::text END
-                     || '-' || lpad((CASE WHEN mp < 10 THEN mp + 3 ELSE mp - 9 END)::text, 2, '0')
-                     || '-' || lpad((doy - (153 * mp + 2) / 5 + 1)::text, 2, '0')
-                     || 'T' || lpad((secs / 3600)::text, 2, '0')
-                     || ':' || lpad((secs / 60 % 60)::text, 2, '0')
-                     || ':' || lpad((secs % 60)::text, 2, '0')
-                     || CASE WHEN nanos = 0 THEN '' ELSE '.' || rtrim(lpad(nanos::text, 9, '0'), '0') END
-                     || 'Z"';
-            ELSE                                          -- any other extension
-                t := '{"ext": ' || CASE WHEN x >= 128 THEN x - 256 ELSE x END
-                     || ', "data": "' || translate(encode(substring(b FROM pos + 1 FOR k::int), 'base64'), E'\n', '') || '"}';
-            END IF;
-            pos := pos + k::int;
-        ELSIF kind >= 3 THEN                              -- array or map
-            IF k = 0 THEN
-                t := CASE WHEN kind = 3 THEN '[]' ELSE '{}' END;
+                secs := (x & 17179869183) % 86400;
+                out := out || ('"' || (yoe + z / 146097 * 400 + CASE WHEN mp >= 10 THEN 1 ELSE 0 END)
+                    || CASE WHEN mp < 7 THEN '-0' || (mp + 3) WHEN mp < 10 THEN '-' || (mp + 3) ELSE '-0' || (mp - 9) END
+                    || CASE WHEN doy - (153 * mp + 2) / 5 < 9 THEN '-0' ELSE '-' END || (doy - (153 * mp + 2) / 5 + 1)
+                    || CASE WHEN secs < 36000 THEN 'T0' ELSE 'T' END || secs / 3600
+                    || CASE WHEN secs / 60 % 60 < 10 THEN ':0' ELSE ':' END || secs / 60 % 60
+                    || CASE WHEN secs % 60 < 10 THEN ':0' ELSE ':' END || secs % 60
+                    || CASE WHEN x >> 34 = 0 THEN ''
+                            ELSE '.' || rtrim(substr((1000000000 + ((x >> 34) & 1073741823))::text, 2), '0') END
+                    || CASE WHEN c_map AND (c_left - i) % 2 = 1 THEN 'Z":' ELSE 'Z",' END);
             ELSE
-                IF kind = 4 THEN
-                    k := k * 2;
-                END IF;
-                IF k > blen - pos THEN
-                    RAISE EXCEPTION 'msgpack_to_jsonb: % at byte % declares % items, only % bytes left',
-                        CASE WHEN kind = 3 THEN 'array' ELSE 'map' END, start, k, blen - pos
+                IF c = 193 THEN
+                    IF pos >= blen THEN
+                        RAISE EXCEPTION 'msgpack_to_jsonb: unexpected end of input after % bytes', blen
+                            USING ERRCODE = 'PE006';
+                    END IF;
+                    RAISE EXCEPTION 'msgpack_to_jsonb: reserved type byte 0xc1 at byte %', pos
                         USING ERRCODE = 'PE006';
                 END IF;
-                IF depth >= 512 THEN
-                    RAISE EXCEPTION 'msgpack_to_jsonb: nesting deeper than 512 at byte %', start
-                        USING ERRCODE = 'PE006';
+                -- Empty fixmap or fixarray, or a type with a length (or count)
+                -- of e bytes after the type byte.
+                e := CASE WHEN c < 160 THEN 0
+                          WHEN c IN (196, 199) THEN 1                      -- bin8, ext8
+                          WHEN c IN (197, 200, 220, 222) THEN 2            -- bin16, ext16, array16, map16
+                          WHEN c IN (198, 201, 221, 223) THEN 4            -- bin32, ext32, array32, map32
+                          ELSE 0 END;                                      -- fixext1..16 (212..216)
+                k := CASE e
+                    WHEN 0 THEN 0
+                    WHEN 1 THEN get_byte(b, pos + 1)
+                    WHEN 2 THEN (get_byte(b, pos + 1) << 8) | get_byte(b, pos + 2)
+                    ELSE (get_byte(b, pos + 1)::bigint << 24) | (get_byte(b, pos + 2) << 16)
+                         | (get_byte(b, pos + 3) << 8) | get_byte(b, pos + 4) END;
+                pos := pos + 1 + e;
+                kind := CASE WHEN c < 144 OR c >= 222 THEN 4 WHEN c < 160 OR c >= 220 THEN 3 WHEN c <= 198 THEN 2 ELSE 5 END;
+                IF kind = 3 OR kind = 4 THEN                  -- array or map
+                    IF k = 0 THEN
+                        t := CASE WHEN kind = 3 THEN '[]' ELSE '{}' END;
+                    ELSE
+                        IF kind = 4 THEN
+                            k := k * 2;
+                        END IF;
+                        IF k > blen - pos THEN
+                            RAISE EXCEPTION 'msgpack_to_jsonb: % before byte % declares % items, only % bytes left',
+                                CASE WHEN kind = 3 THEN 'array' ELSE 'map' END, pos, k, greatest(blen - pos, 0)
+                                USING ERRCODE = 'PE006';
+                        END IF;
+                        IF depth >= 512 THEN
+                            RAISE EXCEPTION 'msgpack_to_jsonb: nesting deeper than 512 before byte %', pos
+                                USING ERRCODE = 'PE006';
+                        END IF;
+                        s[depth] := ((c_left - i) << 32) | ((cardinality(out) + 1) << 1) | CASE WHEN c_map THEN 1 ELSE 0 END;
+                        out := out || CASE WHEN kind = 3 THEN '[' ELSE '{' END;
+                        depth := depth + 1;
+                        c_map := kind = 4;
+                        c_left := k;
+                        CONTINUE walk;
+                    END IF;
+                ELSE                                          -- bin, ext
+                    IF kind = 5 THEN                          -- the extension's type
+                        IF c >= 212 THEN
+                            k := 1 << (c - 212);
+                        END IF;
+                        x := get_byte(b, pos);
+                        pos := pos + 1;
+                    END IF;
+                    IF k > blen - pos THEN
+                        RAISE EXCEPTION 'msgpack_to_jsonb: % before byte % declares % bytes, only % left',
+                            CASE kind WHEN 2 THEN 'binary' ELSE 'extension' END,
+                            pos, k, greatest(blen - pos, 0) USING ERRCODE = 'PE006';
+                    END IF;
+                    sub := substring(b FROM pos + 1 FOR k::int);
+                    pos := pos + k::int;
+                    IF kind = 2 THEN
+                        t := '"' || translate(encode(sub, 'base64'), E'\n', '') || '"';
+                    ELSIF x <> 255 THEN                       -- any extension but a timestamp
+                        t := '{"ext": ' || CASE WHEN x >= 128 THEN x - 256 ELSE x END
+                             || ', "data": "' || translate(encode(sub, 'base64'), E'\n', '') || '"}';
+                    ELSE                                      -- timestamp extension (-1)
+                        IF k = 4 THEN
+                            nanos := 0;
+                            secs := ('x' || encode(sub, 'hex'))::bit(32)::bigint;
+                        ELSIF k = 8 THEN
+                            x := ('x' || encode(sub, 'hex'))::bit(64)::bigint;
+                            nanos := (x >> 34) & 1073741823;
+                            secs := x & 17179869183;
+                        ELSIF k = 12 THEN
+                            nanos := ('x' || encode(substring(sub FROM 1 FOR 4), 'hex'))::bit(32)::bigint;
+                            secs := ('x' || encode(substring(sub FROM 5 FOR 8), 'hex'))::bit(64)::bigint;
+                        ELSE
+                            RAISE EXCEPTION 'msgpack_to_jsonb: timestamp extension before byte % has % data bytes, want 4, 8 or 12',
+                                pos, k USING ERRCODE = 'PE006';
+                        END IF;
+                        IF nanos > 999999999 THEN
+                            RAISE EXCEPTION 'msgpack_to_jsonb: timestamp before byte % has % nanoseconds, want at most 999999999',
+                                pos, nanos USING ERRCODE = 'PE006';
+                        END IF;
+                        -- Civil date from days since 1970-01-01 (H. Hinnant's
+                        -- algorithm), exact over the whole int64 range of seconds.
+                        z := secs / 86400;
+                        secs := secs % 86400;                 -- seconds of the day, 0..86399
+                        IF secs < 0 THEN
+                            z := z - 1;
+                            secs := secs + 86400;
+                        END IF;
+                        z := z + 719468;
+                        era := div(z - CASE WHEN z < 0 THEN 146096 ELSE 0 END, 146097);
+                        doe := z - era * 146097;
+                        yoe := (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+                        doy := doe - (365 * yoe + yoe / 4 - yoe / 100);
+                        mp := (5 * doy + 2) / 153;
+                        yr := yoe + era * 400 + CASE WHEN mp >= 10 THEN 1 ELSE 0 END;
+                        t := '"' || CASE WHEN yr < 0 THEN '-' ELSE '' END
+                             || CASE WHEN abs(yr) < 10000 THEN lpad(abs(yr)::text, 4, '0') ELSE abs(yr)::text END
+                             || '-' || lpad((CASE WHEN mp < 10 THEN mp + 3 ELSE mp - 9 END)::text, 2, '0')
+                             || '-' || lpad((doy - (153 * mp + 2) / 5 + 1)::text, 2, '0')
+                             || 'T' || lpad((secs / 3600)::text, 2, '0')
+                             || ':' || lpad((secs / 60 % 60)::text, 2, '0')
+                             || ':' || lpad((secs % 60)::text, 2, '0')
+                             || CASE WHEN nanos = 0 THEN '' ELSE '.' || rtrim(lpad(nanos::text, 9, '0'), '0') END
+                             || 'Z"';
+                    END IF;
                 END IF;
-                IF keypos AND sep <> '' THEN
-                    n := n + 1; out[n] := sep; sep := '';
-                END IF;
-                n := n + 1;
-                out[n] := sep || CASE WHEN kind = 3 THEN '[' ELSE '{' END;
-                s_map[depth] := c_map;
-                s_cnt[depth] := c_cnt;
-                s_idx[depth] := c_idx;
-                s_key[depth] := c_key;
-                depth := depth + 1;
-                c_map := kind = 4;
-                c_cnt := k;
-                c_idx := 0;
-                c_key := CASE WHEN keypos THEN n ELSE 0 END;
-                CONTINUE;
+                -- A complete scalar (or empty container) in t.
+                out := out || CASE WHEN NOT c_map OR (c_left - i) % 2 = 0 THEN t || ','
+                                   WHEN left(t, 1) = '"' THEN t || ':'
+                                   ELSE to_json(t::jsonb::text)::text || ':' END;
             END IF;
-        END IF;
-
-        -- A complete value: append it, then close every container it completes.
-        n := n + 1;
-        IF keypos THEN                                    -- a map key: never completes the map
-            out[n] := sep || CASE WHEN left(t, 1) = '"' THEN t ELSE to_json(t::jsonb::text)::text END;
-            c_idx := c_idx + 1;
-            CONTINUE;
-        END IF;
-        out[n] := sep || t;
-        LOOP
-            c_idx := c_idx + 1;
-            EXIT WHEN c_idx < c_cnt OR depth = 0;
-            n := n + 1;
-            out[n] := CASE WHEN c_map THEN '}' ELSE ']' END;
-            IF c_key > 0 THEN                             -- a map key: its JSON text as a string
-                tmp := '{}';
-                FOR j IN c_key .. n LOOP
-                    tmp[j - c_key + 1] := out[j];
-                END LOOP;
-                n := c_key;
-                out[n] := to_json(array_to_string(tmp, '')::jsonb::text)::text;
-            END IF;
-            depth := depth - 1;
-            c_map := s_map[depth];
-            c_cnt := s_cnt[depth];
-            c_idx := s_idx[depth];
-            c_key := s_key[depth];
         END LOOP;
-        EXIT WHEN depth = 0 AND c_idx = c_cnt;
-    END LOOP;
 
-    IF pos < blen THEN
+        -- The container's items are done: close it, and every container it completes.
+        LOOP
+            EXIT walk WHEN depth = 0;
+            depth := depth - 1;
+            x := s[depth];
+            IF x & 1 = 1 AND (x >> 32) % 2 = 1 THEN       -- a map key: the string of its JSON text
+                t := array_to_string(out[(x >> 1) & 2147483647 : cardinality(out)], '');
+                IF NOT careful AND t ~ '[\x01-\x1f]' THEN      -- start again, escaping them
+                    careful := true;
+                    pos := 0;
+                    out := '{}';
+                    depth := 0;
+                    c_map := false;
+                    c_left := 1;
+                    CONTINUE walk;
+                END IF;
+                out := out[1 : ((x >> 1) & 2147483647) - 1]
+                       || (to_json((left(t, -1) || CASE WHEN c_map THEN '}' ELSE ']' END)::jsonb::text)::text || ':');
+            ELSE
+                out[cardinality(out)] := left(out[cardinality(out)], -1) || CASE WHEN c_map THEN '},' ELSE '],' END;
+            END IF;
+            c_map := x & 1 = 1;
+            c_left := x >> 32;
+            EXIT WHEN c_left > 0;
+        END LOOP;
+    END LOOP walk;
+    -- (The statements of the attempt loop are not indented further.)
+    out[cardinality(out)] := left(out[cardinality(out)], -1);   -- the "," after the value
+    t := array_to_string(out, '');
+    EXIT attempt WHEN careful OR t !~ '[\x01-\x1f]';
+    careful := true;
+    pos := 0;
+    out := '{}';
+    depth := 0;
+    c_map := false;
+    c_left := 1;
+    END LOOP attempt;
+
+    IF pos > blen THEN
+        RAISE EXCEPTION 'msgpack_to_jsonb: unexpected end of input after % bytes', blen
+            USING ERRCODE = 'PE006';
+    ELSIF pos < blen THEN
         RAISE EXCEPTION 'msgpack_to_jsonb: % trailing bytes after the value at byte %', blen - pos, pos
             USING ERRCODE = 'PE006';
     END IF;
-    IF cardinality(out) > n THEN
-        out := out[1:n];
-    END IF;
-    RETURN array_to_string(out, '')::jsonb;
+    RETURN t::jsonb;
 END
 $$;
 

@@ -2,7 +2,9 @@
 // aggregate (domain.go) with its events and rules, stored through an
 // es.Repository. It runs every command, shows rules refusing bad ones, a
 // version conflict between two clerks and how Repository.Update's retry
-// resolves it, and prints the stored stream from Go and from SQL.
+// resolves it, and prints the stored stream from Go and from SQL. On
+// PostgreSQL, a transactional subscription (projection.go) keeps an
+// order_details read model up to date meanwhile; the tour ends by showing it.
 //
 // It connects to DATABASE_URL, or starts a throwaway PostgreSQL server from
 // the local binaries (as the test harness does) when DATABASE_URL is unset,
@@ -121,6 +123,20 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 		return err
 	}
 	now := time.Now()
+
+	// On PostgreSQL, the order_details read model follows the events from
+	// the start, through a transactional subscription (projection.go).
+	if pg, ok := store.(*pgstore.Store); ok && db != nil {
+		stop, err := startProjection(ctx, pg, db, registry)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				p("projection stopped: %v", err)
+			}
+		}()
+	}
 
 	// 1. Commands record events on the aggregate in memory; Save appends
 	// them. Metadata set on the context is attached to every saved event.
@@ -299,7 +315,15 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 		}
 		p("   %2d | %-14s | %s", version, typ, recorded.UTC().Format("2006-01-02 15:04:05.000000Z"))
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+
+	// 7. The read model, kept by the subscription while the tour ran.
+	p("7. The order_details read model (a transactional subscription applied each event once):")
+	return showReadModel(ctx, w, db,
+		map[string]int64{id.String(): shipped.StoredVersion(), id2.String(): empty.StoredVersion()},
+		[]string{id.String(), id2.String()})
 }
 
 // refused prints that the command name was refused with err, or returns an

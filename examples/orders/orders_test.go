@@ -11,8 +11,12 @@ import (
 
 	"github.com/pgevent/es"
 	"github.com/pgevent/es/estest"
+	"github.com/pgevent/es/internal/pgtest"
 	"github.com/pgevent/es/memstore"
+	"github.com/pgevent/es/pgstore"
 )
+
+func TestMain(m *testing.M) { pgtest.MainCheckingLeaks(m) }
 
 var (
 	orderID = uuid.MustParse("0190c1d2-0000-7000-8000-000000000001")
@@ -203,4 +207,42 @@ func TestConnectFallback(t *testing.T) {
 	require.IsType(t, &memstore.Store{}, store)
 	require.Equal(t, 1, strings.Count(out.String(), "\n"), "one line: %q", out.String())
 	require.Contains(t, out.String(), "running on the in-memory store instead")
+}
+
+// TestRunPostgres runs the whole tour on PostgreSQL (a fresh database) and
+// checks the SQL view of the stream and the order_details read model that
+// the transactional subscription kept.
+func TestRunPostgres(t *testing.T) {
+	t.Setenv("DATABASE_URL", pgtest.NewDatabase(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out strings.Builder
+	store, db, cleanup := connect(ctx, &out)
+	defer cleanup()
+	require.NotNil(t, db, out.String())
+	require.IsType(t, &pgstore.Store{}, store)
+	require.NoError(t, run(ctx, &out, store, db))
+	got := out.String()
+	t.Log("\n" + got)
+	for _, want := range []string{
+		"saved at version 8 after 2 attempts",
+		"6. The same stream with SQL",
+		"7. The order_details read model",
+		"   cust-42  | shipped   |     6 |  51.00 | DHL     | 10",
+		"   cust-7   | cancelled |     0 |   0.00 |         | 2",
+	} {
+		require.Contains(t, got, want)
+	}
+	require.NotContains(t, got, "projection stopped")
+
+	// Each event applied once: the lines add up to the events.
+	var lines, qty int
+	require.NoError(t, db.QueryRow(ctx, "SELECT count(*), sum(quantity) FROM "+schema+".order_detail_lines").Scan(&lines, &qty))
+	require.Equal(t, 4, lines, "BOOK-1, MUG-7, CARD-2, WRAP-1")
+	require.Equal(t, 6, qty)
+	pg := store.(*pgstore.Store)
+	pos, ok, err := pg.Checkpoint(ctx, projectionName)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.False(t, pos.IsZero())
 }

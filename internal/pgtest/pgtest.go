@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 )
 
 const (
@@ -66,7 +67,18 @@ type server struct {
 // The cleanup also runs when m.Run panics on the main goroutine. A panic in
 // a test goroutine ends the process at once; the server then shuts itself
 // down (see the package documentation).
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(run(m, false)) }
+
+// MainCheckingLeaks is [Main] that also fails the run when goroutines are
+// left running once the tests have finished and the server is cleaned up
+// (checked with goleak, which waits a little for goroutines that are
+// ending). Use it in packages whose code starts goroutines:
+//
+//	func TestMain(m *testing.M) { pgtest.MainCheckingLeaks(m) }
+func MainCheckingLeaks(m *testing.M) { os.Exit(run(m, true)) }
+
+// run runs the tests and cleans up, and returns the exit code.
+func run(m *testing.M, checkLeaks bool) int {
 	mainCalled.Store(true)
 	finished := false
 	defer func() {
@@ -79,7 +91,13 @@ func Main(m *testing.M) {
 	if err := teardown(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
-	os.Exit(code)
+	if checkLeaks && code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: goroutines left running after the tests: %v\n", err)
+			code = 1
+		}
+	}
+	return code
 }
 
 // ConnString returns a connection string to a database reserved for this

@@ -1,0 +1,636 @@
+package integration_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgevent/es"
+	"github.com/pgevent/es/internal/pgtest"
+	"github.com/pgevent/es/migrations"
+	"github.com/pgevent/es/pgstore"
+)
+
+// These tests cover the roles and privileges of migrations/008_roles.sql:
+// each schema gets <schema>_reader and <schema>_writer (pgtest.NewSchema
+// names schemas t_<random>, so parallel tests have roles of their own).
+
+// The privilege policy, by function name: what 008 must grant. A function
+// of the schema that is in none of these lists fails the tests: classify
+// it here and in 008.
+var (
+	readerFunctions = []string{"read_stream", "read_stream_backward", "read_all", "stream_info", "load",
+		"read_checkpoint", "msgpack_to_jsonb", "try_msgpack_to_jsonb", "msgpack_float_text", "invalid_argument"}
+	writerFunctions  = []string{"append", "append_event", "save_snapshot", "advance_checkpoint", "delete_checkpoint"}
+	triggerFunctions = []string{"refuse_event_change"}
+)
+
+// schemaFunction is a function of the schema as pg_proc describes it.
+type schemaFunction struct {
+	Name      string
+	NArgs     int
+	Args      string // identity arguments
+	SecDef    bool
+	Config    []string
+	Executors []string // roles with EXECUTE ("PUBLIC" for PUBLIC)
+}
+
+func (f schemaFunction) key() string { return fmt.Sprintf("%s/%d", f.Name, f.NArgs) }
+
+// schemaFunctions lists the functions of schema, by name and arity.
+func schemaFunctions(t *testing.T, ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, schema string) []schemaFunction {
+	t.Helper()
+	rows, err := db.Query(ctx, `
+		SELECT p.proname, p.pronargs::int, pg_get_function_identity_arguments(p.oid), p.prosecdef,
+		       coalesce(p.proconfig, '{}'),
+		       coalesce((SELECT array_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END)
+		                   FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+		                  WHERE a.privilege_type = 'EXECUTE'), '{}')
+		  FROM pg_proc AS p
+		 WHERE p.pronamespace = $1::regnamespace
+		 ORDER BY 1, 2`, schema)
+	require.NoError(t, err)
+	fns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[schemaFunction])
+	require.NoError(t, err)
+	require.NotEmpty(t, fns)
+	for _, f := range fns {
+		slices.Sort(f.Executors)
+	}
+	return fns
+}
+
+// migrationDefines reports whether a migration creates the function name,
+// so that tests can require the functions of migrations that have landed.
+func migrationDefines(t *testing.T, name string) bool {
+	t.Helper()
+	found := false
+	require.NoError(t, fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(migrations.FS, path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), "FUNCTION {{ $s }}."+name+"(") {
+			found = true
+		}
+		return nil
+	}))
+	return found
+}
+
+// roleCall is a call of one function with valid arguments.
+type roleCall struct {
+	key  string // name/number of arguments
+	sql  string // %[1]s is the schema; stream order-1 exists at version 1
+	code string // the SQLSTATE when the call itself succeeds ("" = none)
+}
+
+var roleCalls = []roleCall{
+	{"read_stream/3", `SELECT count(*) FROM %[1]s.read_stream('order-1', 1, $1)`, ""},
+	{"read_stream_backward/3", `SELECT count(*) FROM %[1]s.read_stream_backward('order-1', NULL, $1)`, ""},
+	{"read_all/5", `SELECT count(*) FROM %[1]s.read_all('0', 0, $1)`, ""},
+	{"stream_info/1", `SELECT version FROM %[1]s.stream_info('order-1')`, ""},
+	{"load/2", `SELECT count(*) FROM %[1]s.load('order-1', 1)`, ""},
+	{"read_checkpoint/1", `SELECT global_position FROM %[1]s.read_checkpoint('sub-1')`, ""},
+	{"msgpack_to_jsonb/1", `SELECT %[1]s.msgpack_to_jsonb('\x81a161cb3ff8000000000000')`, ""},
+	{"try_msgpack_to_jsonb/1", `SELECT %[1]s.try_msgpack_to_jsonb('\xc1')`, ""},
+	{"msgpack_float_text/2", `SELECT %[1]s.msgpack_float_text(0.1, true)`, ""},
+	{"invalid_argument/4", `SELECT %[1]s.invalid_argument('f', 'arg', 'is bad', 1)`, "PE003"},
+	{"append/6", `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea])`, ""},
+	{"append/8", `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, '\x80')`, ""},
+	{"append_event/6", `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', '\x80')`, ""},
+	{"save_snapshot/4", `SELECT %[1]s.save_snapshot('order-1', 1, 1, '\x80')`, ""},
+	{"advance_checkpoint/5", `SELECT global_position FROM %[1]s.advance_checkpoint('sub-1', NULL, NULL, '1', 1)`, ""},
+	{"delete_checkpoint/1", `SELECT %[1]s.delete_checkpoint('sub-1')`, ""},
+	{"refuse_event_change/0", `SELECT %[1]s.refuse_event_change()`, "0A000"},
+}
+
+// roleBundle is a fresh schema with order-1 at version 1, its role names
+// and a superuser pool on its database.
+type roleBundle struct {
+	ctx    context.Context
+	pool   *pgxpool.Pool
+	schema string
+	reader string
+	writer string
+	fns    []schemaFunction
+}
+
+func setupRoles(t *testing.T) *roleBundle {
+	t.Helper()
+	pool, schema := pgtest.NewSchema(t)
+	b := &roleBundle{
+		ctx: testContext(t, 2*time.Minute), pool: pool, schema: schema,
+		reader: schema + "_reader", writer: schema + "_writer",
+	}
+	_, err := pool.Exec(b.ctx, fmt.Sprintf(`SELECT %s.append_event('order-1', 'Noted', '\x80')`, schema))
+	require.NoError(t, err)
+	b.fns = schemaFunctions(t, b.ctx, pool, schema)
+	return b
+}
+
+// kind returns "read", "write" or "trigger" for a function name, failing
+// the test for a function the policy does not classify.
+func kindOf(t *testing.T, name string) string {
+	t.Helper()
+	switch {
+	case slices.Contains(readerFunctions, name):
+		return "read"
+	case slices.Contains(writerFunctions, name):
+		return "write"
+	case slices.Contains(triggerFunctions, name):
+		return "trigger"
+	}
+	require.Failf(t, "unclassified function", "function %s is in no list of roles_test.go: classify it there and in migrations/008_roles.sql", name)
+	return ""
+}
+
+// calls returns the call of every function of the schema, failing the test
+// for a function that has none.
+func (b *roleBundle) calls(t *testing.T) []roleCall {
+	t.Helper()
+	var out []roleCall
+	for _, f := range b.fns {
+		i := slices.IndexFunc(roleCalls, func(c roleCall) bool { return c.key == f.key() })
+		require.GreaterOrEqual(t, i, 0, "no roleCall for %s(%s): add one", f.Name, f.Args)
+		out = append(out, roleCalls[i])
+	}
+	return out
+}
+
+// asRole runs sql as role (SET LOCAL ROLE on the superuser pool, with the
+// given extra settings) in a transaction it rolls back, reading every row,
+// and returns the error.
+func (b *roleBundle) asRole(role, sql string, settings string, args ...any) error {
+	tx, err := b.pool.Begin(b.ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(b.ctx)) }()
+	if role != "" {
+		if _, err := tx.Exec(b.ctx, "SET LOCAL ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	if settings != "" {
+		if _, err := tx.Exec(b.ctx, settings); err != nil {
+			return err
+		}
+	}
+	rows, err := tx.Query(b.ctx, fmt.Sprintf(sql, b.schema), args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
+// requireCode checks that err is nil (code "") or has the SQLSTATE code.
+func requireCode(t *testing.T, err error, code string, msgAndArgs ...any) {
+	t.Helper()
+	if code == "" {
+		require.NoError(t, err, msgAndArgs...)
+		return
+	}
+	requirePgError(t, err, code, msgAndArgs...)
+}
+
+// tableWrites are statements that write to the tables (and through the
+// views) directly.
+var tableWrites = []string{
+	`INSERT INTO %[1]s.events (transaction_id, stream_id, version, event_id, event_type, data) VALUES ('1', 'order-1', 2, gen_random_uuid(), 'Noted', '\x80')`,
+	`UPDATE %[1]s.events SET event_type = 'Changed'`,
+	`DELETE FROM %[1]s.events`,
+	`TRUNCATE %[1]s.events`,
+	`INSERT INTO %[1]s.streams (stream_id, version, transaction_id) VALUES ('order-2', 0, '1')`,
+	`UPDATE %[1]s.streams SET version = 7`,
+	`DELETE FROM %[1]s.streams`,
+	`TRUNCATE %[1]s.streams`,
+	`INSERT INTO %[1]s.snapshots (stream_id, version, schema_version, state) VALUES ('order-1', 1, 1, '\x80')`,
+	`UPDATE %[1]s.snapshots SET version = 7`,
+	`DELETE FROM %[1]s.snapshots`,
+	`TRUNCATE %[1]s.snapshots`,
+	`INSERT INTO %[1]s.checkpoints (subscription_id) VALUES ('sub-1')`,
+	`UPDATE %[1]s.checkpoints SET global_position = 7`,
+	`DELETE FROM %[1]s.checkpoints`,
+	`TRUNCATE %[1]s.checkpoints`,
+	`UPDATE %[1]s.events_view SET event_type = 'Changed'`,
+	`DELETE FROM %[1]s.events_view`,
+}
+
+var tableReads = []string{
+	`SELECT count(*) FROM %[1]s.events`,
+	`SELECT count(*) FROM %[1]s.streams`,
+	`SELECT count(*) FROM %[1]s.snapshots`,
+	`SELECT count(*) FROM %[1]s.checkpoints`,
+	`SELECT data, metadata, correlation_id FROM %[1]s.events_view`,
+	`SELECT * FROM %[1]s.streams_view`,
+}
+
+func TestRolesPrivileges(t *testing.T) {
+	t.Parallel()
+	b := setupRoles(t)
+	calls := b.calls(t)
+
+	// Every function with valid arguments, as each role; the read
+	// functions' max_count is a parameter, so that the plan keeps the
+	// invalid_argument branch.
+	for _, role := range []string{b.reader, b.writer} {
+		for _, c := range calls {
+			name, _, _ := strings.Cut(c.key, "/")
+			want := c.code
+			switch kind := kindOf(t, name); {
+			case kind == "trigger", kind == "write" && role == b.reader:
+				want = "42501"
+			}
+			var args []any
+			if strings.Contains(c.sql, "$1") {
+				args = append(args, 10)
+			}
+			for _, settings := range []string{"", "SET LOCAL search_path TO ''"} {
+				requireCode(t, b.asRole(role, c.sql, settings, args...), want, fmt.Sprintf("%s as %s (%s)", c.key, role, settings))
+			}
+		}
+		// A bad argument is reported as such, not as a missing privilege
+		// on the helper that reports it.
+		requirePgError(t, b.asRole(role, `SELECT * FROM %[1]s.read_stream('order-1', 1, $1)`, "", -1), "PE003", role)
+		for _, q := range tableReads {
+			require.NoError(t, b.asRole(role, q, ""), "%s as %s", q, role)
+		}
+		for _, q := range tableWrites {
+			requirePgError(t, b.asRole(role, q, ""), "42501", fmt.Sprintf("%s as %s", q, role))
+		}
+	}
+
+	// The owner may write to the tables, but events stay immutable, also
+	// through the view, also with an empty search_path (the trigger
+	// function's body is schema-qualified).
+	for _, settings := range []string{"", "SET LOCAL search_path TO ''"} {
+		for _, q := range []string{
+			`UPDATE %[1]s.events SET event_type = 'Changed'`,
+			`DELETE FROM %[1]s.events`,
+			`TRUNCATE %[1]s.events`,
+			`UPDATE %[1]s.events_view SET event_type = 'Changed'`,
+			`DELETE FROM %[1]s.events_view WHERE stream_id = 'order-1'`,
+		} {
+			requirePgError(t, b.asRole("", q, settings), "PE005", q)
+		}
+		require.NoError(t, b.asRole("", `UPDATE %[1]s.streams SET updated_at = now()`, settings))
+		requirePgError(t, b.asRole("", `SELECT %[1]s.refuse_event_change()`, settings), "0A000")
+	}
+
+	// Nothing above was written.
+	var events, streams int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, fmt.Sprintf(
+		`SELECT (SELECT count(*) FROM %[1]s.events), (SELECT count(*) FROM %[1]s.streams)`, b.schema)).Scan(&events, &streams))
+	require.Equal(t, []int64{1, 1}, []int64{events, streams})
+}
+
+// createLogin creates a LOGIN role name (dropped at cleanup), member of
+// the given roles, and returns a connection config for it.
+func createLogin(t *testing.T, ctx context.Context, pool *pgxpool.Pool, name string, memberOf ...string) *pgx.ConnConfig {
+	t.Helper()
+	var pw [12]byte
+	_, err := rand.Read(pw[:])
+	require.NoError(t, err)
+	password := hex.EncodeToString(pw[:])
+	_, err = pool.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", pgx.Identifier{name}.Sanitize(), password))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, err := pool.Exec(ctx, fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s", pgx.Identifier{name}.Sanitize()))
+		require.NoError(t, err)
+	})
+	for _, r := range memberOf {
+		_, err = pool.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", pgx.Identifier{r}.Sanitize(), pgx.Identifier{name}.Sanitize()))
+		require.NoError(t, err)
+	}
+	cfg, err := pgx.ParseConfig(pgtest.ConnString(t))
+	require.NoError(t, err)
+	cfg.User = name
+	cfg.Password = password
+	return cfg
+}
+
+// loginPool opens a pool as the login of cfg, closed at cleanup.
+func loginPool(t *testing.T, ctx context.Context, cfg *pgx.ConnConfig) *pgxpool.Pool {
+	t.Helper()
+	pcfg, err := pgxpool.ParseConfig("")
+	require.NoError(t, err)
+	pcfg.ConnConfig = cfg
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	var user string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT current_user").Scan(&user))
+	require.Equal(t, cfg.User, user)
+	return pool
+}
+
+func TestRolesLogins(t *testing.T) {
+	t.Parallel()
+	b := setupRoles(t)
+
+	t.Run("Writer", func(t *testing.T) {
+		pool := loginPool(t, b.ctx, createLogin(t, b.ctx, b.pool, b.schema+"_app", b.writer))
+		store, err := pgstore.New(pool, &pgstore.Config{Schema: b.schema})
+		require.NoError(t, err)
+		res, err := store.Append(b.ctx, "order-1", es.Exactly(1), []es.NewEvent{{Type: "Shipped", Data: []byte{0x80}}})
+		require.NoError(t, err)
+		require.Equal(t, int64(2), res.StreamVersion)
+		_, err = store.Append(b.ctx, "order-1", es.Exactly(1), []es.NewEvent{{Type: "Shipped", Data: []byte{0x80}}})
+		require.ErrorIs(t, err, es.ErrWrongVersion, "the append's own errors come through SECURITY DEFINER unchanged")
+		info, err := store.StreamInfo(b.ctx, "order-1")
+		require.NoError(t, err)
+		require.Equal(t, int64(2), info.Version)
+		var types []string
+		for e, err := range store.ReadStream(b.ctx, "order-1", nil) {
+			require.NoError(t, err)
+			types = append(types, e.Type)
+		}
+		require.Equal(t, []string{"Noted", "Shipped"}, types)
+		var viewType string
+		require.NoError(t, pool.QueryRow(b.ctx, fmt.Sprintf(
+			"SELECT event_type FROM %s.events_view WHERE stream_id = 'order-1' AND version = 2", b.schema)).Scan(&viewType))
+		require.Equal(t, "Shipped", viewType)
+
+		for _, q := range tableWrites {
+			_, err := pool.Exec(b.ctx, fmt.Sprintf(q, b.schema))
+			requirePgError(t, err, "42501", q)
+		}
+	})
+
+	t.Run("Reader", func(t *testing.T) {
+		pool := loginPool(t, b.ctx, createLogin(t, b.ctx, b.pool, b.schema+"_ro", b.reader))
+		store, err := pgstore.New(pool, &pgstore.Config{Schema: b.schema})
+		require.NoError(t, err)
+		_, err = store.Append(b.ctx, "order-9", es.Any, []es.NewEvent{{Type: "Noted", Data: []byte{0x80}}})
+		requirePgError(t, err, "42501")
+		info, err := store.StreamInfo(b.ctx, "order-1")
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, info.Version, int64(1))
+		_, err = pool.Exec(b.ctx, fmt.Sprintf(`SELECT %s.append_event('order-9', 'Noted', '\x80')`, b.schema))
+		requirePgError(t, err, "42501")
+	})
+
+	t.Run("Public", func(t *testing.T) {
+		// A login with no role: refused at the schema. With USAGE on the
+		// schema (as some administrators grant), refused at every
+		// function: EXECUTE is revoked from PUBLIC.
+		cfg := createLogin(t, b.ctx, b.pool, b.schema+"_nobody")
+		pool := loginPool(t, b.ctx, cfg)
+		for _, q := range append(slices.Clone(tableReads), `SELECT %[1]s.msgpack_to_jsonb('\x80')`) {
+			_, err := pool.Exec(b.ctx, fmt.Sprintf(q, b.schema))
+			pg := requirePgError(t, err, "42501", q)
+			require.Contains(t, pg.Message, "schema", q)
+		}
+		_, err := b.pool.Exec(b.ctx, fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s", b.schema, pgx.Identifier{cfg.User}.Sanitize()))
+		require.NoError(t, err)
+		for _, c := range b.calls(t) {
+			var args []any
+			if strings.Contains(c.sql, "$1") {
+				args = append(args, 10)
+			}
+			_, err := pool.Exec(b.ctx, fmt.Sprintf(c.sql, b.schema), args...)
+			pg := requirePgError(t, err, "42501", c.key)
+			require.Contains(t, pg.Message, "function", c.key)
+		}
+		for _, q := range append(slices.Clone(tableReads), tableWrites...) {
+			_, err := pool.Exec(b.ctx, fmt.Sprintf(q, b.schema))
+			requirePgError(t, err, "42501", q)
+		}
+	})
+}
+
+// TestRolesCatalog checks the grants in the catalogs: every function has
+// EXECUTE for exactly the roles the policy gives it, every writing
+// function is SECURITY DEFINER with a pinned search_path and no other is,
+// the tables and views are readable by both roles and writable by the
+// owner alone, and PUBLIC has nothing.
+func TestRolesCatalog(t *testing.T) {
+	t.Parallel()
+	b := setupRoles(t)
+	var owner string
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", b.schema).Scan(&owner))
+
+	seen := map[string]bool{}
+	for _, f := range b.fns {
+		seen[f.Name] = true
+		var want []string
+		switch kindOf(t, f.Name) {
+		case "read":
+			want = []string{owner, b.reader, b.writer}
+		case "write":
+			want = []string{owner, b.writer}
+			require.True(t, f.SecDef, "%s(%s) must be SECURITY DEFINER", f.Name, f.Args)
+			require.Contains(t, f.Config, "search_path=pg_catalog, pg_temp", "%s(%s)", f.Name, f.Args)
+		case "trigger":
+			want = []string{owner}
+		}
+		if kindOf(t, f.Name) != "write" {
+			require.False(t, f.SecDef, "%s(%s) must not be SECURITY DEFINER", f.Name, f.Args)
+		}
+		slices.Sort(want)
+		require.Equal(t, want, f.Executors, "EXECUTE on %s(%s)", f.Name, f.Args)
+	}
+	// The functions of migrations that have landed exist.
+	for _, name := range []string{"append", "append_event", "read_stream", "read_stream_backward", "read_all", "stream_info",
+		"msgpack_to_jsonb", "try_msgpack_to_jsonb", "save_snapshot", "load", "read_checkpoint", "advance_checkpoint"} {
+		if migrationDefines(t, name) {
+			require.True(t, seen[name], "function %s is defined by a migration but not in schema %s", name, b.schema)
+		}
+	}
+
+	// Relations: SELECT for both roles, everything for the owner, nothing
+	// for anyone else (sequences: nothing for anyone but the owner).
+	rows, err := b.pool.Query(b.ctx, `
+		SELECT c.relname, c.relkind::text, a.grantee::regrole::text, a.privilege_type
+		  FROM pg_class AS c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
+		 WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+		   AND c.relname <> 'schema_version'
+		 ORDER BY 1, 3, 4`, b.schema)
+	require.NoError(t, err)
+	type grant struct{ Rel, Kind, Grantee, Privilege string }
+	grants, err := pgx.CollectRows(rows, pgx.RowToStructByPos[grant])
+	require.NoError(t, err)
+	byRel := map[string][]string{}
+	for _, g := range grants {
+		if g.Grantee == owner {
+			continue
+		}
+		byRel[g.Rel] = append(byRel[g.Rel], g.Grantee+":"+g.Privilege)
+	}
+	wantRead := []string{b.reader + ":SELECT", b.writer + ":SELECT"}
+	slices.Sort(wantRead)
+	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view"} {
+		got := byRel[rel]
+		slices.Sort(got)
+		require.Equal(t, wantRead, got, "grants on %s", rel)
+		delete(byRel, rel)
+	}
+	require.Empty(t, byRel, "grants on other relations")
+	var columnGrants int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `
+		SELECT count(*) FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+		 WHERE c.relnamespace = $1::regnamespace AND a.attacl IS NOT NULL`, b.schema).Scan(&columnGrants))
+	require.Zero(t, columnGrants, "no column privileges")
+
+	// The schema: USAGE for both roles, nothing for PUBLIC.
+	rows, err = b.pool.Query(b.ctx, `
+		SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END || ':' || a.privilege_type
+		  FROM pg_namespace AS n, aclexplode(n.nspacl) AS a
+		 WHERE n.nspname = $1 AND a.grantee <> n.nspowner ORDER BY 1`, b.schema)
+	require.NoError(t, err)
+	schemaGrants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	wantSchema := []string{b.reader + ":USAGE", b.writer + ":USAGE"}
+	slices.Sort(wantSchema)
+	require.Equal(t, wantSchema, schemaGrants)
+
+	// The roles cannot log in and are not superusers or role creators.
+	rows, err = b.pool.Query(b.ctx, `
+		SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls
+		  FROM pg_roles WHERE rolname = ANY ($1) ORDER BY 1`, []string{b.reader, b.writer})
+	require.NoError(t, err)
+	type roleAttrs struct {
+		Name                                      string
+		Login, Super, CreateRole, CreateDB, NoRLS bool
+	}
+	roles, err := pgx.CollectRows(rows, pgx.RowToStructByPos[roleAttrs])
+	require.NoError(t, err)
+	require.Equal(t, []roleAttrs{{Name: b.reader}, {Name: b.writer}}, roles)
+}
+
+// TestRolesWithoutCreateRole migrates as an owner that may create schemas
+// but not roles: the migration stops at 008 with a hint, and succeeds once
+// an administrator has created the roles. The SECURITY DEFINER functions
+// then run as that (non-superuser) owner.
+func TestRolesWithoutCreateRole(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 2*time.Minute)
+	admin := pgtest.Pool(t)
+	var rnd [6]byte
+	_, err := rand.Read(rnd[:])
+	require.NoError(t, err)
+	schema := "t_" + hex.EncodeToString(rnd[:])
+	reader, writer := schema+"_reader", schema+"_writer"
+
+	ownerCfg := createLogin(t, ctx, admin, schema+"_owner")
+	t.Cleanup(func() {
+		// Before the owner's cleanup (cleanups run last in, first out).
+		_, err := admin.Exec(context.Background(), fmt.Sprintf(
+			"DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s, %s", schema, reader, writer))
+		require.NoError(t, err)
+	})
+	var db string
+	require.NoError(t, admin.QueryRow(ctx, "SELECT current_database()").Scan(&db))
+	_, err = admin.Exec(ctx, fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s",
+		pgx.Identifier{db}.Sanitize(), pgx.Identifier{ownerCfg.User}.Sanitize()))
+	require.NoError(t, err)
+
+	owner, err := pgx.ConnectConfig(ctx, ownerCfg)
+	require.NoError(t, err)
+	defer owner.Close(context.Background())
+	err = pgstore.Migrate(ctx, owner, &pgstore.MigrateOpts{Schema: schema})
+	pg := requirePgError(t, err, "42501")
+	require.Contains(t, pg.Message, "CREATEROLE")
+	require.Contains(t, pg.Hint, "CREATE ROLE "+reader+" NOLOGIN")
+	var roles int
+	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname IN ($1, $2)", reader, writer).Scan(&roles))
+	require.Zero(t, roles)
+	var acl *string
+	require.NoError(t, admin.QueryRow(ctx, fmt.Sprintf(
+		"SELECT proacl::text FROM pg_proc WHERE oid = '%s.append_event'::regproc", schema)).Scan(&acl))
+	require.Nil(t, acl, "008 is not applied: the defaults stand")
+
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s NOLOGIN; CREATE ROLE %s NOLOGIN", reader, writer))
+	require.NoError(t, err)
+	require.NoError(t, pgstore.Migrate(ctx, owner, &pgstore.MigrateOpts{Schema: schema}))
+
+	// The writer appends through functions that run as the owner, and
+	// cannot write to the table itself; the owner cannot change events.
+	tx, err := admin.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	_, err = tx.Exec(ctx, "SET LOCAL ROLE "+writer)
+	require.NoError(t, err)
+	var version int64
+	require.NoError(t, tx.QueryRow(ctx, fmt.Sprintf(`SELECT stream_version FROM %s.append_event('order-1', 'Noted', '\x80')`, schema)).Scan(&version))
+	require.Equal(t, int64(1), version)
+	var tableOwner string
+	require.NoError(t, tx.QueryRow(ctx, fmt.Sprintf(
+		`SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = '%s.events'::regclass`, schema)).Scan(&tableOwner))
+	require.Equal(t, ownerCfg.User, tableOwner)
+	require.NoError(t, tx.Commit(ctx))
+
+	_, err = owner.Exec(ctx, fmt.Sprintf(`INSERT INTO %s.streams (stream_id, version, transaction_id) VALUES ('x-1', 0, '1')`, schema))
+	require.NoError(t, err, "the owner may write to the tables")
+	_, err = owner.Exec(ctx, fmt.Sprintf(`DELETE FROM %s.events`, schema))
+	requirePgError(t, err, "PE005")
+}
+
+// TestRolesDown migrates 008 down and up again: the defaults come back
+// (EXECUTE for PUBLIC, no SECURITY DEFINER), a role granted to a login is
+// kept, an unused one is dropped, and the up migration works again.
+func TestRolesDown(t *testing.T) {
+	t.Parallel()
+	b := setupRoles(t)
+	createLogin(t, b.ctx, b.pool, b.schema+"_member", b.reader)
+
+	conn, err := pgx.Connect(b.ctx, pgtest.ConnString(t))
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	require.NoError(t, pgstore.Migrate(b.ctx, conn, &pgstore.MigrateOpts{Schema: b.schema, TargetVersion: 7}))
+
+	exists := func(role string) bool {
+		var n int
+		require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM pg_roles WHERE rolname = $1", role).Scan(&n))
+		return n == 1
+	}
+	require.True(t, exists(b.reader), "a role granted to a login is kept")
+	require.False(t, exists(b.writer), "an unused role is dropped")
+	for _, f := range schemaFunctions(t, b.ctx, b.pool, b.schema) {
+		require.False(t, f.SecDef, f.Name)
+		require.NotContains(t, strings.Join(f.Config, ","), "search_path", f.Name)
+		require.Contains(t, f.Executors, "PUBLIC", f.Name)
+		require.NotContains(t, f.Executors, b.reader, f.Name)
+	}
+	if slices.ContainsFunc(b.fns, func(f schemaFunction) bool { return f.Name == "msgpack_float_text" }) {
+		var cfg []string
+		require.NoError(t, b.pool.QueryRow(b.ctx, fmt.Sprintf(
+			"SELECT proconfig FROM pg_proc WHERE oid = '%s.msgpack_float_text'::regproc", b.schema)).Scan(&cfg))
+		require.Equal(t, []string{"extra_float_digits=1"}, cfg, "other settings of a function stay")
+	}
+
+	require.NoError(t, pgstore.Migrate(b.ctx, conn, &pgstore.MigrateOpts{Schema: b.schema}))
+	require.True(t, exists(b.writer))
+	require.Equal(t, b.fns, schemaFunctions(t, b.ctx, b.pool, b.schema), "up again: the same grants")
+	requirePgError(t, b.asRole(b.reader, `SELECT %[1]s.append_event('order-1', 'Noted', '\x80')`, ""), "42501")
+
+	// Another database installs the same schema name: it shares the roles,
+	// so migrating down here keeps them, and the other database's grants.
+	other := connect(t, b.ctx, pgtest.NewDatabase(t))
+	require.NoError(t, pgstore.Migrate(b.ctx, other, &pgstore.MigrateOpts{Schema: b.schema}))
+	require.NoError(t, pgstore.Migrate(b.ctx, conn, &pgstore.MigrateOpts{Schema: b.schema, TargetVersion: 7}))
+	require.True(t, exists(b.writer), "a role another database uses is kept")
+	otherFns := schemaFunctions(t, b.ctx, other, b.schema)
+	i := slices.IndexFunc(otherFns, func(f schemaFunction) bool { return f.Name == "append_event" })
+	require.GreaterOrEqual(t, i, 0)
+	require.Contains(t, otherFns[i].Executors, b.writer)
+	require.True(t, otherFns[i].SecDef)
+}

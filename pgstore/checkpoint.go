@@ -1,0 +1,71 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgevent/es"
+)
+
+// rowQuerier is what the checkpoint functions run on: the pool, a
+// listener connection, a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// advanceCheckpoint moves the checkpoint of name from expected to pos
+// (SQL advance_checkpoint, a compare-and-set).
+func (s *Store) advanceCheckpoint(ctx context.Context, q rowQuerier, name string, expected, pos es.Position) error {
+	var one int
+	err := q.QueryRow(ctx, s.advanceCheckpointSQL(), name, expected.TxKey(), expected.Global(), pos.TxKey(), pos.Global()).Scan(&one)
+	if err != nil {
+		return fmt.Errorf("pgstore: advancing checkpoint %q from %s to %s: %w", name, expected, pos, interpretError(err))
+	}
+	return nil
+}
+
+// readCheckpoint reads the checkpoint of name.
+func (s *Store) readCheckpoint(ctx context.Context, q rowQuerier, name string) (es.Position, bool, error) {
+	var (
+		tx     uint64
+		global int64
+		exists bool
+	)
+	if err := q.QueryRow(ctx, s.readCheckpointSQL(), name).Scan(&tx, &global, &exists); err != nil {
+		return es.Position{}, false, fmt.Errorf("pgstore: reading checkpoint %q: %w", name, interpretError(err))
+	}
+	return es.NewPosition(tx, global), exists, nil
+}
+
+func (s *Store) readCheckpointSQL() string {
+	return "SELECT transaction_id, global_position, checkpoint_exists FROM " + s.config.Schema + ".read_checkpoint($1)"
+}
+
+func (s *Store) advanceCheckpointSQL() string {
+	return "SELECT 1 FROM " + s.config.Schema + ".advance_checkpoint($1, $2, $3, $4, $5)"
+}
+
+// Checkpoint returns the saved position of the subscription name and
+// whether it has one; see [es.Subscriber.Checkpoint].
+func (s *Store) Checkpoint(ctx context.Context, name string) (es.Position, bool, error) {
+	if err := es.ValidateSubscriptionName(name); err != nil {
+		return es.Position{}, false, err
+	}
+	return s.readCheckpoint(ctx, s.pool, name)
+}
+
+// DeleteCheckpoint removes the subscription's checkpoint (SQL
+// delete_checkpoint); see [es.Subscriber.DeleteCheckpoint].
+func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error) {
+	if err := es.ValidateSubscriptionName(name); err != nil {
+		return false, err
+	}
+	var deleted bool
+	err := s.pool.QueryRow(ctx, "SELECT "+s.config.Schema+".delete_checkpoint($1)", name).Scan(&deleted)
+	if err != nil {
+		return false, fmt.Errorf("pgstore: deleting checkpoint %q: %w", name, interpretError(err))
+	}
+	return deleted, nil
+}

@@ -1,0 +1,617 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/pgevent/es"
+	"github.com/pgevent/es/internal/pgtest"
+	"github.com/pgevent/es/pgstore"
+)
+
+// deliveryTimeout bounds every wait for a delivery.
+const deliveryTimeout = time.Minute
+
+// quietWindow is how long a test watches a subscription to conclude that
+// it delivers nothing: with the fast options below it reads the log about
+// fifteen times meanwhile.
+const quietWindow = 300 * time.Millisecond
+
+// fastOpts returns o with short intervals.
+func fastOpts(o es.SubscribeOpts) *es.SubscribeOpts {
+	o.PollInterval = cmpOr(o.PollInterval, 20*time.Millisecond)
+	o.RepollDelay = cmpOr(o.RepollDelay, 5*time.Millisecond)
+	o.LockPollInterval = cmpOr(o.LockPollInterval, 20*time.Millisecond)
+	o.ReconnectBackoff = cmpOr(o.ReconnectBackoff, 10*time.Millisecond)
+	o.ReconnectBackoffMax = cmpOr(o.ReconnectBackoffMax, 100*time.Millisecond)
+	o.RetryBackoff = cmpOr(o.RetryBackoff, time.Millisecond)
+	return &o
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d != 0 {
+		return d
+	}
+	return def
+}
+
+// collector records deliveries, safe for concurrent use.
+type collector struct {
+	mu      sync.Mutex
+	events  []es.Event
+	count   map[uuid.UUID]int
+	changed chan struct{}
+}
+
+func newCollector() *collector {
+	return &collector{count: map[uuid.UUID]int{}, changed: make(chan struct{})}
+}
+
+func (c *collector) add(e es.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, e)
+	c.count[e.ID]++
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func (c *collector) handle(_ context.Context, e es.Event) error {
+	c.add(e)
+	return nil
+}
+
+func (c *collector) snapshot() ([]es.Event, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]es.Event(nil), c.events...), c.changed
+}
+
+// waitUntil waits until done(events) holds.
+func (c *collector) waitUntil(t *testing.T, what string, done func([]es.Event) bool) []es.Event {
+	t.Helper()
+	deadline := time.NewTimer(deliveryTimeout)
+	defer deadline.Stop()
+	for {
+		events, changed := c.snapshot()
+		if done(events) {
+			return events
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("after %v: %s: %d events delivered", deliveryTimeout, what, len(events))
+		}
+	}
+}
+
+// distinct returns the number of distinct events delivered.
+func (c *collector) distinct() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.count)
+}
+
+// running is a subscription running in a goroutine.
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func run(t *testing.T, f func(ctx context.Context) error) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = f(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(deliveryTimeout):
+		t.Fatal("the subscription did not stop")
+		return nil
+	}
+}
+
+// listenerPIDs selects the backends of the subscription name's listener
+// connections (the active one and any waiting for the lock).
+const listenerPIDs = "SELECT pid FROM pg_stat_activity WHERE application_name = 'es subscription ' || $1"
+
+// lockHolderPID selects the backend holding the subscription's lock ($1:
+// "<schema>_subscription:<name>").
+const lockHolderPID = `SELECT pid FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND objsubid = 1
+	  AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)`
+
+// requireStreamOrder checks that each stream's events come in version
+// order, starting at 1 and without gaps, and that positions increase.
+func requireStreamOrder(t *testing.T, events []es.Event) {
+	t.Helper()
+	next := map[string]int64{}
+	for i, e := range events {
+		if i > 0 {
+			require.True(t, events[i-1].Position.Before(e.Position), "positions %s then %s", events[i-1].Position, e.Position)
+		}
+		require.Equal(t, next[e.StreamID]+1, e.Version, "stream %s", e.StreamID)
+		next[e.StreamID] = e.Version
+	}
+}
+
+// TestSubscribeOutstandingTransaction: writer A appends and holds its
+// commit, writer B commits later events; the subscription does not pass
+// A; committing A delivers both in order; rolling A back lets it move on.
+func TestSubscribeOutstandingTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := pgtest.Store(t)
+	c := newCollector()
+	sub := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, "outstanding", c.handle, fastOpts(es.SubscribeOpts{}))
+	})
+
+	txA, err := store.Pool().Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = txA.Rollback(context.Background()) }()
+	_, err = store.AppendTx(ctx, txA, "a-1", es.NoStream, newEvents(1, "A"))
+	require.NoError(t, err)
+	resB, err := store.Append(ctx, "b-1", es.NoStream, newEvents(2, "B"))
+	require.NoError(t, err)
+
+	// B committed, but A, older, is still running: nothing is delivered.
+	deadline := time.After(quietWindow)
+	for quiet := true; quiet; {
+		events, changed := c.snapshot()
+		require.Empty(t, events, "delivered past an outstanding transaction")
+		select {
+		case <-changed:
+		case <-deadline:
+			quiet = false
+		}
+	}
+	require.NoError(t, txA.Commit(ctx))
+	got := c.waitUntil(t, "A and B", func(events []es.Event) bool { return len(events) >= 3 })
+	require.Equal(t, []string{"a-1", "b-1", "b-1"}, []string{got[0].StreamID, got[1].StreamID, got[2].StreamID})
+	require.Equal(t, resB.LastPosition, got[2].Position)
+
+	// Roll back: the subscription moves on past it.
+	txA2, err := store.Pool().Begin(ctx)
+	require.NoError(t, err)
+	_, err = store.AppendTx(ctx, txA2, "a-2", es.NoStream, newEvents(1, "A"))
+	require.NoError(t, err)
+	resB2, err := store.Append(ctx, "b-2", es.NoStream, newEvents(1, "B"))
+	require.NoError(t, err)
+	require.NoError(t, txA2.Rollback(ctx))
+	got = c.waitUntil(t, "B2", func(events []es.Event) bool { return len(events) >= 4 })
+	require.Len(t, got, 4)
+	require.Equal(t, "b-2", got[3].StreamID)
+	require.Equal(t, resB2.LastPosition, got[3].Position)
+	require.NoError(t, sub.stop(t))
+}
+
+// TestSubscribeStress runs writers (some appending inside longer
+// transactions that wrote elsewhere first) against two subscriptions, one
+// plain and one transactional: every committed event is delivered exactly
+// once to each, per-stream versions in order, totals equal.
+func TestSubscribeStress(t *testing.T) {
+	t.Parallel()
+	const (
+		writers = 4
+		batches = 60
+	)
+	ctx := t.Context()
+	pool, schema := pgtest.NewSchema(t)
+	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "CREATE TABLE "+schema+".elsewhere (n int); CREATE TABLE "+schema+".projection (event_id uuid PRIMARY KEY, stream_id text, version bigint)")
+	require.NoError(t, err)
+
+	plain := newCollector()
+	subPlain := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, "stress-plain", plain.handle, fastOpts(es.SubscribeOpts{BatchSize: 50, CheckpointEvery: 20}))
+	})
+	txc := newCollector()
+	subTx := run(t, func(ctx context.Context) error {
+		return store.SubscribeTx(ctx, "stress-tx", func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+			if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".projection VALUES ($1, $2, $3)", e.ID, e.StreamID, e.Version); err != nil {
+				return err
+			}
+			txc.add(e)
+			return nil
+		}, fastOpts(es.SubscribeOpts{BatchSize: 37}))
+	})
+
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				stream := fmt.Sprintf("stress-%d", (w*7+b)%10) // streams shared by writers
+				events := newEvents(1+b%5, "Stressed")
+				if b%3 == 0 {
+					// A longer transaction that wrote elsewhere first (it
+					// has an older xid than appends it waits for).
+					tx, err := pool.Begin(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					_, err = tx.Exec(ctx, "INSERT INTO "+schema+".elsewhere VALUES (1)")
+					if err == nil {
+						_, err = store.AppendTx(ctx, tx, stream, es.Any, events)
+					}
+					if err == nil && b%6 == 0 {
+						if err := tx.Rollback(ctx); err != nil { // rolled back: never delivered
+							t.Error(err)
+							return
+						}
+						continue
+					}
+					if err == nil {
+						err = tx.Commit(ctx)
+					}
+					if err != nil {
+						_ = tx.Rollback(ctx)
+						t.Error(err)
+						return
+					}
+				} else if _, err := store.Append(ctx, stream, es.Any, events); err != nil {
+					t.Error(err)
+					return
+				}
+				total.Add(int64(len(events)))
+			}
+		}()
+	}
+	wg.Wait()
+	require.False(t, t.Failed())
+	n := int(total.Load())
+
+	all := readAllVisible(t, store, n)
+	requireStreamOrder(t, all)
+
+	for _, c := range []*collector{plain, txc} {
+		got := c.waitUntil(t, "all events", func(events []es.Event) bool { return len(events) >= n })
+		require.Len(t, got, n)
+		requireStreamOrder(t, got)
+		for i := range all {
+			require.Equal(t, all[i].ID, got[i].ID, "event %d", i)
+		}
+	}
+	// The transactional form's last batch commits after its handler calls.
+	pgtestAwaitCheckpoint(t, store, "stress-tx", all[n-1].Position)
+	require.NoError(t, subPlain.stop(t))
+	require.NoError(t, subTx.stop(t))
+	var rows int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM "+schema+".projection").Scan(&rows))
+	require.Equal(t, n, rows)
+	for _, name := range []string{"stress-plain", "stress-tx"} {
+		pos, ok, err := store.Checkpoint(ctx, name)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, all[n-1].Position, pos, name)
+	}
+}
+
+// TestSubscribeListenerKilled terminates the listener's backend again and
+// again while events are appended: the subscription reconnects, LISTENs
+// again, catches up and misses nothing. With es.notify=off for the
+// writers, polling alone delivers everything.
+func TestSubscribeListenerKilled(t *testing.T) {
+	t.Parallel()
+	for _, notify := range []bool{true, false} {
+		t.Run(fmt.Sprintf("Notify=%v", notify), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			pool, schema := pgtest.NewSchema(t)
+			writerPool := pool
+			if !notify {
+				config, err := pgxpool.ParseConfig(pgtest.ConnString(t))
+				require.NoError(t, err)
+				config.ConnConfig.RuntimeParams["es.notify"] = "off"
+				writerPool, err = pgxpool.NewWithConfig(ctx, config)
+				require.NoError(t, err)
+				t.Cleanup(writerPool.Close)
+			}
+			store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+			require.NoError(t, err)
+			writer, err := pgstore.New(writerPool, &pgstore.Config{Schema: schema})
+			require.NoError(t, err)
+
+			name := "killed-" + schema
+			var reconnects atomic.Int64
+			c := newCollector()
+			sub := run(t, func(ctx context.Context) error {
+				return store.Subscribe(ctx, name, c.handle, fastOpts(es.SubscribeOpts{
+					CheckpointEvery: 3,
+					OnError:         func(error) { reconnects.Add(1) },
+				}))
+			})
+			const rounds, per = 5, 10
+			n := 0
+			for round := range rounds {
+				for i := range per {
+					_, err := writer.Append(ctx, fmt.Sprintf("k-%d", i), es.Any, newEvents(1+i%2, "K"))
+					require.NoError(t, err)
+					n += 1 + i%2
+				}
+				c.waitUntil(t, "before the kill", func([]es.Event) bool { return c.distinct() >= n-per/2 })
+				// Kill mid-stream: the listener (and its lock) goes away.
+				killed := 0
+				deadline := time.Now().Add(deliveryTimeout)
+				for killed == 0 && time.Now().Before(deadline) {
+					killed = pgtest.Terminate(t, ctx, listenerPIDs, name)
+				}
+				require.Equal(t, 1, killed, "round %d: the listener's backend", round)
+			}
+			got := c.waitUntil(t, "all events", func([]es.Event) bool { return c.distinct() >= n })
+			require.NoError(t, sub.stop(t))
+			require.GreaterOrEqual(t, reconnects.Load(), int64(rounds), "reconnects reported to OnError")
+
+			// Nothing missed, in order; redeliveries only of events after
+			// a saved checkpoint (at least once).
+			all := readAllVisible(t, store, n)
+			c.mu.Lock()
+			for _, e := range all {
+				require.GreaterOrEqual(t, c.count[e.ID], 1, "event %s missed", e.Position)
+			}
+			c.mu.Unlock()
+			requirePositionsNondecreasingPerRun(t, got)
+			pos, _, err := store.Checkpoint(ctx, name)
+			require.NoError(t, err)
+			require.Equal(t, all[n-1].Position, pos)
+		})
+	}
+}
+
+// requirePositionsNondecreasingPerRun checks that deliveries go forwards,
+// except for jumps back to a saved checkpoint after a reconnect, from
+// which they go forwards again.
+func requirePositionsNondecreasingPerRun(t *testing.T, events []es.Event) {
+	t.Helper()
+	seen := map[uuid.UUID]bool{}
+	for i, e := range events {
+		if i > 0 && !events[i-1].Position.Before(e.Position) {
+			require.True(t, seen[e.ID], "a jump back to an event not delivered before: %s after %s", e.Position, events[i-1].Position)
+		}
+		seen[e.ID] = true
+	}
+}
+
+// TestSubscribeRaceBetweenListenAndCatchUp appends right after LISTEN
+// (before the first read) and right after the first catch-up (before the
+// first wait), with a fallback poll of a minute: both are delivered at
+// once, through the read and the notification.
+func TestSubscribeRaceBetweenListenAndCatchUp(t *testing.T) {
+	t.Parallel()
+	store := pgtest.Store(t)
+	name := "race-" + store.Schema()
+	appended := make(chan es.AppendResult, 2)
+	remove := pgstore.SetTestHook(name, func(stage string) {
+		res, err := store.Append(context.Background(), "race-"+stage, es.NoStream, newEvents(1, "Raced"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		appended <- res
+	})
+	defer remove()
+	c := newCollector()
+	start := time.Now()
+	sub := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, name, c.handle, fastOpts(es.SubscribeOpts{PollInterval: time.Minute}))
+	})
+	got := c.waitUntil(t, "both raced events", func(events []es.Event) bool { return len(events) >= 2 })
+	require.Less(t, time.Since(start), 30*time.Second, "delivered by the fallback poll, not at once")
+	require.Equal(t, "race-listening", got[0].StreamID)
+	require.Equal(t, "race-caught-up", got[1].StreamID)
+	require.Equal(t, (<-appended).LastPosition, got[0].Position)
+	require.Equal(t, (<-appended).LastPosition, got[1].Position)
+	require.NoError(t, sub.stop(t))
+}
+
+// TestSubscribeTakeOverWhenActiveDies: two instances; the active one's
+// connection dies (its lock with it); the other takes over and nothing is
+// missed.
+func TestSubscribeTakeOverWhenActiveDies(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := pgtest.Store(t)
+	name := "takeover"
+	key := store.Schema() + "_subscription:" + name
+
+	a, b := newCollector(), newCollector()
+	opts := fastOpts(es.SubscribeOpts{CheckpointEvery: 1, ReconnectBackoff: 500 * time.Millisecond, ReconnectBackoffMax: time.Second})
+	subA := run(t, func(ctx context.Context) error { return store.Subscribe(ctx, name, a.handle, opts) })
+	_, err := store.Append(ctx, "t-1", es.NoStream, newEvents(2, "T"))
+	require.NoError(t, err)
+	a.waitUntil(t, "A active", func(events []es.Event) bool { return len(events) >= 2 })
+	subB := run(t, func(ctx context.Context) error { return store.Subscribe(ctx, name, b.handle, opts) })
+	// B is waiting for the lock once two listener connections exist.
+	require.Eventually(t, func() bool {
+		var n int
+		_ = store.Pool().QueryRow(ctx, "SELECT count(*) FROM ("+listenerPIDs+") q", name).Scan(&n)
+		return n == 2
+	}, deliveryTimeout, 5*time.Millisecond)
+
+	// Kill A's connection; A backs off (500 ms) and B, polling the lock
+	// every 20 ms, takes over.
+	require.Equal(t, 1, pgtest.Terminate(t, ctx, lockHolderPID, key))
+	_, err = store.Append(ctx, "t-1", es.Exactly(2), newEvents(3, "T"))
+	require.NoError(t, err)
+	got := b.waitUntil(t, "B took over", func(events []es.Event) bool { return len(events) >= 3 })
+	require.Equal(t, []int64{3, 4, 5}, []int64{got[0].Version, got[1].Version, got[2].Version})
+	events, _ := a.snapshot()
+	require.Len(t, events, 2, "A received nothing after losing its lock")
+	require.NoError(t, subA.stop(t))
+	require.NoError(t, subB.stop(t))
+}
+
+// TestSubscribeTxRollsBackFailedBatch: a transactional handler that fails
+// after writing rolls its batch back; retried, every event is applied
+// exactly once.
+func TestSubscribeTxRollsBackFailedBatch(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool, schema := pgtest.NewSchema(t)
+	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "CREATE TABLE "+schema+".applied (event_id uuid PRIMARY KEY, version bigint)")
+	require.NoError(t, err)
+	res, err := store.Append(ctx, "tx-1", es.NoStream, newEvents(10, "T"))
+	require.NoError(t, err)
+
+	var calls sync.Map
+	errBoom := errors.New("boom")
+	done := make(chan struct{})
+	sub := run(t, func(ctx context.Context) error {
+		return store.SubscribeTx(ctx, "tx-retry", func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+			if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".applied VALUES ($1, $2)", e.ID, e.Version); err != nil {
+				return err // a duplicate would fail here
+			}
+			n, _ := calls.LoadOrStore(e.Version, new(atomic.Int64))
+			if c := n.(*atomic.Int64).Add(1); e.Version == 7 && c <= 2 {
+				return errBoom // after writing: the write must roll back
+			}
+			if e.Version == 10 {
+				close(done)
+			}
+			return nil
+		}, fastOpts(es.SubscribeOpts{BatchSize: 4, HandlerRetries: 2}))
+	})
+	select {
+	case <-done:
+	case <-time.After(deliveryTimeout):
+		t.Fatal("not all events applied")
+	}
+	pgtestAwaitCheckpoint(t, store, "tx-retry", res.LastPosition)
+	require.NoError(t, sub.stop(t))
+	var n, maxVersion int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*), max(version) FROM "+schema+".applied").Scan(&n, &maxVersion))
+	require.Equal(t, int64(10), n)
+	require.Equal(t, int64(10), maxVersion)
+
+	// Retries used up: the subscription stops; its batch is not committed.
+	_, err = store.Append(ctx, "tx-2", es.NoStream, newEvents(3, "T"))
+	require.NoError(t, err)
+	err = store.SubscribeTx(ctx, "tx-retry", func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".applied VALUES ($1, $2)", e.ID, e.Version); err != nil {
+			return err
+		}
+		if e.Version == 2 {
+			return errBoom
+		}
+		return nil
+	}, fastOpts(es.SubscribeOpts{}))
+	require.ErrorIs(t, err, errBoom)
+	var herr *es.HandlerError
+	require.ErrorAs(t, err, &herr)
+	require.Equal(t, "tx-2", herr.Event.StreamID)
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM "+schema+".applied").Scan(&n))
+	require.Equal(t, int64(10), n, "the failed batch rolled back")
+	pgtestAwaitCheckpoint(t, store, "tx-retry", res.LastPosition)
+}
+
+func pgtestAwaitCheckpoint(t *testing.T, store *pgstore.Store, name string, want es.Position) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		pos, ok, err := store.Checkpoint(t.Context(), name)
+		return err == nil && ok && pos == want
+	}, deliveryTimeout, 5*time.Millisecond, "checkpoint of %s at %s", name, want)
+}
+
+// TestSubscribeStaleInstanceCannotMoveCheckpointBack: the checkpoint
+// functions are a compare-and-set that only goes forwards.
+func TestSubscribeStaleInstanceCannotMoveCheckpointBack(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := pgtest.Store(t)
+	res, err := store.Append(ctx, "s-1", es.NoStream, newEvents(3, "S"))
+	require.NoError(t, err)
+	c := newCollector()
+	sub := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, "stale", c.handle, fastOpts(es.SubscribeOpts{CheckpointEvery: 1}))
+	})
+	c.waitUntil(t, "3 events", func(events []es.Event) bool { return len(events) >= 3 })
+	require.NoError(t, sub.stop(t))
+	pgtestAwaitCheckpoint(t, store, "stale", res.LastPosition)
+
+	// A stale instance expected the checkpoint at the first event.
+	first, _ := c.snapshot()
+	_, err = store.Pool().Exec(ctx, "SELECT * FROM "+store.Schema()+".advance_checkpoint('stale', $1, $2, $3, $4)",
+		first[0].Position.TxKey(), first[0].Position.Global(), first[1].Position.TxKey(), first[1].Position.Global())
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "PE007", pgErr.Code, "checkpoint conflict")
+	pgtestAwaitCheckpoint(t, store, "stale", res.LastPosition)
+}
+
+// TestSubscribeNoLeaks runs both forms through a reconnect and a stop and
+// checks that no goroutine is left behind. It does not run in parallel:
+// goleak must see no other test's goroutines.
+func TestSubscribeNoLeaks(t *testing.T) {
+	ctx := t.Context()
+	store := pgtest.Store(t)
+	ignore := goleak.IgnoreCurrent()
+
+	c := newCollector()
+	name := "leaks-" + store.Schema()
+	subPlain := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, name, c.handle, fastOpts(es.SubscribeOpts{}))
+	})
+	subTx := run(t, func(ctx context.Context) error {
+		return store.SubscribeTx(ctx, name+"-tx", func(context.Context, pgx.Tx, es.Event) error { return nil }, fastOpts(es.SubscribeOpts{}))
+	})
+	_, err := store.Append(ctx, "leak-1", es.NoStream, newEvents(2, "L"))
+	require.NoError(t, err)
+	c.waitUntil(t, "2 events", func(events []es.Event) bool { return len(events) >= 2 })
+	require.Equal(t, 1, pgtest.Terminate(t, ctx, listenerPIDs, name))
+	_, err = store.Append(ctx, "leak-1", es.Exactly(2), newEvents(1, "L"))
+	require.NoError(t, err)
+	c.waitUntil(t, "3 events", func(events []es.Event) bool { return len(events) >= 3 })
+	require.NoError(t, subPlain.stop(t))
+	require.NoError(t, subTx.stop(t))
+	goleak.VerifyNone(t, ignore)
+}
+
+// TestSubscribeMissingSchemaIsFatal: an error reconnecting cannot cure (the
+// schema is not installed) stops the subscription instead of retrying.
+func TestSubscribeMissingSchemaIsFatal(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewSchema(t)
+	store, err := pgstore.New(pool, &pgstore.Config{Schema: "not_installed"})
+	require.NoError(t, err)
+	var recovered atomic.Int64
+	err = store.Subscribe(t.Context(), "fatal", func(context.Context, es.Event) error { return nil },
+		fastOpts(es.SubscribeOpts{OnError: func(error) { recovered.Add(1) }}))
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Contains(t, []string{"3F000", "42883", "42P01"}, pgErr.Code, pgErr.Message)
+	require.Zero(t, recovered.Load(), "not retried")
+}

@@ -1,0 +1,357 @@
+package es
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"iter"
+	"math"
+	"reflect"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrSnapshotBeyondStream is returned when a snapshot's version is beyond
+// its stream's version (a stream that does not exist is at version 0): a
+// snapshot can never be ahead of its stream. It wraps [ErrInvalidArgument],
+// so errors.Is(err, ErrInvalidArgument) is true for it too. Nothing is
+// written.
+var ErrSnapshotBeyondStream = fmt.Errorf("%w: snapshot version beyond the stream's version", ErrInvalidArgument)
+
+// Snapshot is a stored snapshot: the state of a stream's aggregate at a
+// version of the stream, encoded by the application in the shape its
+// SchemaVersion names. A store keeps at most one snapshot per stream, the
+// newest. A snapshot is a cache: the events stay the truth.
+type Snapshot struct {
+	// StreamID is the stream the snapshot belongs to.
+	StreamID string
+	// Version is the stream version the state corresponds to: the state
+	// after applying events 1..Version. It is at least 1 and never beyond
+	// the stream's version.
+	Version int64
+	// SchemaVersion names the shape of State. Loads ask for one schema
+	// version and ignore snapshots of any other, so changing the shape of
+	// an aggregate's state (and its schema version) invalidates the old
+	// snapshots instead of mis-decoding them. It must fit in 32 bits.
+	SchemaVersion int
+	// State is the encoded state (by convention msgpack; see package
+	// snapshot). Nil is stored as an empty state.
+	State []byte
+	// CreatedAt is when the snapshot was stored (server time). Ignored by
+	// [SnapshotStore.SaveSnapshot].
+	CreatedAt time.Time
+}
+
+// NewSnapshot is a snapshot to store together with an append
+// ([SnapshotStore.AppendWithSnapshot]): the aggregate's state after the
+// appended events. Its version is the stream's version after the append.
+type NewSnapshot struct {
+	// SchemaVersion names the shape of State; see [Snapshot.SchemaVersion].
+	SchemaVersion int
+	// State is the encoded state. Nil is stored as an empty state.
+	State []byte
+}
+
+// Loaded is one item of a [SnapshotStore.Load] sequence: the snapshot (only
+// ever the first item) or an event.
+type Loaded struct {
+	// Snapshot is the stream's snapshot, on the first item only, when the
+	// stream has one of the schema version asked for; Event is then zero.
+	Snapshot *Snapshot
+	// Event is the next event, when Snapshot is nil.
+	Event Event
+}
+
+// SnapshotStore is a [Store] that keeps snapshots. pgstore and memstore
+// implement it with identical semantics, checked by the conformance suite
+// in package estest.
+//
+// Keeping only the newest: a snapshot replaces the stream's stored one
+// when its version is higher, or equal with a higher schema version;
+// otherwise the stored one is kept and the new one skipped.
+type SnapshotStore interface {
+	Store
+
+	// SaveSnapshot stores snapshot (its CreatedAt is ignored) as its
+	// stream's snapshot unless the stream has a newer one, and reports
+	// whether it stored it.
+	//
+	// Errors: [ErrSnapshotBeyondStream] when snapshot.Version is beyond the
+	// stream's version; [ErrInvalidArgument] for an invalid stream id, a
+	// version below 1 or a schema version that does not fit in 32 bits.
+	SaveSnapshot(ctx context.Context, snapshot Snapshot) (stored bool, err error)
+
+	// ReadSnapshot returns the stream's stored snapshot, whatever its
+	// schema version, or [ErrNotFound] when it has none.
+	ReadSnapshot(ctx context.Context, streamID string) (Snapshot, error)
+
+	// Load returns, in one round trip, what rebuilding the stream's
+	// aggregate needs: the stream's snapshot when its schema version is
+	// schemaVersion (as the first item), then the events after it in
+	// version order. Without such a snapshot (none, or one of another
+	// schema version) it returns every event. The snapshot and the events
+	// that follow it are read consistently: the events continue the
+	// snapshot's version. A stream with no events yields nothing. Rows are
+	// streamed, not held in memory.
+	Load(ctx context.Context, streamID string, schemaVersion int) iter.Seq2[Loaded, error]
+
+	// AppendWithSnapshot is [Store.Append] that also stores snapshot, in
+	// the same call and transaction, as the stream's snapshot at the
+	// stream's version after the append. The snapshot never makes the
+	// append fail: when the stream already has a newer snapshot it is kept
+	// and this one skipped. An idempotent retry stores the snapshot at the
+	// version of the retried run's last event (unless a newer one is
+	// stored). The errors are Append's, plus [ErrInvalidArgument] for a
+	// schema version that does not fit in 32 bits (checked before anything
+	// is written).
+	AppendWithSnapshot(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent, snapshot NewSnapshot) (AppendResult, error)
+}
+
+// SnapshotTxAppender is a store that can append with a snapshot in the
+// caller's pgx transaction (pgstore.Store is one). [Repository.SaveTx]
+// uses it to store a snapshot that is due; with a store that is only a
+// [TxAppender], SaveTx saves the events without the snapshot.
+type SnapshotTxAppender interface {
+	// AppendWithSnapshotTx is [SnapshotStore.AppendWithSnapshot] inside tx:
+	// the events and the snapshot become visible when tx commits and are
+	// discarded if it rolls back.
+	AppendWithSnapshotTx(ctx context.Context, tx pgx.Tx, streamID string, expected ExpectedVersion, events []NewEvent, snapshot NewSnapshot) (AppendResult, error)
+}
+
+// ValidateSnapshot checks a snapshot to save the way the SQL function
+// save_snapshot does (all but the comparison with the stream's version), and
+// returns an error wrapping [ErrInvalidArgument] for the first problem found.
+func ValidateSnapshot(s Snapshot) error {
+	if err := ValidateStreamID(s.StreamID); err != nil {
+		return err
+	}
+	if s.Version < 1 {
+		return fmt.Errorf("%w: snapshot of stream %q: version must be 1 or more, got %d", ErrInvalidArgument, s.StreamID, s.Version)
+	}
+	return validateSchemaVersion(s.SchemaVersion)
+}
+
+// ValidateNewSnapshot checks a snapshot to append: its schema version must
+// fit in 32 bits (the SQL functions take an int).
+func ValidateNewSnapshot(s NewSnapshot) error { return validateSchemaVersion(s.SchemaVersion) }
+
+func validateSchemaVersion(v int) error {
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		return fmt.Errorf("%w: snapshot schema version %d does not fit in 32 bits", ErrInvalidArgument, v)
+	}
+	return nil
+}
+
+// Snapshotter is implemented by aggregates that opt in to snapshots. A
+// [Repository] of such aggregates, on a [SnapshotStore], loads them from
+// their stream's snapshot and the events after it, and stores a snapshot
+// with the events when its [SnapshotPolicy] says one is due.
+//
+// The state is the aggregate's own fields: not its id, version or pending
+// events, which the repository keeps. Package snapshot encodes a struct's
+// exported fields with msgpack:
+//
+//	func (a *Account) SnapshotSchemaVersion() int            { return 1 }
+//	func (a *Account) MarshalSnapshot() ([]byte, error)      { return snapshot.Marshal(a) }
+//	func (a *Account) UnmarshalSnapshot(state []byte) error  { return snapshot.Unmarshal(state, a) }
+type Snapshotter interface {
+	// SnapshotSchemaVersion names the shape of the state MarshalSnapshot
+	// writes. Change it whenever that shape changes (a field added,
+	// renamed, retyped or given a new meaning): loads then ignore the
+	// older snapshots and replay the events instead, and the next due
+	// snapshot replaces them. It must fit in 32 bits.
+	SnapshotSchemaVersion() int
+	// MarshalSnapshot returns the aggregate's state, encoded.
+	MarshalSnapshot() ([]byte, error)
+	// UnmarshalSnapshot sets the state of a fresh aggregate (as the
+	// repository's newAggregate returns it) from what MarshalSnapshot
+	// wrote. It should return an error for input it cannot fully decode:
+	// the repository then replays the events instead.
+	UnmarshalSnapshot(state []byte) error
+}
+
+// SnapshotPolicy decides, at every save of an aggregate that opts in to
+// snapshots ([Snapshotter]), whether the repository stores a snapshot with
+// the events. Package snapshot has the usual ones: every N events, a
+// predicate, never. A policy must be safe for concurrent use.
+type SnapshotPolicy interface {
+	// SnapshotDue reports whether a snapshot is due after the save c
+	// describes.
+	SnapshotDue(c SnapshotCandidate) bool
+}
+
+// SnapshotCandidate describes a save to a [SnapshotPolicy].
+type SnapshotCandidate struct {
+	// StreamID is the aggregate's stream.
+	StreamID string
+	// Version is the stream's version after the save, which a snapshot
+	// stored with it would have.
+	Version int64
+	// PreviousVersion is the stream's version before the save (the
+	// aggregate's StoredVersion; 0 for a new aggregate).
+	PreviousVersion int64
+	// LastSnapshotVersion is the version of the last snapshot the
+	// aggregate is known to have: the one it was loaded from, or the one
+	// a previous save of this aggregate value stored; 0 when none.
+	LastSnapshotVersion int64
+	// EventsSinceSnapshot is Version - LastSnapshotVersion: the events a
+	// load replays after the last snapshot once this save is stored
+	// without one.
+	EventsSinceSnapshot int64
+	// LastSnapshotAt is when the last snapshot was stored; zero when none.
+	LastSnapshotAt time.Time
+	// SinceSnapshot is the time elapsed since LastSnapshotAt, or the
+	// largest Duration when there is no last snapshot (so "older than X"
+	// holds).
+	SinceSnapshot time.Duration
+}
+
+// SnapshotPolicyFunc adapts a function to a [SnapshotPolicy].
+type SnapshotPolicyFunc func(c SnapshotCandidate) bool
+
+// SnapshotDue calls f.
+func (f SnapshotPolicyFunc) SnapshotDue(c SnapshotCandidate) bool { return f(c) }
+
+// SnapshotError reports a snapshot the repository could not use or store.
+// The repository does not fail because of it: a load replays the events
+// instead, a save stores the events without the snapshot. It reaches
+// [RepositoryConfig.OnSnapshotError].
+type SnapshotError struct {
+	// StreamID is the aggregate's stream.
+	StreamID string
+	// Version is the snapshot's version (the one loaded, or the one a
+	// save would have stored).
+	Version int64
+	// Op is "restore" (a stored snapshot could not be decoded) or
+	// "marshal" (the aggregate could not encode its state at a save).
+	Op string
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error.
+func (e *SnapshotError) Error() string {
+	return fmt.Sprintf("es: snapshot %s of stream %q at version %d: %v", e.Op, e.StreamID, e.Version, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *SnapshotError) Unwrap() error { return e.Err }
+
+// ErrCorruptSnapshot is the cause of a *[SnapshotError] whose stored state
+// failed the repository's integrity check (see [Repository]).
+var ErrCorruptSnapshot = errors.New("es: corrupt snapshot state")
+
+// MarshalState encodes v with msgpack by the rules of event payloads (see
+// [Registry]): exported fields by name (msgpack tags honoured), uuid.UUID as
+// its canonical string, times as msgpack timestamps read back in UTC. v is a
+// struct, a pointer to one, or any other value the codec handles. Package
+// snapshot builds on it.
+func MarshalState(v any) ([]byte, error) {
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv = rv.Elem()
+	}
+	if !rv.IsValid() || rv.Kind() == reflect.Pointer {
+		return nil, fmt.Errorf("%w: encoding state: nil value", ErrInvalidArgument)
+	}
+	c, err := cachedCodec(rv.Type())
+	if err != nil {
+		return nil, fmt.Errorf("encoding state %s: %w", rv.Type(), err)
+	}
+	data, err := encodeWith(c.enc, rv)
+	if err != nil {
+		return nil, fmt.Errorf("encoding state %s: %w", rv.Type(), err)
+	}
+	return data, nil
+}
+
+// UnmarshalState decodes data, as [MarshalState] wrote it, into the value v
+// points to. Fields absent from data are left as they are; unknown keys are
+// skipped. Input that is not a complete, well-formed encoding of v's type
+// (truncated, trailing bytes, a value of the wrong kind) is an error.
+func UnmarshalState(data []byte, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("%w: decoding state: need a non-nil pointer, got %T", ErrInvalidArgument, v)
+	}
+	target := rv.Elem()
+	c, err := cachedCodec(target.Type())
+	if err != nil {
+		return fmt.Errorf("decoding state %s: %w", target.Type(), err)
+	}
+	if len(data) == 0 || data[0] == 0xc0 { // nil: would zero the whole value
+		return fmt.Errorf("%w: decoding state %s: empty or nil state", ErrCorruptSnapshot, target.Type())
+	}
+	if err := decodeStrict(c.dec, data, target); err != nil {
+		return fmt.Errorf("decoding state %s: %w", target.Type(), err)
+	}
+	return nil
+}
+
+// decodeStrict decodes data into v with fn and fails unless fn consumed all
+// of data.
+func decodeStrict(fn decodeFunc, data []byte, v reflect.Value) error {
+	pd := decoderPool.Get().(*pooledDecoder)
+	defer decoderPool.Put(pd)
+	pd.r.Reset(data)
+	pd.dec.Reset(pd.r)
+	if err := fn(pd.dec, v); err != nil {
+		return err
+	}
+	if n := pd.r.Len(); n > 0 {
+		return fmt.Errorf("%d bytes left over after the encoded value", n)
+	}
+	return nil
+}
+
+// The repository stores an aggregate's state in an envelope that lets a
+// load tell a damaged snapshot from a good one: the msgpack map
+//
+//	{"crc32c": <uint32>, "state": <the aggregate's state, verbatim>}
+//
+// whose checksum is CRC-32C (Castagnoli) over the snapshot's version (8
+// bytes, big-endian) followed by the state. When the state is msgpack (as
+// package snapshot writes it) the whole envelope is msgpack too, so
+// es.msgpack_to_jsonb shows it in SQL.
+var (
+	envelopeHeader = []byte("\x82\xa6crc32c\xce")
+	envelopeState  = []byte("\xa5state")
+	crc32c         = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// envelopeLen is the length of an envelope around an empty state.
+var envelopeLen = len(envelopeHeader) + 4 + len(envelopeState)
+
+// sealState wraps state, the aggregate's state at version, in the envelope.
+func sealState(version int64, state []byte) []byte {
+	out := make([]byte, 0, envelopeLen+len(state))
+	out = append(out, envelopeHeader...)
+	out = binary.BigEndian.AppendUint32(out, stateChecksum(version, state))
+	out = append(out, envelopeState...)
+	return append(out, state...)
+}
+
+// openState returns the state sealed in sealed at version, or an error
+// wrapping [ErrCorruptSnapshot] when sealed is not an intact envelope for
+// that version.
+func openState(version int64, sealed []byte) ([]byte, error) {
+	if len(sealed) < envelopeLen || string(sealed[:len(envelopeHeader)]) != string(envelopeHeader) ||
+		string(sealed[len(envelopeHeader)+4:envelopeLen]) != string(envelopeState) {
+		return nil, fmt.Errorf("%w: not a snapshot envelope", ErrCorruptSnapshot)
+	}
+	want := binary.BigEndian.Uint32(sealed[len(envelopeHeader):])
+	state := sealed[envelopeLen:]
+	if got := stateChecksum(version, state); got != want {
+		return nil, fmt.Errorf("%w: checksum %08x, want %08x (for version %d)", ErrCorruptSnapshot, got, want, version)
+	}
+	return state, nil
+}
+
+func stateChecksum(version int64, state []byte) uint32 {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(version))
+	return crc32.Update(crc32.Checksum(v[:], crc32c), crc32c, state)
+}
