@@ -185,11 +185,11 @@ func TestCheckpointFunctions(t *testing.T) {
 		return err
 	}
 
-	// Unknown: one row at the start of the log; NULL id too.
+	// Unknown: one row at the start of the log; a NULL or empty id is refused.
 	require.Equal(t, checkpointRow{}, readCheckpoint(t, ctx, conn, "c"))
 	var exists bool
-	require.NoError(t, conn.QueryRow(ctx, "SELECT checkpoint_exists FROM es.read_checkpoint(NULL)").Scan(&exists))
-	require.False(t, exists)
+	requirePgError(t, conn.QueryRow(ctx, "SELECT checkpoint_exists FROM es.read_checkpoint(NULL)").Scan(&exists), "PE003")
+	requirePgError(t, conn.QueryRow(ctx, "SELECT checkpoint_exists FROM es.read_checkpoint('')").Scan(&exists), "PE003")
 
 	// Created from the start, then forwards only.
 	require.NoError(t, advance("c", "0", 0, "10", 5))

@@ -3,9 +3,7 @@ package integration_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,19 +210,13 @@ SELECT stream_id, version, updated_at
 )
 
 // TestEventsViewExamplesDocumented checks that the example queries run by
-// TestEventsViewExamples are the ones the documentation shows (in README.md,
-// or in the draft docs/readme-sql.md while there is one).
+// TestEventsViewExamples are the ones README.md shows.
 func TestEventsViewExamplesDocumented(t *testing.T) {
 	t.Parallel()
 	var docs strings.Builder
-	for _, rel := range []string{"README.md", "docs/readme-sql.md"} {
-		b, err := os.ReadFile(filepath.Join("..", rel))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		require.NoError(t, err)
-		docs.Write(b)
-	}
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	docs.Write(b)
 	// Compared line by line without the indentation (the documentation
 	// indents the index statements, inside a list item).
 	normalize := func(s string) string {

@@ -16,7 +16,8 @@ END
 $$;
 
 -- read_stream returns a stream's events with version >= from_version in
--- version order, at most max_count of them (NULL = all).
+-- version order, at most max_count of them (NULL = all). A NULL or empty
+-- stream id raises PE003, like a negative max_count.
 CREATE FUNCTION {{ $s }}.read_stream(
     p_stream_id    text,
     p_from_version bigint DEFAULT 1,
@@ -38,6 +39,9 @@ LANGUAGE sql STABLE AS $$
       FROM {{ $s }}.events AS e
      WHERE e.stream_id = p_stream_id
        AND e.version >= coalesce(p_from_version, 1)
+       AND CASE WHEN coalesce(p_stream_id, '') = ''
+                THEN {{ $s }}.invalid_argument('read_stream', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+                ELSE true END
      ORDER BY e.version
      LIMIT CASE WHEN p_max_count < 0 THEN {{ $s }}.invalid_argument('read_stream', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
@@ -66,6 +70,9 @@ LANGUAGE sql STABLE AS $$
       FROM {{ $s }}.events AS e
      WHERE e.stream_id = p_stream_id
        AND (p_from_version IS NULL OR e.version <= p_from_version)
+       AND CASE WHEN coalesce(p_stream_id, '') = ''
+                THEN {{ $s }}.invalid_argument('read_stream_backward', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+                ELSE true END
      ORDER BY e.version DESC
      LIMIT CASE WHEN p_max_count < 0 THEN {{ $s }}.invalid_argument('read_stream_backward', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
@@ -111,7 +118,8 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- stream_info returns one row for any stream id: its version (0 when it has
--- no events), whether it exists, and its times (NULL when it does not).
+-- no events), whether it exists, and its times (NULL when it does not). A
+-- NULL or empty stream id raises PE003.
 CREATE FUNCTION {{ $s }}.stream_info(p_stream_id text)
 RETURNS TABLE (
     stream_id      text,
@@ -126,6 +134,9 @@ LANGUAGE sql STABLE AS $$
            s.created_at, s.updated_at, s.transaction_id
       FROM (SELECT) AS one
       LEFT JOIN {{ $s }}.streams AS s ON s.stream_id = p_stream_id
+     WHERE CASE WHEN coalesce(p_stream_id, '') = ''
+                THEN {{ $s }}.invalid_argument('stream_info', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+                ELSE true END
 $$;
 
 ---- create above / drop below ----

@@ -24,6 +24,9 @@ LANGUAGE sql STABLE AS $$
            c.subscription_id IS NOT NULL, c.updated_at
       FROM (SELECT) AS one
       LEFT JOIN es.checkpoints AS c ON c.subscription_id = p_subscription_id
+     WHERE CASE WHEN coalesce(p_subscription_id, '') = ''
+                THEN es.invalid_argument('read_checkpoint', 'subscription_id', 'must not be null or empty', octet_length(p_subscription_id)) = 0
+                ELSE true END
 $$;
 
 -- advance_checkpoint moves a subscription's checkpoint from the position
@@ -140,7 +143,12 @@ $$;
 CREATE FUNCTION es.delete_checkpoint(p_subscription_id text) RETURNS boolean
 LANGUAGE sql VOLATILE AS $$
     WITH d AS (
-        DELETE FROM es.checkpoints AS c WHERE c.subscription_id = p_subscription_id RETURNING 1
+        DELETE FROM es.checkpoints AS c
+         WHERE c.subscription_id = p_subscription_id
+           AND CASE WHEN coalesce(p_subscription_id, '') = ''
+                    THEN es.invalid_argument('delete_checkpoint', 'subscription_id', 'must not be null or empty', octet_length(p_subscription_id)) = 0
+                    ELSE true END
+        RETURNING 1
     )
     SELECT count(*) > 0 FROM d
 $$;

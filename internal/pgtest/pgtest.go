@@ -55,6 +55,7 @@ type server struct {
 
 	mu      sync.Mutex
 	created map[string]bool // databases not yet dropped
+	roles   []string        // roles the migrations of NewSchema created
 }
 
 // Main runs the package's tests (m.Run), then stops and removes the
@@ -256,7 +257,25 @@ func (s *server) close() error {
 	for _, name := range names {
 		errs = append(errs, s.dropDatabase(ctx, name))
 	}
+	// Roles are cluster-wide: drop the ones the test schemas' migrations
+	// created, now that the databases holding their grants are gone.
+	s.mu.Lock()
+	roles := s.roles
+	s.mu.Unlock()
+	for _, role := range roles {
+		if err := s.admin(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize()); err != nil {
+			errs = append(errs, fmt.Errorf("dropping role %s: %w", role, err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// noteSchemaRoles records the roles the migrations create for schema (see
+// migrations/008_roles.sql), to drop them at the end on an external server.
+func (s *server) noteSchemaRoles(schema string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.roles = append(s.roles, schema+"_reader", schema+"_writer")
 }
 
 func (s *server) connStringFor(dbname string) (string, error) {

@@ -294,9 +294,37 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Printf("PGTEST_DATA=%s\n", dataDir)
 		fmt.Printf("PGTEST_POSTMASTER=%d\n", postmasterPID(t, dataDir))
 	}
+	if os.Getenv("PGTEST_HELPER_SCHEMA") != "" {
+		_, schema := pgtest.NewSchema(t)
+		fmt.Printf("PGTEST_SCHEMA=%s\n", schema)
+	}
 	if mode == "panic" {
 		panic("helper panics")
 	}
+}
+
+// TestExternalServerDropsRoles runs a child test process against this
+// process's server as an external one (ES_TEST_DATABASE_URL): the roles the
+// child's schema migration created are gone when it ends, with its
+// database.
+func TestExternalServerDropsRoles(t *testing.T) {
+	t.Parallel()
+	admin := connect(t, pgtest.AdminConnString(t))
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v", "-test.timeout=2m")
+	cmd.Env = append(os.Environ(), "PGTEST_HELPER=exit", "PGTEST_HELPER_SCHEMA=1",
+		pgtest.EnvDatabaseURL+"="+pgtest.AdminConnString(t))
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	report := parseReport(t, out)
+	schema := report["SCHEMA"]
+	require.NotEmpty(t, schema, "%s", out)
+
+	var databases, roles int
+	require.NoError(t, admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_database WHERE datname = $1", report["DATABASE"]).Scan(&databases))
+	require.Zero(t, databases, "the child's database is dropped")
+	require.NoError(t, admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_roles WHERE rolname IN ($1, $2)",
+		schema+"_reader", schema+"_writer").Scan(&roles))
+	require.Zero(t, roles, "the child's schema roles are dropped")
 }
 
 func parseReport(t *testing.T, out []byte) map[string]string {

@@ -15,8 +15,9 @@ import (
 // NewSchema installs the es schema under a fresh, unique name in the test
 // process's database (with pgstore.Migrate) and returns a pool on that
 // database and the schema's name. Each test that calls it gets its own
-// tables, global log and notification channel. The pool is closed at
-// t.Cleanup.
+// tables, global log, notification channel and roles (<schema>_reader and
+// <schema>_writer; on an ES_TEST_DATABASE_URL server they are dropped when
+// the test process ends). The pool is closed at t.Cleanup.
 func NewSchema(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
 	connStr := ConnString(t)
@@ -33,6 +34,7 @@ func NewSchema(t testing.TB) (*pgxpool.Pool, string) {
 		t.Fatalf("pgtest: connecting: %v", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	serverFor(t).noteSchemaRoles(schema) // before migrating: a failed migration may have created them
 	if err := pgstore.Migrate(ctx, conn, &pgstore.MigrateOpts{Schema: schema}); err != nil {
 		t.Fatalf("pgtest: migrating schema %s: %v", schema, err)
 	}
