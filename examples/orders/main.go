@@ -297,7 +297,9 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 		p("6. (in-memory store: no SQL to show)")
 		return nil
 	}
-	query := "SELECT version, event_type, recorded_at FROM " + schema + ".events WHERE stream_id = $1 ORDER BY version"
+	// events_view decodes the msgpack data and metadata to jsonb.
+	query := "SELECT version, event_type, correlation_id, data::text FROM " + schema +
+		".events_view WHERE stream_id = $1 ORDER BY version"
 	p("6. The same stream with SQL: %s", query)
 	rows, err := db.Query(ctx, query, stream)
 	if err != nil {
@@ -306,14 +308,15 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			version  int64
-			typ      string
-			recorded time.Time
+			version       int64
+			typ           string
+			correlationID *string
+			data          string
 		)
-		if err := rows.Scan(&version, &typ, &recorded); err != nil {
+		if err := rows.Scan(&version, &typ, &correlationID, &data); err != nil {
 			return err
 		}
-		p("   %2d | %-14s | %s", version, typ, recorded.UTC().Format("2006-01-02 15:04:05.000000Z"))
+		p("   %2d | %-14s | %-11s | %s", version, typ, deref(correlationID), data)
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -359,4 +362,12 @@ func describe(event any) string {
 // money formats cents as units with two decimals.
 func money(cents int64) string {
 	return fmt.Sprintf("%d.%02d", cents/100, cents%100)
+}
+
+// deref returns *s, or "" for nil.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

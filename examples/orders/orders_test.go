@@ -227,6 +227,8 @@ func TestRunPostgres(t *testing.T) {
 	for _, want := range []string{
 		"saved at version 8 after 2 attempts",
 		"6. The same stream with SQL",
+		"    1 | OrderCreated   | checkout-1  | {",
+		"| fulfil-1    | {",
 		"7. The order_details read model",
 		"   cust-42  | shipped   |     6 |  51.00 | DHL     | 10",
 		"   cust-7   | cancelled |     0 |   0.00 |         | 2",
