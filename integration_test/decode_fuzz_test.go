@@ -211,7 +211,10 @@ func canonicalKeys(m map[string]any) map[string]any {
 // the JSON text of a number, bool, null, array or object, and k itself
 // otherwise.
 func canonicalKey(k string) string {
-	if !json.Valid([]byte(k)) { // "011" is not JSON, although it starts with the number 0
+	// "011" is not JSON, although it starts with the number 0; "\n0" is
+	// (JSON allows whitespace around a value), but jsonb never writes a
+	// key's text with whitespace around it, so that key is a string.
+	if strings.Trim(k, " \t\n\r") != k || !json.Valid([]byte(k)) {
 		return k
 	}
 	v, err := parseJSON(k)

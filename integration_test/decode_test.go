@@ -397,7 +397,42 @@ func renderFloat(f float64, bits int) string {
 	case math.IsInf(f, -1):
 		return `"-Infinity"`
 	}
+	// PostgreSQL writes the shortest decimal strictly inside the interval
+	// of the numbers that read back as f, the nearest of that many digits,
+	// a tie rounded to even. Go may write a decimal on the interval's edge
+	// (float32 -46450888: Go -4.645089e+07, which reads back as f only as a
+	// tie to even; PostgreSQL -4.6450888e+07), or the other of two equally
+	// near (float32 2^-12: Go 0.00024414063, PostgreSQL 0.00024414062).
+	if s, ok := shortestInside(f, bits); ok {
+		return s
+	}
 	return strconv.FormatFloat(f, 'g', -1, bits)
+}
+
+// shortestInside is the nearest decimal to f of the fewest digits strictly
+// between the midpoints from f to its neighbours at its width (bits).
+func shortestInside(f float64, bits int) (string, bool) {
+	var lo, hi float64
+	if bits == 32 {
+		lo = float64(math.Nextafter32(float32(f), float32(math.Inf(-1))))
+		hi = float64(math.Nextafter32(float32(f), float32(math.Inf(1))))
+	} else {
+		lo, hi = math.Nextafter(f, math.Inf(-1)), math.Nextafter(f, math.Inf(1))
+	}
+	if f == 0 || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+		return "", false
+	}
+	x := new(big.Rat).SetFloat64(f)
+	half := big.NewRat(1, 2)
+	mlo := new(big.Rat).Mul(new(big.Rat).Add(new(big.Rat).SetFloat64(lo), x), half)
+	mhi := new(big.Rat).Mul(new(big.Rat).Add(new(big.Rat).SetFloat64(hi), x), half)
+	for digits := 1; digits <= 17; digits++ {
+		s := strconv.FormatFloat(f, 'e', digits-1, 64)
+		if d, ok := new(big.Rat).SetString(s); ok && d.Cmp(mlo) > 0 && d.Cmp(mhi) < 0 {
+			return s, true
+		}
+	}
+	return "", false
 }
 
 func writeJSONString(sb *strings.Builder, s string) {
