@@ -166,8 +166,8 @@ func TestEventsView(t *testing.T) {
 	require.Equal(t, []int64{3}, malformed)
 }
 
-// The example queries of the README section "Querying events in SQL"
-// (docs/readme-sql.md), with the data they describe.
+// The example queries of the README section "Querying events in SQL", with
+// the data they describe.
 const (
 	exampleStreamEvents = `
 SELECT version, event_type, data, recorded_at
