@@ -35,11 +35,10 @@ $$;
 -- PL/pgSQL pays for every statement and every function call, so the decoder
 -- keeps both few per value. It walks the input once with an explicit stack
 -- (no recursion) and appends the JSON text of each value, followed by ":"
--- (a map key) or "," (anything else), to one text (appending to a text
--- costs less than appending to an array), which it parses once at the end;
--- closing a container puts the bracket in place of the "," after its last
--- item. A FOR loop walks the items of a container (its counter costs no
--- statement per item). The common values come first and
+-- (a map key) or "," (anything else), to an array of pieces, which it parses
+-- once at the end; closing a container puts the bracket in place of the ","
+-- after its last item. A FOR loop walks the items of a container (its
+-- counter costs no statement per item). The common values come first and
 -- take one branch of a few statements: fixstrs and str8s (one of ASCII
 -- without '"', '\' and control characters, such as a key or a UUID, goes out
 -- as encode(..., 'escape') leaves it), positive fixints, fixmaps and
@@ -75,15 +74,15 @@ DECLARE
     doy    bigint;
     mp     bigint;
     yr     bigint;
-    out    text := '';        -- the JSON text so far, each value followed by its separator
+    out    text[] := '{}';    -- pieces of JSON text, each value followed by its separator
     -- The open container: the root is a one-item array of depth 0; the
     -- enclosing containers wait on the stack.
     depth  int := 0;
     c_map  boolean := false;
     c_left bigint := 1;       -- items to walk (a map has 2 per entry)
     -- s[d]: the container at depth d while the one it holds is open, as
-    -- (items left after that one) << 32 | (character position in out of
-    -- that one's opening bracket) << 1 | (1 when a map).
+    -- (items left after that one) << 32 | (index in out of that one's
+    -- opening bracket) << 1 | (1 when a map).
     s      bigint[];
     -- false: printable ASCII strings go out as they are, control characters
     -- included, which the text is checked for once at the end; true: after
@@ -132,7 +131,7 @@ BEGIN
                     RAISE EXCEPTION 'msgpack_to_jsonb: nesting deeper than 512 at byte %', pos
                         USING ERRCODE = 'PE006';
                 END IF;
-                s[depth] := ((c_left - i) << 32) | ((length(out) + 1) << 1) | CASE WHEN c_map THEN 1 ELSE 0 END;
+                s[depth] := ((c_left - i) << 32) | ((cardinality(out) + 1) << 1) | CASE WHEN c_map THEN 1 ELSE 0 END;
                 out := out || CASE WHEN c < 144 THEN '{' ELSE '[' END;
                 depth := depth + 1;
                 c_map := c < 144;
@@ -226,10 +225,20 @@ BEGIN
                     RAISE EXCEPTION 'msgpack_to_jsonb: timestamp before byte % has % nanoseconds, want at most 999999999',
                         pos, (x >> 34) & 1073741823 USING ERRCODE = 'PE006';
                 END IF;
-                -- to_char of a timestamp (without time zone, numeric fields
-                -- only) depends on no setting: DateStyle, TimeZone and the
-                -- locale leave it alone.
-                out := out || ('"' || to_char(to_timestamp(x & 17179869183) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+                -- The civil date of 0 <= seconds < 2^34 (years 1970 to 2514),
+                -- as below: z days since 0000-03-01, doe the day of the 400-year era.
+                z := (x & 17179869183) / 86400 + 719468;
+                doe := z % 146097;
+                yoe := (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+                doy := doe - (365 * yoe + yoe / 4 - yoe / 100);
+                mp := (5 * doy + 2) / 153;
+                secs := (x & 17179869183) % 86400;
+                out := out || ('"' || (yoe + z / 146097 * 400 + CASE WHEN mp >= 10 THEN 1 ELSE 0 END)
+                    || CASE WHEN mp < 7 THEN '-0' || (mp + 3) WHEN mp < 10 THEN '-' || (mp + 3) ELSE '-0' || (mp - 9) END
+                    || CASE WHEN doy - (153 * mp + 2) / 5 < 9 THEN '-0' ELSE '-' END || (doy - (153 * mp + 2) / 5 + 1)
+                    || CASE WHEN secs < 36000 THEN 'T0' ELSE 'T' END || secs / 3600
+                    || CASE WHEN secs / 60 % 60 < 10 THEN ':0' ELSE ':' END || secs / 60 % 60
+                    || CASE WHEN secs % 60 < 10 THEN ':0' ELSE ':' END || secs % 60
                     || CASE WHEN x >> 34 = 0 THEN ''
                             ELSE '.' || rtrim(substr((1000000000 + ((x >> 34) & 1073741823))::text, 2), '0') END
                     || CASE WHEN c_map AND (c_left - i) % 2 = 1 THEN 'Z":' ELSE 'Z",' END);
@@ -273,7 +282,7 @@ BEGIN
                             RAISE EXCEPTION 'msgpack_to_jsonb: nesting deeper than 512 before byte %', pos
                                 USING ERRCODE = 'PE006';
                         END IF;
-                        s[depth] := ((c_left - i) << 32) | ((length(out) + 1) << 1) | CASE WHEN c_map THEN 1 ELSE 0 END;
+                        s[depth] := ((c_left - i) << 32) | ((cardinality(out) + 1) << 1) | CASE WHEN c_map THEN 1 ELSE 0 END;
                         out := out || CASE WHEN kind = 3 THEN '[' ELSE '{' END;
                         depth := depth + 1;
                         c_map := kind = 4;
@@ -358,20 +367,20 @@ BEGIN
             depth := depth - 1;
             x := s[depth];
             IF x & 1 = 1 AND (x >> 32) % 2 = 1 THEN       -- a map key: the string of its JSON text
-                t := substr(out, ((x >> 1) & 2147483647)::int);
+                t := array_to_string(out[(x >> 1) & 2147483647 : cardinality(out)], '');
                 IF NOT careful AND t ~ '[\x01-\x1f]' THEN      -- start again, escaping them
                     careful := true;
                     pos := 0;
-                    out := '';
+                    out := '{}';
                     depth := 0;
                     c_map := false;
                     c_left := 1;
                     CONTINUE walk;
                 END IF;
-                out := left(out, ((x >> 1) & 2147483647)::int - 1)
+                out := out[1 : ((x >> 1) & 2147483647) - 1]
                        || (to_json((left(t, -1) || CASE WHEN c_map THEN '}' ELSE ']' END)::jsonb::text)::text || ':');
             ELSE
-                out := left(out, -1) || CASE WHEN c_map THEN '},' ELSE '],' END;
+                out[cardinality(out)] := left(out[cardinality(out)], -1) || CASE WHEN c_map THEN '},' ELSE '],' END;
             END IF;
             c_map := x & 1 = 1;
             c_left := x >> 32;
@@ -379,11 +388,12 @@ BEGIN
         END LOOP;
     END LOOP walk;
     -- (The statements of the attempt loop are not indented further.)
-    t := left(out, -1);           -- without the "," after the value
+    out[cardinality(out)] := left(out[cardinality(out)], -1);   -- the "," after the value
+    t := array_to_string(out, '');
     EXIT attempt WHEN careful OR t !~ '[\x01-\x1f]';
     careful := true;
     pos := 0;
-    out := '';
+    out := '{}';
     depth := 0;
     c_map := false;
     c_left := 1;
