@@ -9,7 +9,6 @@ import (
 	"math/big"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -162,40 +161,7 @@ func (fz *fuzzDecoder) check(t *testing.T, data []byte) {
 // (A map holding both a non-string key and a string key equal to the
 // reference's text of it would differ; random bytes do not produce that.)
 func sameJSONNormalised(a, b any, path string) (string, bool) {
-	switch a := a.(type) {
-	case map[string]any:
-		b, ok := b.(map[string]any)
-		if !ok {
-			return path, false
-		}
-		ca, cb := canonicalKeys(a), canonicalKeys(b)
-		if len(ca) != len(cb) {
-			return path, false
-		}
-		for k, va := range ca {
-			vb, ok := cb[k]
-			if !ok {
-				return path + "." + k, false
-			}
-			if p, ok := sameJSONNormalised(va, vb, path+"."+k); !ok {
-				return p, false
-			}
-		}
-		return path, true
-	case []any:
-		b, ok := b.([]any)
-		if !ok || len(a) != len(b) {
-			return path, false
-		}
-		for i := range a {
-			if p, ok := sameJSONNormalised(a[i], b[i], path+"["+strconv.Itoa(i)+"]"); !ok {
-				return p, false
-			}
-		}
-		return path, true
-	default:
-		return sameJSON(a, b, path)
-	}
+	return compareJSON(a, b, path, canonicalKeys)
 }
 
 // canonicalKeys returns m with its keys replaced by canonicalKey.

@@ -136,7 +136,15 @@ func parseJSON(s string) (any, error) {
 	return v, nil
 }
 
-func sameJSON(a, b any, path string) (string, bool) {
+// sameJSON reports whether two decoded JSON values are equal, numbers
+// compared exactly, and the path of the first difference.
+func sameJSON(a, b any, path string) (string, bool) { return compareJSON(a, b, path, nil) }
+
+// compareJSON reports whether the decoded JSON values a and b are equal
+// (numbers compared exactly), and the path of the first difference. keys,
+// when not nil, rewrites every object's keys on both sides before they are
+// compared.
+func compareJSON(a, b any, path string, keys func(map[string]any) map[string]any) (string, bool) {
 	switch a := a.(type) {
 	case json.Number:
 		b, ok := b.(json.Number)
@@ -148,7 +156,13 @@ func sameJSON(a, b any, path string) (string, bool) {
 		return path, ok1 && ok2 && ra.Cmp(rb) == 0
 	case map[string]any:
 		b, ok := b.(map[string]any)
-		if !ok || len(a) != len(b) {
+		if !ok {
+			return path, false
+		}
+		if keys != nil {
+			a, b = keys(a), keys(b)
+		}
+		if len(a) != len(b) {
 			return path, false
 		}
 		for k, va := range a {
@@ -156,7 +170,7 @@ func sameJSON(a, b any, path string) (string, bool) {
 			if !ok {
 				return path + "." + k, false
 			}
-			if p, ok := sameJSON(va, vb, path+"."+k); !ok {
+			if p, ok := compareJSON(va, vb, path+"."+k, keys); !ok {
 				return p, false
 			}
 		}
@@ -167,7 +181,7 @@ func sameJSON(a, b any, path string) (string, bool) {
 			return path, false
 		}
 		for i := range a {
-			if p, ok := sameJSON(a[i], b[i], fmt.Sprintf("%s[%d]", path, i)); !ok {
+			if p, ok := compareJSON(a[i], b[i], fmt.Sprintf("%s[%d]", path, i), keys); !ok {
 				return p, false
 			}
 		}
@@ -909,4 +923,37 @@ func TestMsgpackToJSONBSpeed(t *testing.T) {
 	parse := timeIt("convert_from(CASE WHEN g > 0 THEN d END, 'UTF8')::jsonb", []byte(want))
 	t.Logf("msgpack_to_jsonb on a %d-byte event: %.1f µs per call; convert_from(...)::jsonb on its %d-byte JSON: %.1f µs; ratio %.1f×",
 		len(data), float64(decode.Microseconds())/n, len(want), float64(parse.Microseconds())/n, float64(decode)/float64(parse))
+}
+
+// TestCompareJSON checks the comparison the decoder tests rely on: it must
+// tell different values apart, and with canonicalKeys treat keys that
+// denote the same value as one.
+func TestCompareJSON(t *testing.T) {
+	t.Parallel()
+	parse := func(s string) any {
+		v, err := parseJSON(s)
+		require.NoError(t, err, s)
+		return v
+	}
+	for _, tc := range []struct {
+		a, b      string
+		same      bool
+		canonical bool
+	}{
+		{a: `{"a": [1, 2.50, "x"]}`, b: `{"a": [1, 2.5, "x"]}`, same: true},
+		{a: `{"a": [1, 2, "x"]}`, b: `{"a": [1, 3, "x"]}`},
+		{a: `{"a": 1}`, b: `{"a": 1, "b": 2}`},
+		{a: `{"a": 1}`, b: `{"b": 1}`},
+		{a: `[1]`, b: `{"1": 1}`},
+		{a: `{"1e+2": true}`, b: `{"100": true}`},
+		{a: `{"1e+2": true}`, b: `{"100": true}`, same: true, canonical: true},
+		{a: `{"1e+2": true}`, b: `{"101": true}`, canonical: true},
+	} {
+		keys := (func(map[string]any) map[string]any)(nil)
+		if tc.canonical {
+			keys = canonicalKeys
+		}
+		_, same := compareJSON(parse(tc.a), parse(tc.b), "$", keys)
+		require.Equal(t, tc.same, same, "%s vs %s (canonical keys: %v)", tc.a, tc.b, tc.canonical)
+	}
 }
