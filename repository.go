@@ -285,12 +285,7 @@ func (r *Repository[A]) loadFromSnapshot(ctx context.Context, agg A, sn Snapshot
 				continue
 			}
 			first = false
-			e := item.Event
-			if want++; e.Version != want {
-				yield(nil, fmt.Errorf("store returned version %d where %d was expected", e.Version, want))
-				return
-			}
-			event, err := r.registry.Decode(e)
+			event, err := r.decodeNext(item.Event, &want)
 			if !yield(event, err) || err != nil {
 				return
 			}
@@ -330,16 +325,23 @@ func (r *Repository[A]) decoded(ctx context.Context, streamID string) iter.Seq2[
 				yield(nil, err)
 				return
 			}
-			if want++; e.Version != want {
-				yield(nil, fmt.Errorf("store returned version %d where %d was expected", e.Version, want))
-				return
-			}
-			event, err := r.registry.Decode(e)
+			event, err := r.decodeNext(e, &want)
 			if !yield(event, err) || err != nil {
 				return
 			}
 		}
 	}
+}
+
+// decodeNext decodes e, which must be the stream's event right after
+// version *last, and advances *last: a store that skips or repeats a
+// version is an error, so that the aggregate's stored version is the
+// stream's.
+func (r *Repository[A]) decodeNext(e Event, last *int64) (any, error) {
+	if *last++; e.Version != *last {
+		return nil, fmt.Errorf("store returned version %d where %d was expected", e.Version, *last)
+	}
+	return r.registry.Decode(e)
 }
 
 // Save appends the aggregate's pending events to its stream, expecting the

@@ -153,10 +153,10 @@ func (s *Store) loadFirstPage(ctx context.Context, streamID string, schemaVersio
 	defer rows.Close()
 	sc := newEventScanner(false)
 	sc.e.StreamID = streamID
-	eventDest := append(sc.dest, nil, nil)
+	sc.dest = append(sc.dest, nil, nil) // snapshot_schema_version, snapshot_state: NULL on event rows
 	n, last := 0, int64(0)
 	for rows.Next() {
-		if n == 0 && rows.RawValues()[len(eventDest)-1] != nil { // snapshot_state: the snapshot row
+		if n == 0 && rows.RawValues()[len(sc.dest)-1] != nil { // snapshot_state: the snapshot row
 			snap := es.Snapshot{StreamID: streamID}
 			var schema int32
 			if err := rows.Scan(nil, nil, &snap.Version, nil, nil, nil, nil, &snap.CreatedAt, &schema, &snap.State); err != nil {
@@ -170,13 +170,11 @@ func (s *Store) loadFirstPage(ctx context.Context, streamID string, schemaVersio
 			}
 			continue
 		}
-		sc.e.Data, sc.e.Metadata = nil, nil // fresh slices for every event
-		if err := rows.Scan(eventDest...); err != nil {
+		e, err := sc.scan(rows)
+		if err != nil {
 			fail(err)
 			return n, last, false
 		}
-		e := sc.e
-		e.Position = es.NewPosition(sc.txKey, sc.global)
 		n, last = n+1, e.Version
 		if !yield(es.Loaded{Event: e}, nil) {
 			return n, last, false

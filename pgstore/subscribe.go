@@ -366,7 +366,7 @@ func (sub *subscription) hidden(ctx context.Context) (bool, error) {
 	var hidden bool
 	err := sub.l.conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM "+sub.s.config.Schema+".events AS e"+
 		" WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)"+
-		" AND e.transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))", sub.pos.TxKey(), sub.pos.Global()).Scan(&hidden)
+		" AND e.transaction_id >= (SELECT pg_snapshot_xmin(pg_current_snapshot())))", sub.pos.TxKey(), sub.pos.Global()).Scan(&hidden)
 	if err != nil {
 		return false, fmt.Errorf("reading: %w", interpretError(err))
 	}
