@@ -536,3 +536,32 @@ func TestRepositoryLoadErrors(t *testing.T) {
 	_, err = b.repo.Load(cancelled, "c1")
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// gappyStore is a store whose ReadStream skips each stream's first event.
+type gappyStore struct{ *memstore.Store }
+
+func (s gappyStore) ReadStream(ctx context.Context, streamID string, opts *es.ReadStreamOpts) iter.Seq2[es.Event, error] {
+	return func(yield func(es.Event, error) bool) {
+		for e, err := range s.Store.ReadStream(ctx, streamID, opts) {
+			if err == nil && e.Version == 1 {
+				continue
+			}
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestRepositoryLoadRefusesGaps checks that Load refuses a stream whose
+// versions do not run 1, 2, 3... rather than build an aggregate from it.
+func TestRepositoryLoadRefusesGaps(t *testing.T) {
+	t.Parallel()
+	b := repoSetup(t, nil)
+	b.create(t, "c1")
+	repo, err := es.NewRepository(gappyStore{b.store}, b.registry, newCart, nil)
+	require.NoError(t, err)
+	_, err = repo.Load(t.Context(), "c1")
+	require.ErrorContains(t, err, "store returned version 2 where 1 was expected")
+	require.ErrorContains(t, err, `"cart-c1"`)
+}
