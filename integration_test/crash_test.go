@@ -57,7 +57,8 @@ func TestCrashRecovery(t *testing.T) {
 
 	conn, err := pgx.Connect(ctx, connString)
 	require.NoError(t, err)
-	require.NoError(t, pgstore.Migrate(ctx, conn, nil))
+	_, err = pgstore.Migrate(ctx, conn, nil)
+	require.NoError(t, err)
 	var syncCommit string
 	require.NoError(t, conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit))
 	require.Equal(t, "on", syncCommit)

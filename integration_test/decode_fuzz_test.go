@@ -20,7 +20,7 @@ import (
 	"github.com/pgevent/es/internal/pgtest"
 )
 
-// FuzzMsgpackToJSONB feeds msgpack_to_jsonb (migrations/004_decode.sql)
+// FuzzMsgpackToJSONB feeds msgpack_to_jsonb (schema/code/decode.sql)
 // random and mutated bytes. For every input:
 //
 //   - it returns a result or raises PE006 (any other error, a statement

@@ -28,7 +28,7 @@ import (
 	"github.com/pgevent/es/internal/pgtest"
 )
 
-// This file tests msgpack_to_jsonb (migrations/004_decode.sql) against a
+// This file tests msgpack_to_jsonb (schema/code/decode.sql) against a
 // reference rendering in Go: the msgpack library decodes the bytes and
 // renderJSON writes the JSON the SQL function must return.
 

@@ -60,7 +60,8 @@ func migratedDatabase(t testing.TB, ctx context.Context) string {
 	conn, err := pgx.Connect(ctx, connString)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
-	require.NoError(t, pgstore.Migrate(ctx, conn, nil))
+	_, err = pgstore.Migrate(ctx, conn, nil)
+	require.NoError(t, err)
 	return connString
 }
 

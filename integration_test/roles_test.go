@@ -17,17 +17,17 @@ import (
 
 	"github.com/pgevent/es"
 	"github.com/pgevent/es/internal/pgtest"
-	"github.com/pgevent/es/migrations"
 	"github.com/pgevent/es/pgstore"
+	"github.com/pgevent/es/schema"
 )
 
-// These tests cover the roles and privileges of migrations/008_roles.sql:
+// These tests cover the roles and privileges of schema/code/roles.sql:
 // each schema gets <schema>_reader and <schema>_writer (pgtest.NewSchema
 // names schemas t_<random>, so parallel tests have roles of their own).
 
-// The privilege policy, by function name: what 008 must grant. A function
+// The privilege policy, by function name: what roles.sql must grant. A function
 // of the schema that is in none of these lists fails the tests: classify
-// it here and in 008.
+// it here and in roles.sql.
 var (
 	readerFunctions = []string{"read_stream", "read_stream_backward", "read_all", "stream_info", "load",
 		"read_checkpoint", "msgpack_to_jsonb", "try_msgpack_to_jsonb", "msgpack_float_text", "invalid_argument"}
@@ -71,16 +71,17 @@ func schemaFunctions(t *testing.T, ctx context.Context, db interface {
 	return fns
 }
 
-// migrationDefines reports whether a migration creates the function name,
-// so that tests can require the functions of migrations that have landed.
+// migrationDefines reports whether the code package creates the function
+// name, so that tests can require the functions that have landed.
 func migrationDefines(t *testing.T, name string) bool {
 	t.Helper()
 	found := false
-	require.NoError(t, fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
+	code := schema.Code()
+	require.NoError(t, fs.WalkDir(code, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(migrations.FS, path)
+		b, err := fs.ReadFile(code, path)
 		if err != nil {
 			return err
 		}
@@ -155,7 +156,7 @@ func kindOf(t *testing.T, name string) string {
 	case slices.Contains(triggerFunctions, name):
 		return "trigger"
 	}
-	require.Failf(t, "unclassified function", "function %s is in no list of roles_test.go: classify it there and in migrations/008_roles.sql", name)
+	require.Failf(t, "unclassified function", "function %s is in no list of roles_test.go: classify it there and in schema/code/roles.sql", name)
 	return ""
 }
 
@@ -546,21 +547,21 @@ func TestRolesWithoutCreateRole(t *testing.T) {
 	owner, err := pgx.ConnectConfig(ctx, ownerCfg)
 	require.NoError(t, err)
 	defer owner.Close(context.Background())
-	err = pgstore.Migrate(ctx, owner, &pgstore.MigrateOpts{Schema: schema})
+	_, err = pgstore.Migrate(ctx, owner, &pgstore.MigrateOpts{Schema: schema})
 	pg := requirePgError(t, err, "42501")
 	require.Contains(t, pg.Message, "CREATEROLE")
 	require.Contains(t, pg.Hint, "CREATE ROLE "+reader+" NOLOGIN")
 	var roles int
 	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname IN ($1, $2)", reader, writer).Scan(&roles))
 	require.Zero(t, roles)
-	var acl *string
-	require.NoError(t, admin.QueryRow(ctx, fmt.Sprintf(
-		"SELECT proacl::text FROM pg_proc WHERE oid = '%s.append_event'::regproc", schema)).Scan(&acl))
-	require.Nil(t, acl, "008 is not applied: the defaults stand")
+	var fn *string
+	require.NoError(t, admin.QueryRow(ctx, fmt.Sprintf("SELECT to_regproc('%s.append_event')::text", schema)).Scan(&fn))
+	require.Nil(t, fn, "nothing is applied: the migration is one transaction")
 
 	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s NOLOGIN; CREATE ROLE %s NOLOGIN", reader, writer))
 	require.NoError(t, err)
-	require.NoError(t, pgstore.Migrate(ctx, owner, &pgstore.MigrateOpts{Schema: schema}))
+	_, err = pgstore.Migrate(ctx, owner, &pgstore.MigrateOpts{Schema: schema})
+	require.NoError(t, err)
 
 	// The writer appends through functions that run as the owner, and
 	// cannot write to the table itself; the owner cannot change events.
@@ -584,9 +585,10 @@ func TestRolesWithoutCreateRole(t *testing.T) {
 	requirePgError(t, err, "PE005")
 }
 
-// TestRolesDown migrates 008 down and up again: the defaults come back
-// (EXECUTE for PUBLIC, no SECURITY DEFINER), a role granted to a login is
-// kept, an unused one is dropped, and the up migration works again.
+// TestRolesDown migrates down to 0 and up again: nothing of es is left in
+// the schema, a role granted to a login is kept, an unused one is dropped,
+// a role another database's installation uses is kept with its grants
+// there, and migrating up again restores the same grants.
 func TestRolesDown(t *testing.T) {
 	t.Parallel()
 	b := setupRoles(t)
@@ -595,7 +597,12 @@ func TestRolesDown(t *testing.T) {
 	conn, err := pgx.Connect(b.ctx, pgtest.ConnString(t))
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
-	require.NoError(t, pgstore.Migrate(b.ctx, conn, &pgstore.MigrateOpts{Schema: b.schema, TargetVersion: 7}))
+	down := &pgstore.MigrateOpts{Schema: b.schema, Direction: pgstore.MigrateDown}
+	res, err := pgstore.Migrate(b.ctx, conn, down)
+	require.NoError(t, err)
+	require.Zero(t, res.ToVersion)
+	require.False(t, res.CodeInstalled)
+	require.NotEmpty(t, res.Steps)
 
 	exists := func(role string) bool {
 		var n int
@@ -604,20 +611,14 @@ func TestRolesDown(t *testing.T) {
 	}
 	require.True(t, exists(b.reader), "a role granted to a login is kept")
 	require.False(t, exists(b.writer), "an unused role is dropped")
-	for _, f := range schemaFunctions(t, b.ctx, b.pool, b.schema) {
-		require.False(t, f.SecDef, f.Name)
-		require.NotContains(t, strings.Join(f.Config, ","), "search_path", f.Name)
-		require.Contains(t, f.Executors, "PUBLIC", f.Name)
-		require.NotContains(t, f.Executors, b.reader, f.Name)
-	}
-	if slices.ContainsFunc(b.fns, func(f schemaFunction) bool { return f.Name == "msgpack_float_text" }) {
-		var cfg []string
-		require.NoError(t, b.pool.QueryRow(b.ctx, fmt.Sprintf(
-			"SELECT proconfig FROM pg_proc WHERE oid = '%s.msgpack_float_text'::regproc", b.schema)).Scan(&cfg))
-		require.Equal(t, []string{"extra_float_digits=1"}, cfg, "other settings of a function stay")
-	}
+	var objects int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `
+		SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = $1::regnamespace AND relname <> 'schema_version')
+		     + (SELECT count(*) FROM pg_proc WHERE pronamespace = $1::regnamespace)`, b.schema).Scan(&objects))
+	require.Zero(t, objects, "objects of es left in the schema after migrating down to 0")
 
-	require.NoError(t, pgstore.Migrate(b.ctx, conn, &pgstore.MigrateOpts{Schema: b.schema}))
+	_, err = pgstore.Migrate(b.ctx, conn, &pgstore.MigrateOpts{Schema: b.schema})
+	require.NoError(t, err)
 	require.True(t, exists(b.writer))
 	require.Equal(t, b.fns, schemaFunctions(t, b.ctx, b.pool, b.schema), "up again: the same grants")
 	requirePgError(t, b.asRole(b.reader, `SELECT %[1]s.append_event('order-1', 'Noted', '\x80')`, ""), "42501")
@@ -625,8 +626,10 @@ func TestRolesDown(t *testing.T) {
 	// Another database installs the same schema name: it shares the roles,
 	// so migrating down here keeps them, and the other database's grants.
 	other := connect(t, b.ctx, pgtest.NewDatabase(t))
-	require.NoError(t, pgstore.Migrate(b.ctx, other, &pgstore.MigrateOpts{Schema: b.schema}))
-	require.NoError(t, pgstore.Migrate(b.ctx, conn, &pgstore.MigrateOpts{Schema: b.schema, TargetVersion: 7}))
+	_, err = pgstore.Migrate(b.ctx, other, &pgstore.MigrateOpts{Schema: b.schema})
+	require.NoError(t, err)
+	_, err = pgstore.Migrate(b.ctx, conn, down)
+	require.NoError(t, err)
 	require.True(t, exists(b.writer), "a role another database uses is kept")
 	otherFns := schemaFunctions(t, b.ctx, other, b.schema)
 	i := slices.IndexFunc(otherFns, func(f schemaFunction) bool { return f.Name == "append_event" })

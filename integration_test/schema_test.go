@@ -86,23 +86,22 @@ func catalogDump(t *testing.T, ctx context.Context, connString, schema string) [
 	return lines
 }
 
-// installWithPsql installs sql/install.sql into a fresh database as its
-// header says, and returns the database's connection string.
-func installWithPsql(t *testing.T, ctx context.Context) string {
+// installWithTern installs schema es with the tern CLI (migrations, then the
+// code package) into a fresh database, and returns its connection string.
+func installWithTern(t *testing.T, ctx context.Context) string {
 	t.Helper()
 	connString := pgtest.NewDatabase(t)
-	out, err := psql(t, ctx, connString, "-f", repoPath(t, "sql/install.sql"))
-	require.NoError(t, err, "psql -f sql/install.sql:\n%s", out)
+	ternInstall(t, ctx, connString, "es")
 	return connString
 }
 
-// TestSchemaMigrationsEqualInstallSQL proves that the tern migrations and
-// sql/ build the same schema.
-func TestSchemaMigrationsEqualInstallSQL(t *testing.T) {
+// TestSchemaMigrateEqualsTernCLI proves that pgstore.Migrate and the tern
+// CLI (migrations, then the code package) build the same schema.
+func TestSchemaMigrateEqualsTernCLI(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, 2*time.Minute)
+	ctx := testContext(t, 3*time.Minute) // the first go run may build tern
 	migrated := migratedDatabase(t, ctx)
-	installed := installWithPsql(t, ctx)
+	installed := installWithTern(t, ctx)
 
 	fromMigrations := catalogDump(t, ctx, migrated, "es")
 	fromInstall := catalogDump(t, ctx, installed, "es")
@@ -111,7 +110,7 @@ func TestSchemaMigrationsEqualInstallSQL(t *testing.T) {
 		require.True(t, slices.ContainsFunc(fromMigrations, func(line string) bool { return strings.HasPrefix(line, want) }),
 			"the dump has no line starting with %q", want)
 	}
-	require.Equal(t, fromMigrations, fromInstall, "migrations/ and sql/install.sql build different schemas")
+	require.Equal(t, fromMigrations, fromInstall, "pgstore.Migrate and the tern CLI build different schemas")
 
 	if pgDump, ok := pgDumpPath(); ok {
 		t.Run("PgDump", func(t *testing.T) {

@@ -93,52 +93,76 @@ func migrationCount(t *testing.T, dir string) int64 {
 	return int64(len(files))
 }
 
+// ternInstall installs schema with the tern CLI as the README says: create
+// the schema (it holds tern's version table), run the migrations, install
+// the code package, with a config file naming the schema and its version
+// table. It returns the config file's directory.
+func ternInstall(t *testing.T, ctx context.Context, connString, schema string) string {
+	t.Helper()
+	dir := t.TempDir()
+	config := filepath.Join(dir, schema+".conf")
+	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(
+		"[database]\nversion_table = %[1]s.schema_version\n\n[data]\nschema = %[1]s\n", schema)), 0o644))
+	conn := connect(t, ctx, connString)
+	_, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
+	require.NoError(t, err)
+	tern(t, ctx, dir, "migrate", "-m", repoPath(t, "schema/migrations"), "--config", config, "--conn-string", connString)
+	tern(t, ctx, dir, "code", "install", repoPath(t, "schema/code"), "--config", config, "--conn-string", connString)
+	return dir
+}
+
 func TestTernCLI(t *testing.T) {
 	t.Parallel()
-	migrations := repoPath(t, "migrations")
+	migrations := repoPath(t, "schema/migrations")
 	wantVersion := migrationCount(t, migrations)
 
 	t.Run("DefaultSchema", func(t *testing.T) {
 		t.Parallel()
 		ctx := testContext(t, 3*time.Minute) // the first go run may build tern
 		connString := pgtest.NewDatabase(t)
-		dir := t.TempDir()
+		dir := ternInstall(t, ctx, connString, "es")
+		config := filepath.Join(dir, "es.conf")
 
-		tern(t, ctx, dir, "migrate", "-m", migrations, "--conn-string", connString)
 		conn := connect(t, ctx, connString)
 		var version int64
-		require.NoError(t, conn.QueryRow(ctx, "SELECT version FROM public.schema_version").Scan(&version))
+		require.NoError(t, conn.QueryRow(ctx, "SELECT version FROM es.schema_version").Scan(&version))
 		require.Equal(t, wantVersion, version)
 		requireInstalled(t, ctx, conn, "es")
 		requireAppendWorks(t, ctx, conn, "es")
 
-		// Migrating again is a no-op, and tern can migrate all the way down.
-		tern(t, ctx, dir, "migrate", "-m", migrations, "--conn-string", connString)
+		// Migrating and installing the code again is a no-op for the data,
+		// and tern can migrate all the way down.
+		tern(t, ctx, dir, "migrate", "-m", migrations, "--config", config, "--conn-string", connString)
+		tern(t, ctx, dir, "code", "install", repoPath(t, "schema/code"), "--config", config, "--conn-string", connString)
 		requireInstalled(t, ctx, conn, "es")
 		var events int
 		require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM es.events").Scan(&events))
-		require.Equal(t, 1, events, "the second migrate must not have touched the data")
-		tern(t, ctx, dir, "migrate", "-m", migrations, "--conn-string", connString, "-d", "0")
+		require.Equal(t, 1, events, "the second install must not have touched the data")
+		tern(t, ctx, dir, "migrate", "-m", migrations, "--config", config, "--conn-string", connString, "-d", "0")
 		var objects int
-		require.NoError(t, conn.QueryRow(ctx,
-			"SELECT count(*) FROM pg_class WHERE relnamespace = 'es'::regnamespace").Scan(&objects))
+		require.NoError(t, conn.QueryRow(ctx, `
+			SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'es'::regnamespace AND relname <> 'schema_version')
+			     + (SELECT count(*) FROM pg_proc WHERE pronamespace = 'es'::regnamespace)`).Scan(&objects))
 		require.Zero(t, objects, "objects left in schema es after migrating down to 0")
 	})
 
-	t.Run("SchemaFromConfig", func(t *testing.T) {
+	// Two installations side by side in one database, each with its own
+	// version table: the second is installed in full, and the first is
+	// untouched by it.
+	t.Run("TwoSchemasSideBySide", func(t *testing.T) {
 		t.Parallel()
 		ctx := testContext(t, 3*time.Minute)
 		connString := pgtest.NewDatabase(t)
-		dir := t.TempDir()
-		config := filepath.Join(dir, "es.conf")
-		require.NoError(t, os.WriteFile(config, []byte("[database]\n\n[data]\nschema = other\n"), 0o644))
-
-		tern(t, ctx, dir, "migrate", "-m", migrations, "--config", config, "--conn-string", connString)
+		ternInstall(t, ctx, connString, "es")
+		ternInstall(t, ctx, connString, "tenant1")
 		conn := connect(t, ctx, connString)
-		requireInstalled(t, ctx, conn, "other")
-		requireAppendWorks(t, ctx, conn, "other")
-		var esSchema *string
-		require.NoError(t, conn.QueryRow(ctx, "SELECT to_regnamespace('es')::text").Scan(&esSchema))
-		require.Nil(t, esSchema, "nothing may be installed in schema es")
+		for _, schema := range []string{"es", "tenant1"} {
+			var version int64
+			require.NoError(t, conn.QueryRow(ctx, "SELECT version FROM "+schema+".schema_version").Scan(&version))
+			require.Equal(t, wantVersion, version, schema)
+			requireInstalled(t, ctx, conn, schema)
+		}
+		requireAppendWorks(t, ctx, conn, "tenant1")
+		requireAppendWorks(t, ctx, conn, "es")
 	})
 }

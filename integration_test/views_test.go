@@ -20,7 +20,7 @@ import (
 	"github.com/pgevent/es/pgstore"
 )
 
-// These tests cover events_view and streams_view (migrations/007_views.sql):
+// These tests cover events_view and streams_view (schema/code/views.sql):
 // what they show, that the README's example queries return what it says,
 // that filters reach the indexes and that msgpack is decoded only for the
 // rows a query returns.

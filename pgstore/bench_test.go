@@ -179,7 +179,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		b.Fatalf("connecting: %v", err)
 	}
 	defer conn.Close(ctx)
-	if err := pgstore.Migrate(ctx, conn, &pgstore.MigrateOpts{Schema: benchSchema}); err != nil {
+	if _, err := pgstore.Migrate(ctx, conn, &pgstore.MigrateOpts{Schema: benchSchema}); err != nil {
 		b.Fatal(err)
 	}
 	// The baseline table: the same columns, identity, generated category,

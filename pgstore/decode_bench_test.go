@@ -14,7 +14,7 @@ import (
 	"github.com/pgevent/es"
 )
 
-// msgpack_to_jsonb (migrations/004_decode.sql) on a typical event against
+// msgpack_to_jsonb (schema/code/decode.sql) on a typical event against
 // PostgreSQL's own JSON parser on the same event stored as JSON text.
 const (
 	// msgpack_to_jsonb of a ~200-byte event: time per call at most 10x

@@ -6,12 +6,11 @@
 //
 // # Setting up
 //
-// Apply the schema once, with the tern CLI (`tern migrate -m migrations`)
-// or from Go with [Migrate], then create a store on a pool:
+// Install the schema from Go with [Migrate] (or with the tern CLI, see the
+// README), then create a store on a pool:
 //
-//	conn, _ := pgx.Connect(ctx, url)
-//	err := pgstore.Migrate(ctx, conn, nil) // schema "es"
 //	pool, _ := pgxpool.New(ctx, url)
+//	_, err := pgstore.Migrate(ctx, pool, nil) // schema "es"
 //	store, err := pgstore.New(pool, nil)
 //
 // # Transactions

@@ -13,7 +13,7 @@ import (
 	"github.com/pgevent/es/pgstore"
 )
 
-// A full scan of events_view (migrations/007_views.sql), which decodes every
+// A full scan of events_view (schema/code/views.sql), which decodes every
 // event's msgpack data to jsonb with try_msgpack_to_jsonb, to filter on a
 // field of the data.
 const (
@@ -72,7 +72,7 @@ func BenchmarkViews(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if err := pgstore.Migrate(ctx, conn, &pgstore.MigrateOpts{Schema: viewBenchSchema}); err != nil {
+	if _, err := pgstore.Migrate(ctx, conn, &pgstore.MigrateOpts{Schema: viewBenchSchema}); err != nil {
 		b.Fatal(err)
 	}
 	store, err := pgstore.New(env.pool, &pgstore.Config{Schema: viewBenchSchema})

@@ -88,7 +88,7 @@ func connect(ctx context.Context, w io.Writer) (es.Store, *pgxpool.Pool, func())
 	if err != nil {
 		return fallback(fmt.Errorf("%s: %w", where, err))
 	}
-	err = pgstore.Migrate(cctx, conn, &pgstore.MigrateOpts{Schema: schema})
+	_, err = pgstore.Migrate(cctx, conn, &pgstore.MigrateOpts{Schema: schema})
 	_ = conn.Close(ctx)
 	if err != nil {
 		return fallback(err)

@@ -49,7 +49,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	if err := pgstore.Migrate(ctx, conn, &pgstore.MigrateOpts{Schema: "quickstart"}); err != nil {
+	if _, err := pgstore.Migrate(ctx, conn, &pgstore.MigrateOpts{Schema: "quickstart"}); err != nil {
 		return err
 	}
 	fmt.Println("schema \"quickstart\" migrated")

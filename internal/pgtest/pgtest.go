@@ -271,7 +271,7 @@ func (s *server) close() error {
 }
 
 // noteSchemaRoles records the roles the migrations create for schema (see
-// migrations/008_roles.sql), to drop them at the end on an external server.
+// schema/code/roles.sql), to drop them at the end on an external server.
 func (s *server) noteSchemaRoles(schema string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -35,7 +35,7 @@ func NewSchema(t testing.TB) (*pgxpool.Pool, string) {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	serverFor(t).noteSchemaRoles(schema) // before migrating: a failed migration may have created them
-	if err := pgstore.Migrate(ctx, conn, &pgstore.MigrateOpts{Schema: schema}); err != nil {
+	if _, err := pgstore.Migrate(ctx, conn, &pgstore.MigrateOpts{Schema: schema}); err != nil {
 		t.Fatalf("pgtest: migrating schema %s: %v", schema, err)
 	}
 

@@ -1,6 +1,5 @@
 {{- $s := .schema | default "es" -}}
--- es: roles and privileges. sql/roles.sql holds the same definitions for
--- schema es.
+-- es: roles and privileges.
 --
 -- Two NOLOGIN roles, named after the schema; grant them to the logins of
 -- applications and people (GRANT {{ $s }}_writer TO app):
@@ -96,52 +95,6 @@ BEGIN
         ELSIF v_fn.class = 'unknown' THEN
             RAISE NOTICE 'function % is not classified as reading or writing: only its owner may execute it', v_fn.sig;
         END IF;
-    END LOOP;
-END
-$roles$;
-
----- create above / drop below ----
-{{- $s := .schema | default "es" }}
-
--- Undoes the grants and the SECURITY DEFINER settings, then drops each role
--- unless something else still uses it (privileges in another database that
--- installed schema {{ $s }}, or members: logins it was granted to), in which
--- case it is kept with a notice.
-DO $roles$
-DECLARE
-    v_schema CONSTANT text := '{{ $s }}';
-    v_role   text;
-    v_fn     record;
-BEGIN
-    FOR v_fn IN
-        SELECT format('%I.%I(%s)', v_schema, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) AS sig,
-               p.prosecdef
-          FROM pg_catalog.pg_proc AS p
-         WHERE p.pronamespace = v_schema::pg_catalog.regnamespace AND p.prokind IN ('f', 'p')
-    LOOP
-        IF v_fn.prosecdef THEN
-            EXECUTE format('ALTER ROUTINE %s SECURITY INVOKER RESET search_path', v_fn.sig);
-        END IF;
-        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO PUBLIC', v_fn.sig);
-    END LOOP;
-
-    FOREACH v_role IN ARRAY ARRAY[v_schema || '_writer', v_schema || '_reader'] LOOP
-        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = v_role);
-        EXECUTE format('REVOKE ALL ON ALL ROUTINES IN SCHEMA %I FROM %I', v_schema, v_role);
-        EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I', v_schema, v_role);
-        EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', v_schema, v_role);
-        IF EXISTS (SELECT FROM pg_catalog.pg_auth_members AS m WHERE m.roleid = v_role::pg_catalog.regrole) THEN
-            RAISE NOTICE 'keeping role %: it is granted to other roles', v_role;
-            CONTINUE;
-        END IF;
-        BEGIN
-            EXECUTE format('DROP ROLE %I', v_role);
-        EXCEPTION
-            WHEN dependent_objects_still_exist THEN
-                RAISE NOTICE 'keeping role %: %', v_role, SQLERRM;
-            WHEN insufficient_privilege THEN
-                RAISE NOTICE 'keeping role %: the migrating user cannot drop it', v_role;
-        END;
     END LOOP;
 END
 $roles$;

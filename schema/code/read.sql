@@ -1,4 +1,5 @@
--- es: the read paths. Reference definition for schema es; migrations/003_read.sql is the migration.
+{{- $s := .schema | default "es" -}}
+-- es: the read paths.
 -- The read functions are plain SQL and STABLE, so PostgreSQL inlines them
 -- into the calling query and rows stream to the client.
 
@@ -6,7 +7,7 @@
 -- call it from a CASE so it runs only when an argument is bad; it takes the
 -- bad value as an argument so that the planner never evaluates it ahead of
 -- time while the CASE condition is still unknown (a query parameter).
-CREATE FUNCTION es.invalid_argument(p_function text, p_argument text, p_message text, p_value bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION {{ $s }}.invalid_argument(p_function text, p_argument text, p_message text, p_value bigint) RETURNS bigint
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     RAISE EXCEPTION '%: % %, got %', p_function, p_argument, p_message, p_value
@@ -17,7 +18,7 @@ $$;
 -- read_stream returns a stream's events with version >= from_version in
 -- version order, at most max_count of them (NULL = all). A NULL or empty
 -- stream id raises PE003, like a negative max_count.
-CREATE FUNCTION es.read_stream(
+CREATE OR REPLACE FUNCTION {{ $s }}.read_stream(
     p_stream_id    text,
     p_from_version bigint DEFAULT 1,
     p_max_count    int    DEFAULT NULL
@@ -35,20 +36,20 @@ CREATE FUNCTION es.read_stream(
 LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
            e.event_type, e.data, e.metadata, e.recorded_at
-      FROM es.events AS e
+      FROM {{ $s }}.events AS e
      WHERE e.stream_id = p_stream_id
        AND e.version >= coalesce(p_from_version, 1)
        AND CASE WHEN coalesce(p_stream_id, '') = ''
-                THEN es.invalid_argument('read_stream', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+                THEN {{ $s }}.invalid_argument('read_stream', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
                 ELSE true END
      ORDER BY e.version
-     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_stream', 'max_count', 'must not be negative', p_max_count)
+     LIMIT CASE WHEN p_max_count < 0 THEN {{ $s }}.invalid_argument('read_stream', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
 $$;
 
 -- read_stream_backward returns a stream's events with version <=
 -- from_version (NULL = from the last) newest first, at most max_count.
-CREATE FUNCTION es.read_stream_backward(
+CREATE OR REPLACE FUNCTION {{ $s }}.read_stream_backward(
     p_stream_id    text,
     p_from_version bigint DEFAULT NULL,
     p_max_count    int    DEFAULT NULL
@@ -66,14 +67,14 @@ CREATE FUNCTION es.read_stream_backward(
 LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
            e.event_type, e.data, e.metadata, e.recorded_at
-      FROM es.events AS e
+      FROM {{ $s }}.events AS e
      WHERE e.stream_id = p_stream_id
        AND (p_from_version IS NULL OR e.version <= p_from_version)
        AND CASE WHEN coalesce(p_stream_id, '') = ''
-                THEN es.invalid_argument('read_stream_backward', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+                THEN {{ $s }}.invalid_argument('read_stream_backward', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
                 ELSE true END
      ORDER BY e.version DESC
-     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_stream_backward', 'max_count', 'must not be negative', p_max_count)
+     LIMIT CASE WHEN p_max_count < 0 THEN {{ $s }}.invalid_argument('read_stream_backward', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
 $$;
 
@@ -86,7 +87,7 @@ $$;
 -- event read; start from ('0', 0). categories and event_types filter when
 -- they are not NULL or empty. The horizon is a scalar subquery so that it
 -- is computed once per call, not once per row.
-CREATE FUNCTION es.read_all(
+CREATE OR REPLACE FUNCTION {{ $s }}.read_all(
     p_after_transaction_id xid8   DEFAULT '0',
     p_after_position       bigint DEFAULT 0,
     p_max_count            int    DEFAULT 1000,
@@ -106,20 +107,20 @@ CREATE FUNCTION es.read_all(
 LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
            e.event_type, e.data, e.metadata, e.recorded_at
-      FROM es.events AS e
+      FROM {{ $s }}.events AS e
      WHERE (e.transaction_id, e.global_position) > (coalesce(p_after_transaction_id, '0'), coalesce(p_after_position, 0))
        AND e.transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
        AND (coalesce(cardinality(p_categories), 0) = 0 OR e.category = ANY (p_categories))
        AND (coalesce(cardinality(p_event_types), 0) = 0 OR e.event_type = ANY (p_event_types))
      ORDER BY e.transaction_id, e.global_position
-     LIMIT CASE WHEN p_max_count < 0 THEN es.invalid_argument('read_all', 'max_count', 'must not be negative', p_max_count)
+     LIMIT CASE WHEN p_max_count < 0 THEN {{ $s }}.invalid_argument('read_all', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
 $$;
 
 -- stream_info returns one row for any stream id: its version (0 when it has
 -- no events), whether it exists, and its times (NULL when it does not). A
 -- NULL or empty stream id raises PE003.
-CREATE FUNCTION es.stream_info(p_stream_id text)
+CREATE OR REPLACE FUNCTION {{ $s }}.stream_info(p_stream_id text)
 RETURNS TABLE (
     stream_id      text,
     version        bigint,
@@ -132,8 +133,8 @@ LANGUAGE sql STABLE AS $$
     SELECT p_stream_id, coalesce(s.version, 0), s.stream_id IS NOT NULL,
            s.created_at, s.updated_at, s.transaction_id
       FROM (SELECT) AS one
-      LEFT JOIN es.streams AS s ON s.stream_id = p_stream_id
+      LEFT JOIN {{ $s }}.streams AS s ON s.stream_id = p_stream_id
      WHERE CASE WHEN coalesce(p_stream_id, '') = ''
-                THEN es.invalid_argument('stream_info', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+                THEN {{ $s }}.invalid_argument('stream_info', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
                 ELSE true END
 $$;

@@ -1,4 +1,5 @@
--- es: msgpack → jsonb for querying events in SQL. Reference definition for schema es; migrations/004_decode.sql is the migration.
+{{- $s := .schema | default "es" -}}
+-- es: msgpack → jsonb for querying events in SQL.
 --
 -- SQLSTATE raised:
 --   PE006  malformed msgpack (truncated, bad length, reserved byte 0xc1,
@@ -9,7 +10,7 @@
 -- float8 (or float4 when p_single), whatever the session's
 -- extra_float_digits: msgpack_to_jsonb calls it only when that setting is
 -- below 1 (the default is 1), so that it does not pay for a SET per call.
-CREATE FUNCTION es.msgpack_float_text(p_value float8, p_single boolean) RETURNS text
+CREATE OR REPLACE FUNCTION {{ $s }}.msgpack_float_text(p_value float8, p_single boolean) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET extra_float_digits = 1
 AS $$
@@ -50,7 +51,7 @@ $$;
 -- 0xc1) or the final check reports it. Lengths and counts are checked
 -- before they are used. Every value moves the position forward by at least
 -- one byte, so the walk ends within length + 1 values.
-CREATE FUNCTION es.msgpack_to_jsonb(p_data bytea) RETURNS jsonb
+CREATE OR REPLACE FUNCTION {{ $s }}.msgpack_to_jsonb(p_data bytea) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
     -- A plain (detoasted) copy, so that get_byte and substring stay O(1).
@@ -192,7 +193,7 @@ BEGIN
                              * CASE WHEN (x >> 52) & 2047 = 0 THEN (x & 4503599627370495)::float8 * power(2::float8, -1074)
                                     ELSE ((x & 4503599627370495) + 4503599627370496)::float8
                                          * power(2::float8, ((x >> 52) & 2047)::int - 1075) END)::text
-                        ELSE es.msgpack_float_text(
+                        ELSE {{ $s }}.msgpack_float_text(
                             CASE WHEN x < 0 THEN -1::float8 ELSE 1::float8 END
                             * CASE WHEN (x >> 52) & 2047 = 0 THEN (x & 4503599627370495)::float8 * power(2::float8, -1074)
                                    ELSE ((x & 4503599627370495) + 4503599627370496)::float8
@@ -205,7 +206,7 @@ BEGIN
                              * CASE WHEN (x >> 23) & 255 = 0 THEN (x & 8388607)::float8 * power(2::float8, -149)
                                     ELSE ((x & 8388607) + 8388608)::float8 * power(2::float8, ((x >> 23) & 255)::int - 150) END
                             )::float4::text
-                        ELSE es.msgpack_float_text(
+                        ELSE {{ $s }}.msgpack_float_text(
                             CASE WHEN x >= 2147483648 THEN -1::float8 ELSE 1::float8 END
                             * CASE WHEN (x >> 23) & 255 = 0 THEN (x & 8388607)::float8 * power(2::float8, -149)
                                    ELSE ((x & 8388607) + 8388608)::float8 * power(2::float8, ((x >> 23) & 255)::int - 150) END, true) END
@@ -412,10 +413,10 @@ $$;
 -- try_msgpack_to_jsonb is msgpack_to_jsonb returning NULL where that raises
 -- PE006 (malformed msgpack). It is PARALLEL RESTRICTED, not SAFE: its
 -- EXCEPTION block starts a subtransaction, which parallel workers cannot.
-CREATE FUNCTION es.try_msgpack_to_jsonb(p_data bytea) RETURNS jsonb
+CREATE OR REPLACE FUNCTION {{ $s }}.try_msgpack_to_jsonb(p_data bytea) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED AS $$
 BEGIN
-    RETURN es.msgpack_to_jsonb(p_data);
+    RETURN {{ $s }}.msgpack_to_jsonb(p_data);
 EXCEPTION
     WHEN SQLSTATE 'PE006' THEN
         RETURN NULL;

@@ -1,5 +1,5 @@
 {{- $s := .schema | default "es" -}}
--- es: the append path. sql/append.sql holds the same definitions for schema es.
+-- es: the append path.
 --
 -- SQLSTATEs raised (class PE, "event store"):
 --   PE001  wrong expected version   DETAIL: {"stream_id", "expected", "actual"}
@@ -18,7 +18,7 @@
 -- Idempotent: when every event id is already stored in this stream as one
 -- contiguous run in the given order, consistent with expected_version, the
 -- original result is returned and nothing is written.
-CREATE FUNCTION {{ $s }}.append(
+CREATE OR REPLACE FUNCTION {{ $s }}.append(
     p_stream_id        text,
     p_expected_version bigint,
     p_event_ids        uuid[],
@@ -279,9 +279,61 @@ BEGIN
 END
 $$;
 
+-- append with a snapshot: appends like the six-argument append and, in the
+-- same transaction, stores p_snapshot_state (the aggregate's state after
+-- these events, in the shape p_snapshot_schema_version names) as the
+-- stream's snapshot at the stream's new version. The snapshot never makes
+-- the append fail: when the stream already has a newer snapshot it is kept
+-- and this one is skipped. Both snapshot arguments NULL: no snapshot. An
+-- idempotent retry stores the snapshot at the version of the retried run's
+-- last event (when nothing newer is stored). Returns what append returns.
+CREATE OR REPLACE FUNCTION {{ $s }}.append(
+    p_stream_id               text,
+    p_expected_version        bigint,
+    p_event_ids               uuid[],
+    p_event_types             text[],
+    p_data                    bytea[],
+    p_metadata                bytea[],
+    p_snapshot_schema_version int,
+    p_snapshot_state          bytea
+) RETURNS TABLE (
+    stream_version bigint,
+    last_position  bigint,
+    transaction_id xid8,
+    first_version  bigint,
+    first_position bigint,
+    first_transaction_id xid8
+)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF (p_snapshot_schema_version IS NULL) <> (p_snapshot_state IS NULL) THEN
+        RAISE EXCEPTION 'append: give both the snapshot schema version and the snapshot state, or neither'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "snapshot"}';
+    END IF;
+
+    SELECT a.stream_version, a.last_position, a.transaction_id,
+           a.first_version, a.first_position, a.first_transaction_id
+      INTO stream_version, last_position, transaction_id,
+           first_version, first_position, first_transaction_id
+      FROM {{ $s }}.append(p_stream_id, p_expected_version, p_event_ids, p_event_types, p_data, p_metadata) AS a;
+
+    IF p_snapshot_state IS NOT NULL THEN
+        -- The append holds the stream's row lock: the stream is at
+        -- stream_version until this transaction ends.
+        INSERT INTO {{ $s }}.snapshots AS s (stream_id, version, schema_version, state)
+        VALUES (p_stream_id, stream_version, p_snapshot_schema_version, p_snapshot_state)
+        ON CONFLICT (stream_id) DO UPDATE
+           SET version = excluded.version, schema_version = excluded.schema_version,
+               state = excluded.state, created_at = excluded.created_at
+         WHERE (s.version, s.schema_version) < (excluded.version, excluded.schema_version);
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
 -- append_event appends one event: the form for hand-written SQL.
 --   SELECT * FROM es.append_event('order-1', 'OrderPlaced', '\x80'::bytea);
-CREATE FUNCTION {{ $s }}.append_event(
+CREATE OR REPLACE FUNCTION {{ $s }}.append_event(
     p_stream_id        text,
     p_event_type       text,
     p_data             bytea,
@@ -300,9 +352,3 @@ LANGUAGE sql VOLATILE AS $$
     SELECT * FROM {{ $s }}.append(p_stream_id, p_expected_version, ARRAY[p_event_id], ARRAY[p_event_type],
                                   ARRAY[p_data], CASE WHEN p_metadata IS NULL THEN NULL ELSE ARRAY[p_metadata] END)
 $$;
-
----- create above / drop below ----
-{{- $s := .schema | default "es" }}
-
-DROP FUNCTION {{ $s }}.append_event(text, text, bytea, bytea, bigint, uuid);
-DROP FUNCTION {{ $s }}.append(text, bigint, uuid[], text[], bytea[], bytea[]);

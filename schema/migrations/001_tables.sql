@@ -1,6 +1,11 @@
 {{- $s := .schema | default "es" -}}
--- es: tables. The schema name is the tern template variable "schema"
--- (default "es"). sql/tables.sql holds the same definitions for schema es.
+-- es: the tables. The schema name is the tern template variable "schema"
+-- (default "es").
+--
+-- Migrations hold the tables and their data, and are never edited once
+-- released: a change is a new migration. Functions, views, triggers and
+-- privileges live in the code package in sql/, which is installed again
+-- after the migrations (pgstore.Migrate does both in one transaction).
 
 CREATE SCHEMA IF NOT EXISTS {{ $s }};
 
@@ -43,24 +48,6 @@ CREATE TABLE {{ $s }}.events (
 
 CREATE INDEX events_category_idx ON {{ $s }}.events (category, transaction_id, global_position);
 
--- Events are append-only: UPDATE, DELETE and TRUNCATE are refused.
-CREATE FUNCTION {{ $s }}.refuse_event_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'events are immutable: % on %.% is not allowed', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
-        USING ERRCODE = 'PE005',
-              HINT = 'append a compensating event instead';
-END
-$$;
-
-CREATE TRIGGER events_immutable
-    BEFORE UPDATE OR DELETE ON {{ $s }}.events
-    FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change();
-
-CREATE TRIGGER events_no_truncate
-    BEFORE TRUNCATE ON {{ $s }}.events
-    FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change();
-
 -- The newest snapshot per stream.
 CREATE TABLE {{ $s }}.snapshots (
     stream_id      text        NOT NULL,
@@ -85,8 +72,50 @@ CREATE TABLE {{ $s }}.checkpoints (
 ---- create above / drop below ----
 {{- $s := .schema | default "es" }}
 
-DROP TABLE {{ $s }}.checkpoints;
-DROP TABLE {{ $s }}.snapshots;
-DROP TABLE {{ $s }}.events;
-DROP FUNCTION {{ $s }}.refuse_event_change();
-DROP TABLE {{ $s }}.streams;
+-- Removes everything es installed in the schema (the code package's
+-- functions and views included), but not the schema itself, which holds
+-- tern's version table when pgstore.Migrate ran. The schema's roles are
+-- dropped unless something else still uses them (privileges in another
+-- database that installed schema {{ $s }}, or members: logins they were
+-- granted to), in which case they are kept with a notice.
+DO $down$
+DECLARE
+    v_schema CONSTANT text := '{{ $s }}';
+    v_role   text;
+    v_obj    record;
+BEGIN
+    FOR v_obj IN
+        SELECT format('%I.%I', v_schema, c.relname) AS name
+          FROM pg_catalog.pg_class AS c
+         WHERE c.relnamespace = v_schema::pg_catalog.regnamespace AND c.relkind = 'v'
+    LOOP
+        EXECUTE format('DROP VIEW IF EXISTS %s CASCADE', v_obj.name);
+    END LOOP;
+    DROP TABLE {{ $s }}.checkpoints, {{ $s }}.snapshots, {{ $s }}.events, {{ $s }}.streams;
+    FOR v_obj IN
+        SELECT format('%I.%I(%s)', v_schema, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) AS sig
+          FROM pg_catalog.pg_proc AS p
+         WHERE p.pronamespace = v_schema::pg_catalog.regnamespace
+    LOOP
+        EXECUTE format('DROP ROUTINE %s', v_obj.sig);
+    END LOOP;
+
+    FOREACH v_role IN ARRAY ARRAY[v_schema || '_writer', v_schema || '_reader'] LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = v_role);
+        EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I', v_schema, v_role);
+        EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', v_schema, v_role);
+        IF EXISTS (SELECT FROM pg_catalog.pg_auth_members AS m WHERE m.roleid = v_role::pg_catalog.regrole) THEN
+            RAISE NOTICE 'keeping role %: it is granted to other roles', v_role;
+            CONTINUE;
+        END IF;
+        BEGIN
+            EXECUTE format('DROP ROLE %I', v_role);
+        EXCEPTION
+            WHEN dependent_objects_still_exist THEN
+                RAISE NOTICE 'keeping role %: %', v_role, SQLERRM;
+            WHEN insufficient_privilege THEN
+                RAISE NOTICE 'keeping role %: the migrating user cannot drop it', v_role;
+        END;
+    END LOOP;
+END
+$down$;

@@ -1,4 +1,5 @@
--- es: subscription checkpoints. Reference definition for schema es; migrations/006_checkpoints.sql is the migration.
+{{- $s := .schema | default "es" -}}
+-- es: subscription checkpoints.
 --
 -- A checkpoint is the position (transaction_id, global_position) up to
 -- which a named subscription has processed the global log; read_all from it
@@ -11,7 +12,7 @@
 -- read_checkpoint returns one row for any subscription id: its saved
 -- position, ('0', 0) (the start of the log) when it has none, whether it
 -- exists, and when it was last advanced (NULL when it does not exist).
-CREATE FUNCTION es.read_checkpoint(p_subscription_id text)
+CREATE OR REPLACE FUNCTION {{ $s }}.read_checkpoint(p_subscription_id text)
 RETURNS TABLE (
     subscription_id   text,
     transaction_id    xid8,
@@ -23,9 +24,9 @@ LANGUAGE sql STABLE AS $$
     SELECT p_subscription_id, coalesce(c.transaction_id, '0'), coalesce(c.global_position, 0),
            c.subscription_id IS NOT NULL, c.updated_at
       FROM (SELECT) AS one
-      LEFT JOIN es.checkpoints AS c ON c.subscription_id = p_subscription_id
+      LEFT JOIN {{ $s }}.checkpoints AS c ON c.subscription_id = p_subscription_id
      WHERE CASE WHEN coalesce(p_subscription_id, '') = ''
-                THEN es.invalid_argument('read_checkpoint', 'subscription_id', 'must not be null or empty', octet_length(p_subscription_id)) = 0
+                THEN {{ $s }}.invalid_argument('read_checkpoint', 'subscription_id', 'must not be null or empty', octet_length(p_subscription_id)) = 0
                 ELSE true END
 $$;
 
@@ -42,7 +43,7 @@ $$;
 -- one itself changes nothing but updated_at. A new position before the
 -- expected one, a NULL or negative position or an empty subscription id
 -- raise PE003.
-CREATE FUNCTION es.advance_checkpoint(
+CREATE OR REPLACE FUNCTION {{ $s }}.advance_checkpoint(
     p_subscription_id         text,
     p_expected_transaction_id xid8,
     p_expected_position       bigint,
@@ -83,7 +84,7 @@ BEGIN
     LOOP
         -- Waits for the row lock of a concurrent advance, then compares
         -- against the row it committed.
-        UPDATE es.checkpoints AS c
+        UPDATE {{ $s }}.checkpoints AS c
            SET transaction_id = p_transaction_id, global_position = p_position, updated_at = now()
          WHERE c.subscription_id = p_subscription_id
            AND CASE WHEN p_expected_transaction_id IS NULL
@@ -98,7 +99,7 @@ BEGIN
         END IF;
 
         SELECT c.transaction_id, c.global_position INTO v_transaction_id, v_position
-          FROM es.checkpoints AS c
+          FROM {{ $s }}.checkpoints AS c
          WHERE c.subscription_id = p_subscription_id;
         IF FOUND THEN
             EXIT; -- elsewhere than expected
@@ -110,7 +111,7 @@ BEGIN
            AND (p_expected_transaction_id, p_expected_position) <> ('0'::xid8, 0::bigint) THEN
             EXIT;
         END IF;
-        INSERT INTO es.checkpoints AS c (subscription_id, transaction_id, global_position)
+        INSERT INTO {{ $s }}.checkpoints AS c (subscription_id, transaction_id, global_position)
         VALUES (p_subscription_id, p_transaction_id, p_position)
         ON CONFLICT ON CONSTRAINT checkpoints_pkey DO NOTHING
         RETURNING c.subscription_id, c.transaction_id, c.global_position, c.updated_at
@@ -140,16 +141,15 @@ $$;
 -- delete_checkpoint removes a subscription's checkpoint, so that it starts
 -- again as configured (from the start or the end of the log), for example
 -- to rebuild a read model. It returns whether there was one.
-CREATE FUNCTION es.delete_checkpoint(p_subscription_id text) RETURNS boolean
+CREATE OR REPLACE FUNCTION {{ $s }}.delete_checkpoint(p_subscription_id text) RETURNS boolean
 LANGUAGE sql VOLATILE AS $$
     WITH d AS (
-        DELETE FROM es.checkpoints AS c
+        DELETE FROM {{ $s }}.checkpoints AS c
          WHERE c.subscription_id = p_subscription_id
            AND CASE WHEN coalesce(p_subscription_id, '') = ''
-                    THEN es.invalid_argument('delete_checkpoint', 'subscription_id', 'must not be null or empty', octet_length(p_subscription_id)) = 0
+                    THEN {{ $s }}.invalid_argument('delete_checkpoint', 'subscription_id', 'must not be null or empty', octet_length(p_subscription_id)) = 0
                     ELSE true END
         RETURNING 1
     )
     SELECT count(*) > 0 FROM d
 $$;
-

@@ -1,5 +1,5 @@
 {{- $s := .schema | default "es" -}}
--- es: snapshots. sql/snapshot.sql holds the same definitions for schema es.
+-- es: snapshots.
 --
 -- SQLSTATEs raised (besides those of append):
 --   PE003  invalid argument                       DETAIL: {"argument", ...}
@@ -16,7 +16,7 @@
 -- version (or at the same version with the same or a higher schema
 -- version), which it keeps. A version beyond the stream's version is refused
 -- (PE008): a snapshot can never be ahead of its stream.
-CREATE FUNCTION {{ $s }}.save_snapshot(
+CREATE OR REPLACE FUNCTION {{ $s }}.save_snapshot(
     p_stream_id      text,
     p_version        bigint,
     p_schema_version int,
@@ -64,58 +64,6 @@ BEGIN
 END
 $$;
 
--- append with a snapshot: appends like the six-argument append and, in the
--- same transaction, stores p_snapshot_state (the aggregate's state after
--- these events, in the shape p_snapshot_schema_version names) as the
--- stream's snapshot at the stream's new version. The snapshot never makes
--- the append fail: when the stream already has a newer snapshot it is kept
--- and this one is skipped. Both snapshot arguments NULL: no snapshot. An
--- idempotent retry stores the snapshot at the version of the retried run's
--- last event (when nothing newer is stored). Returns what append returns.
-CREATE FUNCTION {{ $s }}.append(
-    p_stream_id               text,
-    p_expected_version        bigint,
-    p_event_ids               uuid[],
-    p_event_types             text[],
-    p_data                    bytea[],
-    p_metadata                bytea[],
-    p_snapshot_schema_version int,
-    p_snapshot_state          bytea
-) RETURNS TABLE (
-    stream_version bigint,
-    last_position  bigint,
-    transaction_id xid8,
-    first_version  bigint,
-    first_position bigint,
-    first_transaction_id xid8
-)
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    IF (p_snapshot_schema_version IS NULL) <> (p_snapshot_state IS NULL) THEN
-        RAISE EXCEPTION 'append: give both the snapshot schema version and the snapshot state, or neither'
-            USING ERRCODE = 'PE003', DETAIL = '{"argument": "snapshot"}';
-    END IF;
-
-    SELECT a.stream_version, a.last_position, a.transaction_id,
-           a.first_version, a.first_position, a.first_transaction_id
-      INTO stream_version, last_position, transaction_id,
-           first_version, first_position, first_transaction_id
-      FROM {{ $s }}.append(p_stream_id, p_expected_version, p_event_ids, p_event_types, p_data, p_metadata) AS a;
-
-    IF p_snapshot_state IS NOT NULL THEN
-        -- The append holds the stream's row lock: the stream is at
-        -- stream_version until this transaction ends.
-        INSERT INTO {{ $s }}.snapshots AS s (stream_id, version, schema_version, state)
-        VALUES (p_stream_id, stream_version, p_snapshot_schema_version, p_snapshot_state)
-        ON CONFLICT (stream_id) DO UPDATE
-           SET version = excluded.version, schema_version = excluded.schema_version,
-               state = excluded.state, created_at = excluded.created_at
-         WHERE (s.version, s.schema_version) < (excluded.version, excluded.schema_version);
-    END IF;
-    RETURN NEXT;
-END
-$$;
-
 -- load returns, in one query, what rebuilding the stream's aggregate needs:
 -- the stream's snapshot when its schema version is p_snapshot_schema_version,
 -- then the events after it in version order; without such a snapshot (none,
@@ -130,7 +78,7 @@ $$;
 -- snapshot row, the events after it in version order), rows stream, and a
 -- LIMIT on the call limits the scan. Both parts read one MVCC snapshot, so
 -- the events always continue the snapshot.
-CREATE FUNCTION {{ $s }}.load(
+CREATE OR REPLACE FUNCTION {{ $s }}.load(
     p_stream_id               text,
     p_snapshot_schema_version int
 ) RETURNS TABLE (
@@ -168,10 +116,3 @@ LANGUAGE sql STABLE AS $$
                 ELSE true END
      ORDER BY u.version
 $$;
-
----- create above / drop below ----
-{{- $s := .schema | default "es" }}
-
-DROP FUNCTION {{ $s }}.load(text, int);
-DROP FUNCTION {{ $s }}.append(text, bigint, uuid[], text[], bytea[], bytea[], int, bytea);
-DROP FUNCTION {{ $s }}.save_snapshot(text, bigint, int, bytea);

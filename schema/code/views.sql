@@ -1,5 +1,5 @@
--- es: views for reading events in SQL. Reference definition for schema es;
--- migrations/007_views.sql is the migration.
+{{- $s := .schema | default "es" -}}
+-- es: views for reading events in SQL.
 --
 -- Both views are plain (not security_barrier, not materialized): PostgreSQL
 -- merges them into the calling query, so a filter on a plain column
@@ -19,7 +19,7 @@
 -- stored bytes). correlation_id and causation_id are the metadata keys the
 -- Go codec writes (text: usually a UUID in canonical form, but the codec
 -- does not require one).
-CREATE VIEW es.events_view AS
+CREATE OR REPLACE VIEW {{ $s }}.events_view AS
 SELECT e.global_position,
        e.transaction_id,
        e.transaction_id::text || '/' || e.global_position::text AS position,
@@ -28,37 +28,37 @@ SELECT e.global_position,
        e.version,
        e.event_id,
        e.event_type,
-       es.try_msgpack_to_jsonb(e.data) AS data,
-       es.try_msgpack_to_jsonb(e.metadata) AS metadata,
-       es.try_msgpack_to_jsonb(e.metadata) ->> 'correlation_id' AS correlation_id,
-       es.try_msgpack_to_jsonb(e.metadata) ->> 'causation_id' AS causation_id,
+       {{ $s }}.try_msgpack_to_jsonb(e.data) AS data,
+       {{ $s }}.try_msgpack_to_jsonb(e.metadata) AS metadata,
+       {{ $s }}.try_msgpack_to_jsonb(e.metadata) ->> 'correlation_id' AS correlation_id,
+       {{ $s }}.try_msgpack_to_jsonb(e.metadata) ->> 'causation_id' AS causation_id,
        e.recorded_at,
        e.data AS data_msgpack,
        e.metadata AS metadata_msgpack
-  FROM es.events AS e;
+  FROM {{ $s }}.events AS e;
 
-COMMENT ON VIEW es.events_view IS
+COMMENT ON VIEW {{ $s }}.events_view IS
     'Events with data and metadata decoded from msgpack to jsonb (NULL when malformed).';
-COMMENT ON COLUMN es.events_view.position IS
+COMMENT ON COLUMN {{ $s }}.events_view.position IS
     'The event''s place in the global log, as the Go es.Position prints it: transaction_id/global_position.';
-COMMENT ON COLUMN es.events_view.data IS
+COMMENT ON COLUMN {{ $s }}.events_view.data IS
     'The event data as jsonb (try_msgpack_to_jsonb: NULL when the msgpack is malformed).';
-COMMENT ON COLUMN es.events_view.metadata IS
+COMMENT ON COLUMN {{ $s }}.events_view.metadata IS
     'The metadata as jsonb: NULL when the event has none or it is malformed.';
-COMMENT ON COLUMN es.events_view.correlation_id IS
+COMMENT ON COLUMN {{ $s }}.events_view.correlation_id IS
     'metadata->>''correlation_id''';
-COMMENT ON COLUMN es.events_view.causation_id IS
+COMMENT ON COLUMN {{ $s }}.events_view.causation_id IS
     'metadata->>''causation_id''';
-COMMENT ON COLUMN es.events_view.data_msgpack IS
+COMMENT ON COLUMN {{ $s }}.events_view.data_msgpack IS
     'The stored data bytes (msgpack).';
-COMMENT ON COLUMN es.events_view.metadata_msgpack IS
+COMMENT ON COLUMN {{ $s }}.events_view.metadata_msgpack IS
     'The stored metadata bytes (msgpack), or NULL.';
 
 -- streams_view shows one row per stream: its version (= its number of
 -- events), its category, when it was created and last appended to, and its
 -- newest snapshot's version and schema version when it has one (the join
 -- costs nothing when those columns are not named: the planner removes it).
-CREATE VIEW es.streams_view AS
+CREATE OR REPLACE VIEW {{ $s }}.streams_view AS
 SELECT s.stream_id,
        split_part(s.stream_id, '-', 1) AS category,
        s.version,
@@ -69,12 +69,12 @@ SELECT s.stream_id,
        sn.version AS snapshot_version,
        sn.schema_version AS snapshot_schema_version,
        sn.created_at AS snapshot_created_at
-  FROM es.streams AS s
-  LEFT JOIN es.snapshots AS sn ON sn.stream_id = s.stream_id;
+  FROM {{ $s }}.streams AS s
+  LEFT JOIN {{ $s }}.snapshots AS sn ON sn.stream_id = s.stream_id;
 
-COMMENT ON VIEW es.streams_view IS
+COMMENT ON VIEW {{ $s }}.streams_view IS
     'One row per stream: version (= number of events), category, creation and last append times, newest snapshot.';
-COMMENT ON COLUMN es.streams_view.updated_at IS
+COMMENT ON COLUMN {{ $s }}.streams_view.updated_at IS
     'When the stream was last appended to.';
-COMMENT ON COLUMN es.streams_view.snapshot_version IS
+COMMENT ON COLUMN {{ $s }}.streams_view.snapshot_version IS
     'The version of the stream''s newest snapshot, NULL when it has none.';

@@ -1,0 +1,29 @@
+{{- /*
+es: the code package. Everything in the schema that is not a table lives
+here: functions, triggers, views, roles and privileges, one file per
+concern, each object defined in exactly one file. It is a tern code
+package: the files are Go templates with the variable "schema" (default
+"es"), and install.sql (this file) includes them in dependency order. Every
+statement can run again: installing the package over an installed schema
+replaces each object in place (CREATE OR REPLACE), so dependent objects
+such as a user's expression index on msgpack_to_jsonb survive.
+
+Install it after the migrations (which create the tables):
+    tern migrate -m migrations --config es.conf
+    tern code install sql --config es.conf
+pgstore.Migrate runs both, embedded, in one transaction.
+`tern code compile sql` prints the SQL, e.g. to read it or to run it
+with psql.
+
+A change to a function's arguments or result type must drop the old form
+first: add its DROP FUNCTION IF EXISTS to retired.sql.
+*/ -}}
+{{ template "retired.sql" . }}
+{{ template "immutability.sql" . }}
+{{ template "read.sql" . }}
+{{ template "append.sql" . }}
+{{ template "decode.sql" . }}
+{{ template "snapshot.sql" . }}
+{{ template "checkpoint.sql" . }}
+{{ template "views.sql" . }}
+{{ template "roles.sql" . }}
