@@ -26,6 +26,12 @@ var ErrInvalidArgument = errors.New("es: invalid argument")
 // exist.
 var ErrNotFound = errors.New("es: not found")
 
+// ErrReadOnly is returned when a store cannot write because its database
+// only reads: a PostgreSQL hot standby (or a read-only transaction).
+// Appends, snapshot saves and subscriptions (which save checkpoints) fail
+// with it at once instead of retrying; reads work.
+var ErrReadOnly = errors.New("es: the store is read-only (a standby)")
+
 // VersionConflictError reports an append whose expected version did not
 // match the stream. errors.Is(err, ErrWrongVersion) is true for it.
 type VersionConflictError struct {

@@ -19,6 +19,7 @@ const (
 	codeCheckpointConflict = "PE007"
 	codeSnapshotAhead      = "PE008"
 	codeUniqueViolation    = "23505"
+	codeReadOnly           = "25006" // read_only_sql_transaction: a hot standby
 )
 
 // dbError is an error raised by an es function: it matches its es sentinel
@@ -64,6 +65,8 @@ func interpretError(err error) error {
 		return &dbError{kind: es.ErrCheckpointConflict, pg: pg}
 	case codeSnapshotAhead:
 		return &dbError{kind: es.ErrSnapshotBeyondStream, pg: pg}
+	case codeReadOnly:
+		return &dbError{kind: es.ErrReadOnly, pg: pg}
 	}
 	return err
 }

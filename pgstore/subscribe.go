@@ -123,7 +123,7 @@ func (s *Store) subscribe(ctx context.Context, name string, plain es.Handler, tx
 // fatal reports whether err cannot be cured by reconnecting: a bad
 // argument, a missing schema or function, refused credentials.
 func fatal(err error) bool {
-	if errors.Is(err, es.ErrInvalidArgument) {
+	if errors.Is(err, es.ErrInvalidArgument) || errors.Is(err, es.ErrReadOnly) {
 		return true
 	}
 	var pg *pgconn.PgError
@@ -183,6 +183,19 @@ func (sub *subscription) session(ctx context.Context) (err error) {
 		return fmt.Errorf("connecting: %w", err)
 	}
 	sub.l = l
+	// A standby can neither LISTEN nor save checkpoints: fail at once
+	// rather than retry forever.
+	var standby bool
+	if err := l.conn.QueryRow(ctx, "SELECT pg_catalog.pg_is_in_recovery()").Scan(&standby); err != nil {
+		l.close()
+		sub.l = nil
+		return fmt.Errorf("connecting: %w", err)
+	}
+	if standby {
+		l.close()
+		sub.l = nil
+		return fmt.Errorf("the server is a hot standby (in recovery): %w", es.ErrReadOnly)
+	}
 	defer func() {
 		if ferr := sub.flushOnExit(); ferr != nil && err == nil {
 			err = ferr
