@@ -98,9 +98,14 @@ type SubscribeOpts struct {
 	// (PostgreSQL), when PollInterval is longer. Defaults to 30 seconds.
 	KeepaliveInterval time.Duration
 	// LockPollInterval is how often an instance waiting for the
-	// subscription's lock (another instance is active) tries again
+	// subscription's lease (another instance is active) tries again
 	// (PostgreSQL). Defaults to 1 second.
 	LockPollInterval time.Duration
+	// LeaseTTL is how long the active instance's lease lasts unless
+	// renewed (PostgreSQL); it is renewed every third of it. Another
+	// instance takes over once the lease expires, or at once when the
+	// active instance's connection is gone. Defaults to 30 seconds.
+	LeaseTTL time.Duration
 	// OnError, when set, is called with each error the subscription
 	// recovers from by itself (PostgreSQL: a lost or failed connection,
 	// before reconnecting; a checkpoint conflict, before waiting for the
@@ -134,6 +139,7 @@ func (o *SubscribeOpts) WithDefaults() SubscribeOpts {
 	def(&c.ReconnectBackoffMax, 5*time.Second)
 	def(&c.KeepaliveInterval, 30*time.Second)
 	def(&c.LockPollInterval, time.Second)
+	def(&c.LeaseTTL, 30*time.Second)
 	return c
 }
 
@@ -158,6 +164,7 @@ func (o *SubscribeOpts) Validate() error {
 		"PollInterval": o.PollInterval, "RepollDelay": o.RepollDelay,
 		"ReconnectBackoff": o.ReconnectBackoff, "ReconnectBackoffMax": o.ReconnectBackoffMax,
 		"KeepaliveInterval": o.KeepaliveInterval, "LockPollInterval": o.LockPollInterval,
+		"LeaseTTL": o.LeaseTTL,
 	} {
 		if d < 0 {
 			return bad("%s must not be negative, got %v", name, d)

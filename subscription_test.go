@@ -25,6 +25,7 @@ func TestSubscribeOptsDefaults(t *testing.T) {
 		ReconnectBackoffMax: 5 * time.Second,
 		KeepaliveInterval:   30 * time.Second,
 		LockPollInterval:    time.Second,
+		LeaseTTL:            30 * time.Second,
 	}, o)
 	require.NoError(t, o.Validate())
 

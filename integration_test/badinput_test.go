@@ -215,7 +215,40 @@ var badCases = []badCase{
 	{key: "msgpack_float_text/2", name: "null value: null", sql: `SELECT %[1]s.msgpack_float_text(NULL, false)`, want: returnsRows("()")},
 	{key: "msgpack_float_text/2", name: "null single: null", sql: `SELECT %[1]s.msgpack_float_text(1.5, NULL)`, want: returnsRows("()")},
 
-	// The internal helpers.
+	// advance_checkpoint: a position beyond the last event would skip every event to come.
+	{key: "advance_checkpoint/5", name: "beyond the end of the log", sql: `SELECT global_position FROM %[1]s.advance_checkpoint('sub-1', NULL, NULL, '18446744073709551615', 9223372036854775807)`, want: rejects(invalidArgument)},
+	{key: "advance_checkpoint/5", name: "just beyond the last event", sql: `SELECT global_position FROM %[1]s.advance_checkpoint('sub-1', NULL, NULL, (SELECT transaction_id FROM %[1]s.events), 2)`, want: rejects(invalidArgument)},
+
+	// acquire_lease(subscription_id, holder, ttl), renew_lease(...), release_lease(subscription_id, holder)
+	{key: "acquire_lease/3", name: "null subscription id", sql: `SELECT %[1]s.acquire_lease(NULL, 'me', '1 minute')`, want: rejects(invalidArgument)},
+	{key: "acquire_lease/3", name: "empty subscription id", sql: `SELECT %[1]s.acquire_lease('', 'me', '1 minute')`, want: rejects(invalidArgument)},
+	{key: "acquire_lease/3", name: "null holder", sql: `SELECT %[1]s.acquire_lease('sub-1', NULL, '1 minute')`, want: rejects(invalidArgument)},
+	{key: "acquire_lease/3", name: "empty holder", sql: `SELECT %[1]s.acquire_lease('sub-1', '', '1 minute')`, want: rejects(invalidArgument)},
+	{key: "acquire_lease/3", name: "null ttl", sql: `SELECT %[1]s.acquire_lease('sub-1', 'me', NULL)`, want: rejects(invalidArgument)},
+	{key: "acquire_lease/3", name: "zero ttl", sql: `SELECT %[1]s.acquire_lease('sub-1', 'me', '0')`, want: rejects(invalidArgument)},
+	{key: "acquire_lease/3", name: "negative ttl", sql: `SELECT %[1]s.acquire_lease('sub-1', 'me', '-1 second')`, want: rejects(invalidArgument)},
+	{key: "acquire_lease/3", name: "NUL in holder", sql: `SELECT %[1]s.acquire_lease('sub-1', $1, '1 minute')`, args: []any{"m\x00e"}, want: rejects(badEncoding)},
+	{key: "renew_lease/3", name: "null subscription id", sql: `SELECT %[1]s.renew_lease(NULL, 'me', '1 minute')`, want: rejects(invalidArgument)},
+	{key: "renew_lease/3", name: "empty holder", sql: `SELECT %[1]s.renew_lease('sub-1', '', '1 minute')`, want: rejects(invalidArgument)},
+	{key: "renew_lease/3", name: "null ttl", sql: `SELECT %[1]s.renew_lease('sub-1', 'me', NULL)`, want: rejects(invalidArgument)},
+	{key: "renew_lease/3", name: "not held: false", sql: `SELECT %[1]s.renew_lease('sub-1', 'me', '1 minute')`, want: returnsRows("(f)")},
+	{key: "release_lease/2", name: "null subscription id", sql: `SELECT %[1]s.release_lease(NULL, 'me')`, want: rejects(invalidArgument)},
+	{key: "release_lease/2", name: "null holder", sql: `SELECT %[1]s.release_lease('sub-1', NULL)`, want: rejects(invalidArgument)},
+	{key: "release_lease/2", name: "not held: false", sql: `SELECT %[1]s.release_lease('sub-1', 'me')`, want: returnsRows("(f)")},
+
+	// The log's horizon and end.
+	{key: "log_end/0", name: "the one event", sql: `SELECT global_position FROM %[1]s.log_end()`, want: returnsRows("(1)")},
+	{key: "log_hidden/2", name: "null position: nothing", sql: `SELECT %[1]s.log_hidden(NULL, NULL)`, want: returnsRows("(f)")},
+	{key: "log_hidden/2", name: "beyond the end: nothing", sql: `SELECT %[1]s.log_hidden('18446744073709551615', 9223372036854775807)`, want: returnsRows("(f)")},
+	{key: "log_horizon/0", name: "above the one event", sql: `SELECT %[1]s.log_horizon() > (SELECT transaction_id FROM %[1]s.events)`, want: returnsRows("(t)")},
+	{key: "keys_behind/2", name: "nulls: not behind", sql: `SELECT %[1]s.keys_behind(NULL, NULL)`, want: returnsRows("(f)")},
+	{key: "keys_behind/2", name: "a key far ahead: behind", sql: `SELECT %[1]s.keys_behind(0, '4000000000')`, want: returnsRows("(t)")},
+
+	// The internal helpers (only the owner's functions call them).
+	{key: "transaction_key/0", name: "a key", sql: `SELECT %[1]s.transaction_key() IS NOT NULL`, want: returnsRows("(t)")},
+	{key: "raise_key_base/0", name: "not behind: the base stays", sql: `SELECT %[1]s.raise_key_base()`, want: returnsRows("(0)")},
+	{key: "store_snapshot/4", name: "null state", sql: `SELECT %[1]s.store_snapshot('order-1', 1, 1, NULL)`, want: rejects("23502")},
+	{key: "check_lease_arguments/4", name: "empty holder", sql: `SELECT %[1]s.check_lease_arguments('f', 'sub-1', '', NULL)`, want: rejects(invalidArgument)},
 	{key: "invalid_argument/4", name: "nulls: still raises", sql: `SELECT %[1]s.invalid_argument(NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
 	{key: "refuse_event_change/0", name: "called directly", sql: `SELECT %[1]s.refuse_event_change()`, want: rejects("0A000")},
 }

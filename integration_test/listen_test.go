@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgevent/es"
@@ -39,10 +40,17 @@ type listenBundle struct {
 	listener *pgx.Conn
 }
 
+// listenSetup returns a fresh schema whose store's connections ask for the
+// full notification payload (es.notify_payload = full), and a listener.
 func listenSetup(t *testing.T) *listenBundle {
 	t.Helper()
 	ctx := testContext(t, time.Minute)
 	pool, schema := pgtest.NewSchema(t)
+	cfg := pool.Config()
+	cfg.ConnConfig.RuntimeParams["es.notify_payload"] = "full"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
 	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
 	require.NoError(t, err)
 	channel := schema + "_events"
@@ -129,7 +137,7 @@ func TestListenNotify(t *testing.T) {
 		t.Parallel()
 		b := listenSetup(t)
 		quiet := connect(t, b.ctx, pgtest.ConnString(t))
-		_, err := quiet.Exec(b.ctx, "SET es.notify = off")
+		_, err := quiet.Exec(b.ctx, "SET es.notify = off; SET es.notify_payload = full")
 		require.NoError(t, err)
 
 		tx, err := quiet.Begin(b.ctx)
@@ -167,6 +175,7 @@ func TestListenNotify(t *testing.T) {
 		schema := pgx.Identifier{b.store.Schema()}.Sanitize()
 		out, err := psql(t, b.ctx, pgtest.ConnString(t), "-At",
 			"-c", "LISTEN "+pgx.Identifier{b.channel}.Sanitize(),
+			"-c", "SET es.notify_payload = full",
 			"-c", fmt.Sprintf(`SELECT stream_version FROM %s.append_event('psql-1', 'Happened', '\x80')`, schema),
 		)
 		require.NoError(t, err, out)

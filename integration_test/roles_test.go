@@ -25,14 +25,25 @@ import (
 // each schema gets <schema>_reader and <schema>_writer (pgtest.NewSchema
 // names schemas t_<random>, so parallel tests have roles of their own).
 
-// The privilege policy, by function name: what roles.sql must grant. A function
-// of the schema that is in none of these lists fails the tests: classify
-// it here and in roles.sql.
+// The privilege policy, by function name and number of arguments: what
+// roles.sql must grant. A function of the schema that is in none of these
+// lists fails the tests: classify it here and in roles.sql.
 var (
-	readerFunctions = []string{"read_stream", "read_stream_backward", "read_all", "stream_info", "load",
-		"read_checkpoint", "msgpack_to_jsonb", "try_msgpack_to_jsonb", "msgpack_float_text", "invalid_argument"}
-	writerFunctions  = []string{"append", "append_event", "save_snapshot", "advance_checkpoint", "delete_checkpoint"}
-	triggerFunctions = []string{"refuse_event_change"}
+	readerFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
+		"read_checkpoint/1", "log_end/0", "log_hidden/2", "log_horizon/0", "keys_behind/2",
+		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4"}
+	writerFunctions = []string{"append/6", "append_event/6", "advance_checkpoint/5", "delete_checkpoint/1",
+		"acquire_lease/3", "renew_lease/3", "release_lease/2"}
+	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
+	// Called only by the owner's functions.
+	ownerFunctions   = []string{"transaction_key/0", "raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4"}
+	triggerFunctions = []string{"refuse_event_change/0"}
+
+	// The plain-SQL read functions PostgreSQL inlines into the calling
+	// query: they cannot pin search_path (that would stop the inlining)
+	// and qualify every name instead.
+	inlinedFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
+		"read_checkpoint/1", "keys_behind/2"}
 )
 
 // schemaFunction is a function of the schema as pg_proc describes it.
@@ -117,6 +128,17 @@ var roleCalls = []roleCall{
 	{"save_snapshot/4", `SELECT %[1]s.save_snapshot('order-1', 1, 1, '\x80')`, ""},
 	{"advance_checkpoint/5", `SELECT global_position FROM %[1]s.advance_checkpoint('sub-1', NULL, NULL, '1', 1)`, ""},
 	{"delete_checkpoint/1", `SELECT %[1]s.delete_checkpoint('sub-1')`, ""},
+	{"acquire_lease/3", `SELECT %[1]s.acquire_lease('sub-1', 'me', '1 minute')`, ""},
+	{"renew_lease/3", `SELECT %[1]s.renew_lease('sub-1', 'me', '1 minute')`, ""},
+	{"release_lease/2", `SELECT %[1]s.release_lease('sub-1', 'me')`, ""},
+	{"log_end/0", `SELECT * FROM %[1]s.log_end()`, ""},
+	{"log_hidden/2", `SELECT %[1]s.log_hidden('0', 0)`, ""},
+	{"log_horizon/0", `SELECT %[1]s.log_horizon()`, ""},
+	{"keys_behind/2", `SELECT %[1]s.keys_behind(0, '1')`, ""},
+	{"transaction_key/0", `SELECT %[1]s.transaction_key()`, ""},
+	{"raise_key_base/0", `SELECT %[1]s.raise_key_base()`, ""},
+	{"store_snapshot/4", `SELECT %[1]s.store_snapshot('order-1', 1, 1, '\x80')`, ""},
+	{"check_lease_arguments/4", `SELECT %[1]s.check_lease_arguments('f', 'sub-1', 'me', '1 minute')`, ""},
 	{"refuse_event_change/0", `SELECT %[1]s.refuse_event_change()`, "0A000"},
 }
 
@@ -128,7 +150,9 @@ type roleBundle struct {
 	schema string
 	reader string
 	writer string
-	fns    []schemaFunction
+	// snapshotter may store snapshots; it is granted to writer.
+	snapshotter string
+	fns         []schemaFunction
 }
 
 func setupRoles(t *testing.T) *roleBundle {
@@ -136,7 +160,7 @@ func setupRoles(t *testing.T) *roleBundle {
 	pool, schema := pgtest.NewSchema(t)
 	b := &roleBundle{
 		ctx: testContext(t, 2*time.Minute), pool: pool, schema: schema,
-		reader: schema + "_reader", writer: schema + "_writer",
+		reader: schema + "_reader", writer: schema + "_writer", snapshotter: schema + "_snapshotter",
 	}
 	_, err := pool.Exec(b.ctx, fmt.Sprintf(`SELECT %s.append_event('order-1', 'Noted', '\x80')`, schema))
 	require.NoError(t, err)
@@ -144,19 +168,24 @@ func setupRoles(t *testing.T) *roleBundle {
 	return b
 }
 
-// kind returns "read", "write" or "trigger" for a function name, failing
-// the test for a function the policy does not classify.
-func kindOf(t *testing.T, name string) string {
+// kindOf returns "read", "write", "snapshot", "owner" or "trigger" for a
+// function key (name/number of arguments), failing the test for a
+// function the policy does not classify.
+func kindOf(t *testing.T, key string) string {
 	t.Helper()
 	switch {
-	case slices.Contains(readerFunctions, name):
+	case slices.Contains(readerFunctions, key):
 		return "read"
-	case slices.Contains(writerFunctions, name):
+	case slices.Contains(writerFunctions, key):
 		return "write"
-	case slices.Contains(triggerFunctions, name):
+	case slices.Contains(snapshotterFunctions, key):
+		return "snapshot"
+	case slices.Contains(ownerFunctions, key):
+		return "owner"
+	case slices.Contains(triggerFunctions, key):
 		return "trigger"
 	}
-	require.Failf(t, "unclassified function", "function %s is in no list of roles_test.go: classify it there and in schema/code/roles.sql", name)
+	require.Failf(t, "unclassified function", "function %s is in no list of roles_test.go: classify it there and in schema/code/roles.sql", key)
 	return ""
 }
 
@@ -253,10 +282,9 @@ func TestRolesPrivileges(t *testing.T) {
 	// invalid_argument branch.
 	for _, role := range []string{b.reader, b.writer} {
 		for _, c := range calls {
-			name, _, _ := strings.Cut(c.key, "/")
 			want := c.code
-			switch kind := kindOf(t, name); {
-			case kind == "trigger", kind == "write" && role == b.reader:
+			switch kind := kindOf(t, c.key); {
+			case kind == "trigger", kind == "owner", kind != "read" && role == b.reader:
 				want = "42501"
 			}
 			var args []any
@@ -433,29 +461,57 @@ func TestRolesCatalog(t *testing.T) {
 	for _, f := range b.fns {
 		seen[f.Name] = true
 		var want []string
-		switch kindOf(t, f.Name) {
+		kind := kindOf(t, f.key())
+		switch kind {
 		case "read":
 			want = []string{owner, b.reader, b.writer}
 		case "write":
 			want = []string{owner, b.writer}
-			require.True(t, f.SecDef, "%s(%s) must be SECURITY DEFINER", f.Name, f.Args)
-			require.Contains(t, f.Config, "search_path=pg_catalog, pg_temp", "%s(%s)", f.Name, f.Args)
-		case "trigger":
+		case "snapshot":
+			want = []string{owner, b.snapshotter}
+		case "owner", "trigger":
 			want = []string{owner}
 		}
-		if kindOf(t, f.Name) != "write" {
-			require.False(t, f.SecDef, "%s(%s) must not be SECURITY DEFINER", f.Name, f.Args)
+		// The writing functions run as the owner; every function that
+		// PostgreSQL does not inline pins search_path (the read functions
+		// are inlined and qualify every name instead).
+		require.Equal(t, kind == "write" || kind == "snapshot", f.SecDef, "SECURITY DEFINER on %s(%s)", f.Name, f.Args)
+		if !slices.Contains(inlinedFunctions, f.key()) {
+			require.Contains(t, f.Config, "search_path=pg_catalog, pg_temp", "%s(%s) must pin search_path", f.Name, f.Args)
 		}
 		slices.Sort(want)
 		require.Equal(t, want, f.Executors, "EXECUTE on %s(%s)", f.Name, f.Args)
 	}
-	// The functions of migrations that have landed exist.
+	// The functions of the code package exist.
 	for _, name := range []string{"append", "append_event", "read_stream", "read_stream_backward", "read_all", "stream_info",
-		"msgpack_to_jsonb", "try_msgpack_to_jsonb", "save_snapshot", "load", "read_checkpoint", "advance_checkpoint"} {
+		"msgpack_to_jsonb", "try_msgpack_to_jsonb", "save_snapshot", "load", "read_checkpoint", "advance_checkpoint",
+		"acquire_lease", "log_horizon"} {
 		if migrationDefines(t, name) {
-			require.True(t, seen[name], "function %s is defined by a migration but not in schema %s", name, b.schema)
+			require.True(t, seen[name], "function %s is defined by the code package but not in schema %s", name, b.schema)
 		}
 	}
+	// The set-returning inlined functions are planned as scans of the
+	// tables, not as function scans (which would hold every row in memory).
+	for _, q := range []string{
+		`SELECT * FROM %[1]s.read_stream('order-1', 1, 10)`,
+		`SELECT * FROM %[1]s.read_stream_backward('order-1', NULL, 10)`,
+		`SELECT * FROM %[1]s.read_all('0', 0, 10)`,
+		`SELECT * FROM %[1]s.stream_info('order-1')`,
+		`SELECT * FROM %[1]s.load('order-1', 1)`,
+		`SELECT * FROM %[1]s.read_checkpoint('sub-1')`,
+	} {
+		rows, err := b.pool.Query(b.ctx, "EXPLAIN "+fmt.Sprintf(q, b.schema))
+		require.NoError(t, err)
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		require.NotContains(t, strings.Join(plan, "\n"), "Function Scan on "+strings.SplitN(strings.SplitN(q, ".", 2)[1], "(", 2)[0],
+			"%s is not inlined:\n%s", q, strings.Join(plan, "\n"))
+	}
+
+	// The writers store snapshots through the snapshotter role.
+	var member bool
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT pg_has_role($1, $2, 'MEMBER')", b.writer, b.snapshotter).Scan(&member))
+	require.True(t, member, "%s is granted to %s", b.snapshotter, b.writer)
 
 	// Relations: SELECT for both roles, everything for the owner, nothing
 	// for anyone else (sequences: nothing for anyone but the owner).
@@ -499,14 +555,14 @@ func TestRolesCatalog(t *testing.T) {
 	require.NoError(t, err)
 	schemaGrants, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	wantSchema := []string{b.reader + ":USAGE", b.writer + ":USAGE"}
+	wantSchema := []string{b.reader + ":USAGE", b.snapshotter + ":USAGE", b.writer + ":USAGE"}
 	slices.Sort(wantSchema)
 	require.Equal(t, wantSchema, schemaGrants)
 
 	// The roles cannot log in and are not superusers or role creators.
 	rows, err = b.pool.Query(b.ctx, `
 		SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls
-		  FROM pg_roles WHERE rolname = ANY ($1) ORDER BY 1`, []string{b.reader, b.writer})
+		  FROM pg_roles WHERE rolname = ANY ($1) ORDER BY 1`, []string{b.reader, b.writer, b.snapshotter})
 	require.NoError(t, err)
 	type roleAttrs struct {
 		Name                                      string
@@ -514,7 +570,7 @@ func TestRolesCatalog(t *testing.T) {
 	}
 	roles, err := pgx.CollectRows(rows, pgx.RowToStructByPos[roleAttrs])
 	require.NoError(t, err)
-	require.Equal(t, []roleAttrs{{Name: b.reader}, {Name: b.writer}}, roles)
+	require.Equal(t, []roleAttrs{{Name: b.reader}, {Name: b.snapshotter}, {Name: b.writer}}, roles)
 }
 
 // TestRolesWithoutCreateRole migrates as an owner that may create schemas
@@ -529,13 +585,13 @@ func TestRolesWithoutCreateRole(t *testing.T) {
 	_, err := rand.Read(rnd[:])
 	require.NoError(t, err)
 	schema := "t_" + hex.EncodeToString(rnd[:])
-	reader, writer := schema+"_reader", schema+"_writer"
+	reader, writer, snapshotter := schema+"_reader", schema+"_writer", schema+"_snapshotter"
 
 	ownerCfg := createLogin(t, ctx, admin, schema+"_owner")
 	t.Cleanup(func() {
 		// Before the owner's cleanup (cleanups run last in, first out).
 		_, err := admin.Exec(context.Background(), fmt.Sprintf(
-			"DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s, %s", schema, reader, writer))
+			"DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s, %s, %s", schema, reader, writer, snapshotter))
 		require.NoError(t, err)
 	})
 	var db string
@@ -552,13 +608,15 @@ func TestRolesWithoutCreateRole(t *testing.T) {
 	require.Contains(t, pg.Message, "CREATEROLE")
 	require.Contains(t, pg.Hint, "CREATE ROLE "+reader+" NOLOGIN")
 	var roles int
-	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname IN ($1, $2)", reader, writer).Scan(&roles))
+	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname IN ($1, $2, $3)", reader, writer, snapshotter).Scan(&roles))
 	require.Zero(t, roles)
 	var fn *string
 	require.NoError(t, admin.QueryRow(ctx, fmt.Sprintf("SELECT to_regproc('%s.append_event')::text", schema)).Scan(&fn))
 	require.Nil(t, fn, "nothing is applied: the migration is one transaction")
 
-	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s NOLOGIN; CREATE ROLE %s NOLOGIN", reader, writer))
+	require.Contains(t, pg.Hint, "GRANT "+snapshotter+" TO "+writer)
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s",
+		reader, writer, snapshotter))
 	require.NoError(t, err)
 	_, err = pgstore.Migrate(ctx, owner, &pgstore.MigrateOpts{Schema: schema})
 	require.NoError(t, err)

@@ -15,10 +15,10 @@ const closeTimeout = 5 * time.Second
 
 // listener is a subscription's dedicated connection: hijacked from the
 // pool (so pool maintenance never closes it and it never goes back),
-// holding the subscription's session advisory lock, LISTENing on the
-// store's channel. Events are read and checkpoints written on it too, so
-// that they happen only while the lock is held: if the connection dies,
-// the lock goes with it and so does every write the instance would make.
+// holding the subscription's lease, LISTENing on the store's channel.
+// Events are read and checkpoints written on it too. The lease names this
+// connection's backend: if the connection dies, another instance may take
+// the lease at once.
 type listener struct {
 	conn     *pgx.Conn
 	lastUsed time.Time // last round trip that proved the connection alive
@@ -41,22 +41,12 @@ func (s *Store) connectListener(ctx context.Context, appName string) (*listener,
 	return l, nil
 }
 
-// close closes the connection, which releases the advisory lock and ends
-// the LISTEN.
+// close closes the connection, which ends the LISTEN (and frees a lease
+// still held for this backend).
 func (l *listener) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	_ = l.conn.Close(ctx)
-}
-
-// tryLock tries to take the session advisory lock on key.
-func (l *listener) tryLock(ctx context.Context, key string) (bool, error) {
-	var ok bool
-	err := l.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key).Scan(&ok)
-	if err == nil {
-		l.lastUsed = time.Now()
-	}
-	return ok, err
 }
 
 // listen starts listening on channel.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -28,8 +29,9 @@ type TxHandler func(ctx context.Context, tx pgx.Tx, e es.Event) error
 // *[es.HandlerError]); see [es.Subscriber.Subscribe].
 //
 // It follows the log on a connection of its own, hijacked from the pool:
-// it takes the subscription's session advisory lock (other instances of the
-// name wait for it), LISTENs on [Store.Channel], reads the log from the
+// it takes the subscription's lease (other instances of the name wait for
+// it; see [es.SubscribeOpts.LeaseTTL]), LISTENs on [Store.Channel], reads
+// the log from the
 // checkpoint in batches, then reads again on each notification, shortly
 // after every read that found events, and every PollInterval in any case.
 // A lost connection is re-established with backoff, and the subscription
@@ -55,9 +57,10 @@ func (s *Store) Subscribe(ctx context.Context, name string, handler es.Handler, 
 // crashes. A handler error rolls the batch back (and retries or stops, see
 // [es.SubscribeOpts.HandlerRetries]). Otherwise as [Store.Subscribe].
 //
-// The transaction runs on the subscription's listener connection, which
-// holds the subscription's lock: a commit can only happen while this
-// instance is the active one.
+// The transaction runs on the subscription's listener connection, and
+// advances the checkpoint by compare-and-set: should another instance have
+// taken over (this one's lease having lapsed), the stale batch cannot
+// commit.
 func (s *Store) SubscribeTx(ctx context.Context, name string, handler TxHandler, opts *es.SubscribeOpts) error {
 	if handler == nil {
 		return fmt.Errorf("%w: subscription %q: nil handler", es.ErrInvalidArgument, name)
@@ -81,7 +84,7 @@ func (s *Store) subscribe(ctx context.Context, name string, plain es.Handler, tx
 	if o.EventTypes != nil {
 		o.EventTypes = append([]string(nil), o.EventTypes...)
 	}
-	sub := &subscription{s: s, name: name, o: &o, plain: plain, txh: txh}
+	sub := &subscription{s: s, name: name, o: &o, plain: plain, txh: txh, holder: uuid.NewString()}
 	if len(o.Categories) > 0 {
 		sub.categories = o.Categories
 	}
@@ -109,7 +112,7 @@ func (s *Store) subscribe(ctx context.Context, name string, plain es.Handler, tx
 		if o.OnError != nil {
 			o.OnError(fmt.Errorf("pgstore: subscription %q: %w", name, err))
 		}
-		if sub.healthy || errors.Is(err, es.ErrCheckpointConflict) {
+		if sub.healthy || errors.Is(err, es.ErrCheckpointConflict) || errors.Is(err, errLeaseLost) {
 			backoff = o.ReconnectBackoff
 		}
 		sub.healthy = false
@@ -161,6 +164,9 @@ type subscription struct {
 	l       *listener // the current session's connection
 	healthy bool      // the current session got as far as following the log
 
+	holder  string    // this instance's lease holder id
+	renewed time.Time // when the lease was last taken or renewed
+
 	pos      es.Position // after the last event handled
 	saved    es.Position // the saved checkpoint
 	unsaved  int         // events handled (plain form) since the last save
@@ -200,19 +206,21 @@ func (sub *subscription) session(ctx context.Context) (err error) {
 		if ferr := sub.flushOnExit(); ferr != nil && err == nil {
 			err = ferr
 		}
+		sub.releaseLease()
 		l.close()
 		sub.l = nil
 	}()
 
-	// One active instance: wait for the lock, trying again every
+	// One active instance: wait for the lease, trying again every
 	// LockPollInterval (each try is also a keepalive).
-	key := sub.s.config.Schema + "_subscription:" + sub.name
 	for {
-		ok, err := l.tryLock(ctx, key)
+		ok, err := sub.s.acquireLease(ctx, l.conn, sub.name, sub.holder, o.LeaseTTL)
 		if err != nil {
-			return fmt.Errorf("taking the subscription lock: %w", err)
+			return fmt.Errorf("taking the subscription's lease: %w", err)
 		}
+		l.lastUsed = time.Now()
 		if ok {
+			sub.renewed = l.lastUsed
 			break
 		}
 		if !sleep(ctx, o.LockPollInterval) {
@@ -333,6 +341,8 @@ func (sub *subscription) follow(ctx context.Context) error {
 			}
 			pingAt := sub.l.lastUsed.Add(o.KeepaliveInterval)
 			wake = earliest(wake, pingAt)
+			renewAt := sub.renewed.Add(o.LeaseTTL / 3)
+			wake = earliest(wake, renewAt)
 			got, err := sub.l.wait(ctx, max(wake.Sub(now), 0))
 			if err != nil {
 				return fmt.Errorf("waiting for notifications: %w", err)
@@ -351,6 +361,11 @@ func (sub *subscription) follow(ctx context.Context) error {
 			now = time.Now()
 			if sub.unsaved > 0 && !now.Before(saveAt) {
 				if err := sub.flush(ctx); err != nil {
+					return err
+				}
+			}
+			if !now.Before(renewAt) {
+				if err := sub.keepLease(ctx); err != nil {
 					return err
 				}
 			}
@@ -389,6 +404,9 @@ func (sub *subscription) hidden(ctx context.Context) (bool, error) {
 // step reads one batch after sub.pos and handles it. It returns the
 // number of events read.
 func (sub *subscription) step(ctx context.Context) (int, error) {
+	if err := sub.keepLease(ctx); err != nil {
+		return 0, err
+	}
 	batch, err := sub.read(ctx)
 	if err != nil {
 		return 0, err

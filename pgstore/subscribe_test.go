@@ -142,11 +142,14 @@ func (r *running) stop(t *testing.T) error {
 // connections (the active one and any waiting for the lock).
 const listenerPIDs = "SELECT pid FROM pg_stat_activity WHERE application_name = 'es subscription ' || $1"
 
-// lockHolderPID selects the backend holding the subscription's lock ($1:
-// "<schema>_subscription:<name>").
-const lockHolderPID = `SELECT pid FROM pg_locks
-	WHERE locktype = 'advisory' AND granted AND objsubid = 1
-	  AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)`
+// leaseHolderPID returns the backend holding the subscription's lease.
+func leaseHolderPID(t *testing.T, ctx context.Context, store *pgstore.Store, name string) int {
+	t.Helper()
+	var pid int
+	require.NoError(t, store.Pool().QueryRow(ctx, "SELECT holder_pid FROM "+store.Schema()+
+		".subscription_leases WHERE subscription_id = $1", name).Scan(&pid))
+	return pid
+}
 
 // requireStreamOrder checks that each stream's events come in version
 // order, starting at 1 and without gaps, and that positions increase.
@@ -437,14 +440,13 @@ func TestSubscribeRaceBetweenListenAndCatchUp(t *testing.T) {
 }
 
 // TestSubscribeTakeOverWhenActiveDies: two instances; the active one's
-// connection dies (its lock with it); the other takes over and nothing is
-// missed.
+// connection dies (its lease is then free, without waiting for it to
+// expire); the other takes over and nothing is missed.
 func TestSubscribeTakeOverWhenActiveDies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := pgtest.Store(t)
 	name := "takeover"
-	key := store.Schema() + "_subscription:" + name
 
 	a, b := newCollector(), newCollector()
 	opts := fastOpts(es.SubscribeOpts{CheckpointEvery: 1, ReconnectBackoff: 500 * time.Millisecond, ReconnectBackoffMax: time.Second})
@@ -460,9 +462,9 @@ func TestSubscribeTakeOverWhenActiveDies(t *testing.T) {
 		return n == 2
 	}, deliveryTimeout, 5*time.Millisecond)
 
-	// Kill A's connection; A backs off (500 ms) and B, polling the lock
-	// every 20 ms, takes over.
-	require.Equal(t, 1, pgtest.Terminate(t, ctx, lockHolderPID, key))
+	// Kill A's connection; A backs off (500 ms) and B, polling for the
+	// lease every 20 ms, takes over at once: the lease's backend is gone.
+	require.Equal(t, 1, pgtest.Terminate(t, ctx, "SELECT $1::int", leaseHolderPID(t, ctx, store, name)))
 	_, err = store.Append(ctx, "t-1", es.Exactly(2), newEvents(3, "T"))
 	require.NoError(t, err)
 	got := b.waitUntil(t, "B took over", func(events []es.Event) bool { return len(events) >= 3 })

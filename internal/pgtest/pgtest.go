@@ -275,7 +275,7 @@ func (s *server) close() error {
 func (s *server) noteSchemaRoles(schema string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.roles = append(s.roles, schema+"_reader", schema+"_writer")
+	s.roles = append(s.roles, schema+"_reader", schema+"_writer", schema+"_snapshotter")
 }
 
 func (s *server) connStringFor(dbname string) (string, error) {

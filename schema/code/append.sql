@@ -7,6 +7,13 @@
 --   PE003  invalid argument         DETAIL: {"argument", ...}
 --   PE004  stream deleted (reserved)
 --   PE005  events are immutable (UPDATE/DELETE/TRUNCATE on events)
+--   PE009  the log's transaction keys cannot continue (keys.sql)
+--
+-- The writing functions are SECURITY DEFINER (they run as the schema's
+-- owner, so callers need no privilege on the tables) and pin search_path
+-- to pg_catalog, pg_temp: their bodies name every object of the schema in
+-- full, and nothing a caller puts in its search_path can be resolved
+-- instead of a pg_catalog function or operator.
 
 -- append appends a batch of events to one stream atomically and returns the
 -- stream's new version and the batch's positions.
@@ -33,7 +40,8 @@ CREATE OR REPLACE FUNCTION {{ $s }}.append(
     first_position bigint,
     first_transaction_id xid8
 )
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_n        int := coalesce(cardinality(p_event_ids), 0);
     v_version  bigint;
@@ -49,6 +57,7 @@ DECLARE
     v_ordered  boolean;
     v_run_k    xid8;
     v_first_k  xid8;
+    v_key      xid8;
     v_payload  text;
     v_notify   text;
 BEGIN
@@ -97,6 +106,9 @@ BEGIN
         END IF;
     END IF;
 
+    -- This transaction's key: the key base plus its xid (keys.sql).
+    v_key := {{ $s }}.transaction_key();
+
     -- Take the stream row: appends to one stream serialise on it, appends
     -- to different streams never wait on each other. For an existing
     -- stream, one compare-and-set UPDATE checks the expected version (after
@@ -108,7 +120,7 @@ BEGIN
     LOOP
         UPDATE {{ $s }}.streams AS s
            SET version = s.version + v_n,
-               transaction_id = greatest(pg_current_xact_id(), s.transaction_id),
+               transaction_id = greatest(v_key, s.transaction_id),
                updated_at = now()
          WHERE s.stream_id = p_stream_id
            AND (p_expected_version IS NULL
@@ -136,7 +148,7 @@ BEGIN
         IF p_expected_version IS NOT NULL AND p_expected_version <> 0 THEN
             EXIT; -- the stream must exist
         END IF;
-        v_k := pg_current_xact_id();
+        v_k := v_key;
         INSERT INTO {{ $s }}.streams AS s (stream_id, version, transaction_id)
         VALUES (p_stream_id, v_n, v_k)
         ON CONFLICT (stream_id) DO NOTHING;
@@ -179,29 +191,45 @@ BEGIN
         IF v_inserted = v_n THEN
 
             -- Wake listeners. Coalesced: only one in-flight appending
-            -- transaction at a time notifies (the one holding the advisory
-            -- lock until it ends); listeners re-read from their checkpoint,
-            -- so one wake-up covers all. SET es.notify = off (per database,
-            -- role or session) disables it; any spelling PostgreSQL accepts
-            -- for boolean false counts, anything else (unset, empty, a typo)
-            -- keeps notifications on.
+            -- transaction at a time notifies (the one holding the lock of
+            -- the notify_token row until it ends); listeners re-read from
+            -- their checkpoint, so one wake-up covers all. The lock is a
+            -- row lock that only the schema's owner can take (an advisory
+            -- lock could be held by any login, silencing every wake-up).
+            -- SET es.notify = off (per database, role or session)
+            -- disables it; any spelling PostgreSQL accepts for boolean
+            -- false counts, anything else (unset, empty, a typo) keeps
+            -- notifications on. A notification queue more than half full
+            -- (a listener that stopped reading, e.g. a login that LISTENs
+            -- inside a transaction left open) is not added to: a full
+            -- queue would make this commit fail; listeners poll anyway.
             v_notify := lower(btrim(current_setting('es.notify', true)));
             IF (v_notify IS NULL OR v_notify NOT IN ('off', 'of', 'false', 'fals', 'fal', 'fa', 'f', 'no', 'n', '0'))
-               AND pg_try_advisory_xact_lock(hashtextextended('{{ $s }}_events', 0)) THEN
-                -- Assignments, not PERFORM: PL/pgSQL evaluates them as
-                -- simple expressions, without starting a query. A payload
-                -- must stay under 8000 bytes: JSON escapes can make a
-                -- 1000-byte stream id up to six times longer, so the
-                -- category (a prefix of the stream id) is left out when
-                -- it would not fit.
-                v_payload := format('{"stream_id": %s, "category": %s, "version": %s, "position": "%s/%s"}',
-                                    to_json(p_stream_id), to_json(split_part(p_stream_id, '-', 1)),
-                                    v_version + v_n, v_k, v_max_pos);
-                IF octet_length(v_payload) >= 8000 THEN
-                    v_payload := format('{"stream_id": %s, "version": %s, "position": "%s/%s"}',
-                                        to_json(p_stream_id), v_version + v_n, v_k, v_max_pos);
+               AND pg_notification_queue_usage() < 0.5 THEN
+                PERFORM FROM {{ $s }}.notify_token AS t FOR NO KEY UPDATE SKIP LOCKED;
+                IF FOUND THEN
+                    -- Assignments, not PERFORM: PL/pgSQL evaluates them as
+                    -- simple expressions, without starting a query. The
+                    -- payload is minimal unless es.notify_payload = full:
+                    -- any login may LISTEN on the channel, so by default it
+                    -- carries only the position, no stream id. A full
+                    -- payload must stay under 8000 bytes: JSON escapes can
+                    -- make a 1000-byte stream id up to six times longer, so
+                    -- the category (a prefix of the stream id) is left out
+                    -- when it would not fit.
+                    IF current_setting('es.notify_payload', true) = 'full' THEN
+                        v_payload := format('{"stream_id": %s, "category": %s, "version": %s, "position": "%s/%s"}',
+                                            to_json(p_stream_id), to_json(split_part(p_stream_id, '-', 1)),
+                                            v_version + v_n, v_k, v_max_pos);
+                        IF octet_length(v_payload) >= 8000 THEN
+                            v_payload := format('{"stream_id": %s, "version": %s, "position": "%s/%s"}',
+                                                to_json(p_stream_id), v_version + v_n, v_k, v_max_pos);
+                        END IF;
+                    ELSE
+                        v_payload := format('{"position": "%s/%s"}', v_k, v_max_pos);
+                    END IF;
+                    v_notify := pg_notify('{{ $s }}_events', v_payload)::text;
                 END IF;
-                v_notify := pg_notify('{{ $s }}_events', v_payload)::text;
             END IF;
 
             stream_version := v_version + v_n;
@@ -304,7 +332,8 @@ CREATE OR REPLACE FUNCTION {{ $s }}.append(
     first_position bigint,
     first_transaction_id xid8
 )
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF (p_snapshot_schema_version IS NULL) <> (p_snapshot_state IS NULL) THEN
         RAISE EXCEPTION 'append: give both the snapshot schema version and the snapshot state, or neither'
@@ -320,12 +349,7 @@ BEGIN
     IF p_snapshot_state IS NOT NULL THEN
         -- The append holds the stream's row lock: the stream is at
         -- stream_version until this transaction ends.
-        INSERT INTO {{ $s }}.snapshots AS s (stream_id, version, schema_version, state)
-        VALUES (p_stream_id, stream_version, p_snapshot_schema_version, p_snapshot_state)
-        ON CONFLICT (stream_id) DO UPDATE
-           SET version = excluded.version, schema_version = excluded.schema_version,
-               state = excluded.state, created_at = excluded.created_at
-         WHERE (s.version, s.schema_version) < (excluded.version, excluded.schema_version);
+        PERFORM {{ $s }}.store_snapshot(p_stream_id, stream_version, p_snapshot_schema_version, p_snapshot_state);
     END IF;
     RETURN NEXT;
 END
@@ -348,7 +372,8 @@ CREATE OR REPLACE FUNCTION {{ $s }}.append_event(
     first_position bigint,
     first_transaction_id xid8
 )
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM {{ $s }}.append(p_stream_id, p_expected_version, ARRAY[p_event_id], ARRAY[p_event_type],
                                   ARRAY[p_data], CASE WHEN p_metadata IS NULL THEN NULL ELSE ARRAY[p_metadata] END)
 $$;

@@ -21,12 +21,13 @@ RETURNS TABLE (
     updated_at        timestamptz
 )
 LANGUAGE sql STABLE AS $$
-    SELECT p_subscription_id, coalesce(c.transaction_id, '0'), coalesce(c.global_position, 0),
+    SELECT p_subscription_id, COALESCE(c.transaction_id, '0'::pg_catalog.xid8), COALESCE(c.global_position, 0::pg_catalog.int8),
            c.subscription_id IS NOT NULL, c.updated_at
       FROM (SELECT) AS one
-      LEFT JOIN {{ $s }}.checkpoints AS c ON c.subscription_id = p_subscription_id
-     WHERE CASE WHEN coalesce(p_subscription_id, '') = ''
-                THEN {{ $s }}.invalid_argument('read_checkpoint', 'subscription_id', 'must not be null or empty', octet_length(p_subscription_id)) = 0
+      LEFT JOIN {{ $s }}.checkpoints AS c ON c.subscription_id OPERATOR(pg_catalog.=) p_subscription_id
+     WHERE CASE WHEN COALESCE(p_subscription_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
+                THEN {{ $s }}.invalid_argument('read_checkpoint', 'subscription_id', 'must not be null or empty',
+                                               pg_catalog.octet_length(p_subscription_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
                 ELSE true END
 $$;
 
@@ -41,8 +42,9 @@ $$;
 -- position nothing is compared, but the checkpoint still never moves
 -- backwards: a new position before the saved one raises PE007, the saved
 -- one itself changes nothing but updated_at. A new position before the
--- expected one, a NULL or negative position or an empty subscription id
--- raise PE003.
+-- expected one, a NULL or negative position, a position beyond the last
+-- event of the log (a checkpoint there would skip every event to come) or
+-- an empty subscription id raise PE003.
 CREATE OR REPLACE FUNCTION {{ $s }}.advance_checkpoint(
     p_subscription_id         text,
     p_expected_transaction_id xid8,
@@ -55,7 +57,8 @@ CREATE OR REPLACE FUNCTION {{ $s }}.advance_checkpoint(
     global_position bigint,
     updated_at      timestamptz
 )
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_transaction_id xid8;
     v_position       bigint;
@@ -73,6 +76,13 @@ BEGIN
         RAISE EXCEPTION 'advance_checkpoint: expected position %/% is invalid (want both parts, or both NULL)',
                 coalesce(p_expected_transaction_id::text, 'NULL'), coalesce(p_expected_position::text, 'NULL')
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "expected"}';
+    END IF;
+    IF (p_transaction_id, p_position) > ('0', 0)
+       AND NOT EXISTS (SELECT FROM {{ $s }}.events AS e
+                        WHERE (e.transaction_id, e.global_position) >= (p_transaction_id, p_position)) THEN
+        RAISE EXCEPTION 'advance_checkpoint: position %/% is beyond the last event of the log', p_transaction_id, p_position
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}',
+                  HINT = 'a checkpoint is the position of an event the subscription has handled';
     END IF;
     IF p_expected_transaction_id IS NOT NULL
        AND (p_transaction_id, p_position) < (p_expected_transaction_id, p_expected_position) THEN
@@ -142,7 +152,8 @@ $$;
 -- again as configured (from the start or the end of the log), for example
 -- to rebuild a read model. It returns whether there was one.
 CREATE OR REPLACE FUNCTION {{ $s }}.delete_checkpoint(p_subscription_id text) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
     WITH d AS (
         DELETE FROM {{ $s }}.checkpoints AS c
          WHERE c.subscription_id = p_subscription_id

@@ -3,7 +3,8 @@
 
 -- Events are append-only: UPDATE, DELETE and TRUNCATE are refused.
 CREATE OR REPLACE FUNCTION {{ $s }}.refuse_event_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'events are immutable: % on %.% is not allowed', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
         USING ERRCODE = 'PE005',

@@ -20,10 +20,12 @@ first: add its DROP FUNCTION IF EXISTS to retired.sql.
 */ -}}
 {{ template "retired.sql" . }}
 {{ template "immutability.sql" . }}
+{{ template "keys.sql" . }}
 {{ template "read.sql" . }}
 {{ template "append.sql" . }}
 {{ template "decode.sql" . }}
 {{ template "snapshot.sql" . }}
 {{ template "checkpoint.sql" . }}
+{{ template "leases.sql" . }}
 {{ template "views.sql" . }}
 {{ template "roles.sql" . }}

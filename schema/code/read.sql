@@ -1,14 +1,22 @@
 {{- $s := .schema | default "es" -}}
 -- es: the read paths.
+--
 -- The read functions are plain SQL and STABLE, so PostgreSQL inlines them
--- into the calling query and rows stream to the client.
+-- into the calling query and rows stream to the client. An inlined body is
+-- resolved in the caller's session, with the caller's search_path (a SET
+-- clause would prevent inlining), so it names every operator, function and
+-- type it uses in full (OPERATOR(pg_catalog.=), pg_catalog.octet_length,
+-- ::pg_catalog.text): nothing another login creates in a schema on the
+-- caller's search_path can be picked instead. Functions that are not
+-- inlined pin search_path to pg_catalog, pg_temp.
 
 -- invalid_argument raises PE003 for a bad read argument. The read functions
 -- call it from a CASE so it runs only when an argument is bad; it takes the
 -- bad value as an argument so that the planner never evaluates it ahead of
 -- time while the CASE condition is still unknown (a query parameter).
 CREATE OR REPLACE FUNCTION {{ $s }}.invalid_argument(p_function text, p_argument text, p_message text, p_value bigint) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION '%: % %, got %', p_function, p_argument, p_message, p_value
         USING ERRCODE = 'PE003', DETAIL = json_build_object('argument', p_argument, 'value', p_value)::text;
@@ -37,13 +45,15 @@ LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
            e.event_type, e.data, e.metadata, e.recorded_at
       FROM {{ $s }}.events AS e
-     WHERE e.stream_id = p_stream_id
-       AND e.version >= coalesce(p_from_version, 1)
-       AND CASE WHEN coalesce(p_stream_id, '') = ''
-                THEN {{ $s }}.invalid_argument('read_stream', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+     WHERE e.stream_id OPERATOR(pg_catalog.=) p_stream_id
+       AND e.version OPERATOR(pg_catalog.>=) COALESCE(p_from_version, 1::pg_catalog.int8)
+       AND CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
+                THEN {{ $s }}.invalid_argument('read_stream', 'stream_id', 'must not be null or empty',
+                                               pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
                 ELSE true END
      ORDER BY e.version
-     LIMIT CASE WHEN p_max_count < 0 THEN {{ $s }}.invalid_argument('read_stream', 'max_count', 'must not be negative', p_max_count)
+     LIMIT CASE WHEN p_max_count OPERATOR(pg_catalog.<) 0
+                THEN {{ $s }}.invalid_argument('read_stream', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
 $$;
 
@@ -68,25 +78,27 @@ LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
            e.event_type, e.data, e.metadata, e.recorded_at
       FROM {{ $s }}.events AS e
-     WHERE e.stream_id = p_stream_id
-       AND (p_from_version IS NULL OR e.version <= p_from_version)
-       AND CASE WHEN coalesce(p_stream_id, '') = ''
-                THEN {{ $s }}.invalid_argument('read_stream_backward', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+     WHERE e.stream_id OPERATOR(pg_catalog.=) p_stream_id
+       AND (p_from_version IS NULL OR e.version OPERATOR(pg_catalog.<=) p_from_version)
+       AND CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
+                THEN {{ $s }}.invalid_argument('read_stream_backward', 'stream_id', 'must not be null or empty',
+                                               pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
                 ELSE true END
      ORDER BY e.version DESC
-     LIMIT CASE WHEN p_max_count < 0 THEN {{ $s }}.invalid_argument('read_stream_backward', 'max_count', 'must not be negative', p_max_count)
+     LIMIT CASE WHEN p_max_count OPERATOR(pg_catalog.<) 0
+                THEN {{ $s }}.invalid_argument('read_stream_backward', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
 $$;
 
 -- read_all returns the global log after the position (after_transaction_id,
 -- after_position) in the order (transaction_id, global_position), without
--- gaps: it returns only events whose transaction key is below the oldest
--- transaction still running (pg_snapshot_xmin of the current snapshot), so
--- an event that commits later can never sort before one already returned.
--- A position is the pair (transaction_id, global_position) of the last
--- event read; start from ('0', 0). categories and event_types filter when
--- they are not NULL or empty. The horizon is a scalar subquery so that it
--- is computed once per call, not once per row.
+-- gaps: it returns only events whose transaction key is below the log's
+-- horizon (log_horizon, keys.sql: every transaction below it has finished),
+-- so an event that commits later can never sort before one already
+-- returned. A position is the pair (transaction_id, global_position) of the
+-- last event read; start from ('0', 0). categories and event_types filter
+-- when they are not NULL or empty. The horizon is a scalar subquery so
+-- that it is computed once per call, not once per row.
 CREATE OR REPLACE FUNCTION {{ $s }}.read_all(
     p_after_transaction_id xid8   DEFAULT '0',
     p_after_position       bigint DEFAULT 0,
@@ -108,13 +120,47 @@ LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
            e.event_type, e.data, e.metadata, e.recorded_at
       FROM {{ $s }}.events AS e
-     WHERE (e.transaction_id, e.global_position) > (coalesce(p_after_transaction_id, '0'), coalesce(p_after_position, 0))
-       AND e.transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
-       AND (coalesce(cardinality(p_categories), 0) = 0 OR e.category = ANY (p_categories))
-       AND (coalesce(cardinality(p_event_types), 0) = 0 OR e.event_type = ANY (p_event_types))
+     WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>)
+           (COALESCE(p_after_transaction_id, '0'::pg_catalog.xid8), COALESCE(p_after_position, 0::pg_catalog.int8))
+       AND e.transaction_id OPERATOR(pg_catalog.<) (SELECT {{ $s }}.log_horizon())
+       AND (COALESCE(pg_catalog.cardinality(p_categories), 0) OPERATOR(pg_catalog.=) 0
+            OR e.category OPERATOR(pg_catalog.=) ANY (p_categories))
+       AND (COALESCE(pg_catalog.cardinality(p_event_types), 0) OPERATOR(pg_catalog.=) 0
+            OR e.event_type OPERATOR(pg_catalog.=) ANY (p_event_types))
      ORDER BY e.transaction_id, e.global_position
-     LIMIT CASE WHEN p_max_count < 0 THEN {{ $s }}.invalid_argument('read_all', 'max_count', 'must not be negative', p_max_count)
+     LIMIT CASE WHEN p_max_count OPERATOR(pg_catalog.<) 0
+                THEN {{ $s }}.invalid_argument('read_all', 'max_count', 'must not be negative', p_max_count)
                 ELSE p_max_count END
+$$;
+
+-- log_end returns the position of the last event read_all would return
+-- now (the end of the visible log), or ('0', 0) when there is none: a
+-- subscription that starts at the end saves it as its checkpoint.
+CREATE OR REPLACE FUNCTION {{ $s }}.log_end(
+    OUT transaction_id  xid8,
+    OUT global_position bigint
+)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE(max(l.transaction_id), '0'), COALESCE(max(l.global_position), 0)
+      FROM (SELECT e.transaction_id, e.global_position
+              FROM {{ $s }}.events AS e
+             WHERE e.transaction_id < (SELECT {{ $s }}.log_horizon())
+             ORDER BY e.transaction_id DESC, e.global_position DESC
+             LIMIT 1) AS l
+$$;
+
+-- log_hidden reports whether events after the position exist that read_all
+-- does not return yet because an older transaction is still running (their
+-- keys are at or above the horizon). They will not be notified again when
+-- that transaction ends, so a follower that finds none visible but some
+-- hidden reads again soon.
+CREATE OR REPLACE FUNCTION {{ $s }}.log_hidden(p_after_transaction_id xid8, p_after_position bigint) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT FROM {{ $s }}.events AS e
+                    WHERE (e.transaction_id, e.global_position) > (p_after_transaction_id, p_after_position)
+                      AND e.transaction_id >= (SELECT {{ $s }}.log_horizon()))
 $$;
 
 -- stream_info returns one row for any stream id: its version (0 when it has
@@ -130,11 +176,12 @@ RETURNS TABLE (
     transaction_id xid8
 )
 LANGUAGE sql STABLE AS $$
-    SELECT p_stream_id, coalesce(s.version, 0), s.stream_id IS NOT NULL,
+    SELECT p_stream_id, COALESCE(s.version, 0::pg_catalog.int8), s.stream_id IS NOT NULL,
            s.created_at, s.updated_at, s.transaction_id
       FROM (SELECT) AS one
-      LEFT JOIN {{ $s }}.streams AS s ON s.stream_id = p_stream_id
-     WHERE CASE WHEN coalesce(p_stream_id, '') = ''
-                THEN {{ $s }}.invalid_argument('stream_info', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+      LEFT JOIN {{ $s }}.streams AS s ON s.stream_id OPERATOR(pg_catalog.=) p_stream_id
+     WHERE CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
+                THEN {{ $s }}.invalid_argument('stream_info', 'stream_id', 'must not be null or empty',
+                                               pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
                 ELSE true END
 $$;

@@ -1,99 +1,117 @@
 {{- $s := .schema | default "es" -}}
 -- es: roles and privileges.
 --
--- Two NOLOGIN roles, named after the schema; grant them to the logins of
+-- Three NOLOGIN roles, named after the schema; grant them to the logins of
 -- applications and people (GRANT {{ $s }}_writer TO app):
 --   {{ $s }}_reader: USAGE on the schema, SELECT on its tables and views,
 --       EXECUTE on the read functions (read_stream, read_stream_backward,
---       read_all, stream_info, load, read_checkpoint, the msgpack decoders
---       and the helpers they call);
+--       read_all, stream_info, load, read_checkpoint, log_end, log_hidden,
+--       the msgpack decoders and the helpers they call);
 --   {{ $s }}_writer: everything the reader has (granted directly, not
---       through membership) and EXECUTE on the functions that write
---       (append, append_event, save_snapshot, advance_checkpoint,
---       delete_checkpoint).
--- Nobody but the owner (the role that ran the migrations) has INSERT,
+--       through membership) and EXECUTE on the functions that append and
+--       follow the log (append, append_event, advance_checkpoint,
+--       delete_checkpoint, acquire_lease, renew_lease, release_lease);
+--   {{ $s }}_snapshotter: EXECUTE on the functions that store snapshots
+--       (save_snapshot, and append with a snapshot). A snapshot is trusted
+--       input: loads start from it instead of replaying the events before
+--       it, so whoever may store one may make an aggregate's state
+--       contradict its events. When the role is created, it is granted to
+--       {{ $s }}_writer, so writers store snapshots by default; REVOKE
+--       {{ $s }}_snapshotter FROM {{ $s }}_writer and grant it to the logins
+--       you trust with it instead (installing the package again does not
+--       grant it back).
+-- Nobody but the owner (the role that ran the installation) has INSERT,
 -- UPDATE, DELETE or TRUNCATE on any table: the writing functions are
--- SECURITY DEFINER, run as the owner, and pin search_path to
--- pg_catalog, pg_temp (their bodies name every object of the schema in
--- full), so a caller's search_path cannot redirect them. EXECUTE is revoked
--- from PUBLIC on every function of the schema. UPDATE, DELETE and TRUNCATE
--- on events are refused to everyone, the owner included, by the triggers
--- of 001.
+-- SECURITY DEFINER, run as the owner, and pin search_path to pg_catalog,
+-- pg_temp (their bodies name every object of the schema in full), so a
+-- caller's search_path cannot redirect them. EXECUTE is revoked from
+-- PUBLIC on every function of the schema. UPDATE, DELETE and TRUNCATE on
+-- events are refused to everyone, the owner included, by the triggers of
+-- immutability.sql.
 --
--- The read functions and the decoders stay SECURITY INVOKER without a
--- pinned search_path: a function with a SET clause is never inlined, and
--- the read functions are plain SQL so that PostgreSQL inlines them into the
--- calling query (rows stream to the client); their bodies are fully
--- qualified too.
---
--- Functions are classified by name. Trigger functions, and any function
--- this migration does not know (one added by an earlier migration it was
--- not updated for), get no grants: only the owner may execute them (a
--- notice names an unknown one; integration_test/roles_test.go fails on
--- it). A migration that adds a function after this one must revoke and
--- grant its privileges the same way.
+-- Functions are classified below by name and number of arguments. Trigger
+-- functions, the internal functions (only the owner's functions call
+-- them) and any function this file does not know get no grants: only the
+-- owner may execute them (a notice names an unknown one;
+-- integration_test/roles_test.go fails on it).
 --
 -- Roles are cluster-wide: every database that installs schema {{ $s }} uses
--- the same two roles (a login granted {{ $s }}_reader can read schema {{ $s }}
+-- the same roles (a login granted {{ $s }}_reader can read schema {{ $s }}
 -- in every such database it may connect to; install under different schema
 -- names to keep them apart). They are created when missing. Creating a role
--- needs CREATEROLE: when the migrating user lacks it and the roles do not
--- exist, the migration fails (SQLSTATE 42501, nothing applied) with a hint:
--- have an administrator create the two roles (CREATE ROLE {{ $s }}_reader
--- NOLOGIN; CREATE ROLE {{ $s }}_writer NOLOGIN), then run the migration
+-- needs CREATEROLE: when the installing user lacks it and the roles do not
+-- exist, the installation fails (SQLSTATE 42501, nothing applied) with a
+-- hint: have an administrator create the roles (CREATE ROLE
+-- {{ $s }}_reader NOLOGIN; CREATE ROLE {{ $s }}_writer NOLOGIN; CREATE
+-- ROLE {{ $s }}_snapshotter NOLOGIN IN ROLE ... see the hint), then install
 -- again; granting privileges on its own objects needs nothing more.
 -- (Going on without the roles would leave every function to the owner
--- alone, silently: the migration refuses instead.)
+-- alone, silently: the installation refuses instead.)
 DO $roles$
 DECLARE
-    v_schema     CONSTANT text := '{{ $s }}';
-    v_reader     CONSTANT text := '{{ $s }}_reader';
-    v_writer     CONSTANT text := '{{ $s }}_writer';
-    v_read_fns   CONSTANT text[] := ARRAY['read_stream', 'read_stream_backward', 'read_all', 'stream_info',
-                                          'load', 'read_checkpoint', 'msgpack_to_jsonb', 'try_msgpack_to_jsonb',
-                                          'msgpack_float_text', 'invalid_argument'];
-    v_write_fns  CONSTANT text[] := ARRAY['append', 'append_event', 'save_snapshot', 'advance_checkpoint',
-                                          'delete_checkpoint'];
-    v_role       text;
-    v_fn         record;
+    v_schema      CONSTANT text := '{{ $s }}';
+    v_reader      CONSTANT text := '{{ $s }}_reader';
+    v_writer      CONSTANT text := '{{ $s }}_writer';
+    v_snapshotter CONSTANT text := '{{ $s }}_snapshotter';
+    -- name/number of arguments
+    v_read_fns    CONSTANT text[] := ARRAY['read_stream/3', 'read_stream_backward/3', 'read_all/5', 'stream_info/1',
+                                           'load/2', 'read_checkpoint/1', 'log_end/0', 'log_hidden/2', 'log_horizon/0',
+                                           'keys_behind/2', 'msgpack_to_jsonb/1', 'try_msgpack_to_jsonb/1',
+                                           'msgpack_float_text/2', 'invalid_argument/4'];
+    v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
+                                           'acquire_lease/3', 'renew_lease/3', 'release_lease/2'];
+    v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/8'];
+    v_owner_fns   CONSTANT text[] := ARRAY['transaction_key/0', 'raise_key_base/0', 'store_snapshot/4',
+                                           'check_lease_arguments/4'];
+    v_role        text;
+    v_fn          record;
 BEGIN
-    FOREACH v_role IN ARRAY ARRAY[v_reader, v_writer] LOOP
+    FOREACH v_role IN ARRAY ARRAY[v_reader, v_writer, v_snapshotter] LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = v_role);
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
+            IF v_role = v_snapshotter THEN
+                -- Only when created: an administrator who revoked it
+                -- from the writers keeps it revoked.
+                EXECUTE format('GRANT %I TO %I', v_snapshotter, v_writer);
+            END IF;
         EXCEPTION
             WHEN duplicate_object OR unique_violation THEN
-                NULL; -- another database's migration created it meanwhile
+                NULL; -- another database's installation created it meanwhile
             WHEN insufficient_privilege THEN
-                RAISE EXCEPTION 'cannot create role %: the migrating user % lacks CREATEROLE', v_role, current_user
+                RAISE EXCEPTION 'cannot create role %: the installing user % lacks CREATEROLE', v_role, current_user
                     USING ERRCODE = 'insufficient_privilege',
-                          HINT = format('Have an administrator run CREATE ROLE %I NOLOGIN; CREATE ROLE %I NOLOGIN; then migrate again.',
-                                        v_reader, v_writer);
+                          HINT = format('Have an administrator run CREATE ROLE %I NOLOGIN; CREATE ROLE %I NOLOGIN; '
+                                        'CREATE ROLE %I NOLOGIN; GRANT %I TO %I; then install again.',
+                                        v_reader, v_writer, v_snapshotter, v_snapshotter, v_writer);
         END;
     END LOOP;
 
-    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I', v_schema, v_reader, v_writer);
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I, %I', v_schema, v_reader, v_writer, v_snapshotter);
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM PUBLIC', v_schema);
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I, %I', v_schema, v_reader, v_writer);
 
     FOR v_fn IN
         SELECT format('%I.%I(%s)', v_schema, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) AS sig,
                CASE WHEN p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype THEN 'trigger'
-                    WHEN p.proname = ANY (v_write_fns) THEN 'write'
-                    WHEN p.proname = ANY (v_read_fns) THEN 'read'
+                    WHEN p.proname || '/' || p.pronargs = ANY (v_write_fns) THEN 'write'
+                    WHEN p.proname || '/' || p.pronargs = ANY (v_snap_fns) THEN 'snapshot'
+                    WHEN p.proname || '/' || p.pronargs = ANY (v_read_fns) THEN 'read'
+                    WHEN p.proname || '/' || p.pronargs = ANY (v_owner_fns) THEN 'owner'
                     ELSE 'unknown' END AS class
           FROM pg_catalog.pg_proc AS p
          WHERE p.pronamespace = v_schema::pg_catalog.regnamespace AND p.prokind IN ('f', 'p')
          ORDER BY p.oid
     LOOP
-        EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', v_fn.sig);
+        EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC, %I, %I, %I', v_fn.sig, v_reader, v_writer, v_snapshotter);
         IF v_fn.class = 'read' THEN
             EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I, %I', v_fn.sig, v_reader, v_writer);
         ELSIF v_fn.class = 'write' THEN
-            EXECUTE format('ALTER ROUTINE %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', v_fn.sig);
             EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn.sig, v_writer);
+        ELSIF v_fn.class = 'snapshot' THEN
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn.sig, v_snapshotter);
         ELSIF v_fn.class = 'unknown' THEN
-            RAISE NOTICE 'function % is not classified as reading or writing: only its owner may execute it', v_fn.sig;
+            RAISE NOTICE 'function % is not classified: only its owner may execute it', v_fn.sig;
         END IF;
     END LOOP;
 END

@@ -22,7 +22,8 @@ CREATE OR REPLACE FUNCTION {{ $s }}.save_snapshot(
     p_schema_version int,
     p_state          bytea
 ) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_stream_version bigint;
 BEGIN
@@ -54,6 +55,23 @@ BEGIN
                                              'stream_version', v_stream_version)::text;
     END IF;
 
+    RETURN {{ $s }}.store_snapshot(p_stream_id, p_version, p_schema_version, p_state);
+END
+$$;
+
+-- store_snapshot stores a snapshot unless the stream has a newer one (a
+-- higher version, or the same version with the same or a higher schema
+-- version), and returns whether it stored it. It checks nothing: its
+-- callers, save_snapshot and append with a snapshot, have.
+CREATE OR REPLACE FUNCTION {{ $s }}.store_snapshot(
+    p_stream_id      text,
+    p_version        bigint,
+    p_schema_version int,
+    p_state          bytea
+) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     INSERT INTO {{ $s }}.snapshots AS s (stream_id, version, schema_version, state)
     VALUES (p_stream_id, p_version, p_schema_version, p_state)
     ON CONFLICT (stream_id) DO UPDATE
@@ -97,22 +115,25 @@ CREATE OR REPLACE FUNCTION {{ $s }}.load(
 LANGUAGE sql STABLE AS $$
     SELECT u.global_position, u.transaction_id, u.stream_id, u.version, u.event_id, u.event_type, u.data, u.metadata,
            u.recorded_at, u.snapshot_schema_version, u.snapshot_state
-      FROM (SELECT NULL::bigint AS global_position, NULL::xid8 AS transaction_id, s.stream_id, s.version,
-                   NULL::uuid AS event_id, NULL::text AS event_type, NULL::bytea AS data, NULL::bytea AS metadata,
-                   s.created_at AS recorded_at, s.schema_version AS snapshot_schema_version, s.state AS snapshot_state
+      FROM (SELECT NULL::pg_catalog.int8 AS global_position, NULL::pg_catalog.xid8 AS transaction_id, s.stream_id, s.version,
+                   NULL::pg_catalog.uuid AS event_id, NULL::pg_catalog.text AS event_type, NULL::pg_catalog.bytea AS data,
+                   NULL::pg_catalog.bytea AS metadata, s.created_at AS recorded_at,
+                   s.schema_version AS snapshot_schema_version, s.state AS snapshot_state
               FROM {{ $s }}.snapshots AS s
             UNION ALL
             SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id, e.event_type, e.data,
-                   e.metadata, e.recorded_at, NULL::int, NULL::bytea
+                   e.metadata, e.recorded_at, NULL::pg_catalog.int4, NULL::pg_catalog.bytea
               FROM {{ $s }}.events AS e) AS u
-     WHERE u.stream_id = p_stream_id
+     WHERE u.stream_id OPERATOR(pg_catalog.=) p_stream_id
        AND CASE WHEN u.snapshot_state IS NOT NULL
-                THEN u.snapshot_schema_version = p_snapshot_schema_version
-                ELSE u.version > coalesce((SELECT s.version FROM {{ $s }}.snapshots AS s
-                                            WHERE s.stream_id = p_stream_id
-                                              AND s.schema_version = p_snapshot_schema_version), 0) END
-       AND CASE WHEN coalesce(p_stream_id, '') = ''
-                THEN {{ $s }}.invalid_argument('load', 'stream_id', 'must not be null or empty', octet_length(p_stream_id)) = 0
+                THEN u.snapshot_schema_version OPERATOR(pg_catalog.=) p_snapshot_schema_version
+                ELSE u.version OPERATOR(pg_catalog.>) COALESCE((SELECT s.version FROM {{ $s }}.snapshots AS s
+                                                                 WHERE s.stream_id OPERATOR(pg_catalog.=) p_stream_id
+                                                                   AND s.schema_version OPERATOR(pg_catalog.=) p_snapshot_schema_version),
+                                                                0::pg_catalog.int8) END
+       AND CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
+                THEN {{ $s }}.invalid_argument('load', 'stream_id', 'must not be null or empty',
+                                               pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
                 ELSE true END
      ORDER BY u.version
 $$;

@@ -100,7 +100,7 @@ BEGIN
         EXECUTE format('DROP ROUTINE %s', v_obj.sig);
     END LOOP;
 
-    FOREACH v_role IN ARRAY ARRAY[v_schema || '_writer', v_schema || '_reader'] LOOP
+    FOREACH v_role IN ARRAY ARRAY[v_schema || '_writer', v_schema || '_snapshotter', v_schema || '_reader'] LOOP
         CONTINUE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = v_role);
         EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I', v_schema, v_role);
         EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', v_schema, v_role);
