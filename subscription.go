@@ -56,6 +56,13 @@ type SubscribeOpts struct {
 	// transactional form it is also the most events handled in one
 	// transaction. Defaults to 1000.
 	BatchSize int
+	// TxMaxDuration bounds how long the transactional form's transaction
+	// runs: once it has run this long it commits the events handled so
+	// far (at least one) and goes on in a new transaction. While open, it
+	// holds an xid that holds back every reader of the global log in the
+	// cluster, other subscriptions included, so keep it short. Defaults
+	// to 20 milliseconds.
+	TxMaxDuration time.Duration
 	// CheckpointEvery is how many handled events the plain (at-least-once)
 	// form lets pass before it saves the checkpoint; after a crash up to
 	// that many events (or those of CheckpointInterval) are delivered
@@ -132,6 +139,7 @@ func (o *SubscribeOpts) WithDefaults() SubscribeOpts {
 		c.CheckpointEvery = 100
 	}
 	def(&c.CheckpointInterval, time.Second)
+	def(&c.TxMaxDuration, 20*time.Millisecond)
 	def(&c.RetryBackoff, 100*time.Millisecond)
 	def(&c.PollInterval, time.Second)
 	def(&c.RepollDelay, 10*time.Millisecond)
@@ -160,7 +168,7 @@ func (o *SubscribeOpts) Validate() error {
 		return bad("HandlerRetries must not be negative, got %d", o.HandlerRetries)
 	}
 	for name, d := range map[string]time.Duration{
-		"CheckpointInterval": o.CheckpointInterval, "RetryBackoff": o.RetryBackoff,
+		"CheckpointInterval": o.CheckpointInterval, "RetryBackoff": o.RetryBackoff, "TxMaxDuration": o.TxMaxDuration,
 		"PollInterval": o.PollInterval, "RepollDelay": o.RepollDelay,
 		"ReconnectBackoff": o.ReconnectBackoff, "ReconnectBackoffMax": o.ReconnectBackoffMax,
 		"KeepaliveInterval": o.KeepaliveInterval, "LockPollInterval": o.LockPollInterval,

@@ -26,6 +26,7 @@ func TestSubscribeOptsDefaults(t *testing.T) {
 		KeepaliveInterval:   30 * time.Second,
 		LockPollInterval:    time.Second,
 		LeaseTTL:            30 * time.Second,
+		TxMaxDuration:       20 * time.Millisecond,
 	}, o)
 	require.NoError(t, o.Validate())
 

@@ -99,8 +99,17 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error)
 // the SQL advance_checkpoint does: [es.ErrCheckpointConflict] when it is
 // not at expected (a missing checkpoint is at the zero Position).
 func (s *Store) advanceCheckpoint(name string, expected, pos es.Position) error {
+	s.mu.RLock()
+	var end es.Position
+	if len(s.log) > 0 {
+		end = s.log[len(s.log)-1].Position
+	}
+	s.mu.RUnlock()
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
+	if end.Before(pos) {
+		return fmt.Errorf("%w: checkpoint %q: position %s is beyond the last event of the log (%s)", es.ErrInvalidArgument, name, pos, end)
+	}
 	if pos.Before(expected) {
 		return fmt.Errorf("%w: checkpoint %q: position %s is before the expected %s", es.ErrInvalidArgument, name, pos, expected)
 	}

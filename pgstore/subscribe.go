@@ -177,6 +177,9 @@ type subscription struct {
 	retry    bool          // read again at once: a failed event is to be retried
 	limit    int           // >0: handle at most this many events of the next batch (transactional retry)
 	chasing  time.Duration // >0: the re-read delay while committed events are hidden
+	// hiddenSince is when the read first found committed events hidden
+	// behind an older running transaction (zero when none are).
+	hiddenSince time.Time
 	batch    []es.Event
 }
 
@@ -266,9 +269,8 @@ func (sub *subscription) load(ctx context.Context) error {
 		var tx uint64
 		var global int64
 		err := sub.l.conn.QueryRow(ctx, "SELECT transaction_id, global_position FROM "+sub.s.config.Schema+
-			".events WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"+
-			" ORDER BY transaction_id DESC, global_position DESC LIMIT 1").Scan(&tx, &global)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			".log_end()").Scan(&tx, &global)
+		if err != nil {
 			return fmt.Errorf("pgstore: subscription %q: finding the end of the log: %w", sub.name, interpretError(err))
 		}
 		pos = es.NewPosition(tx, global)
@@ -309,7 +311,7 @@ func (sub *subscription) follow(ctx context.Context) error {
 			delay = min(delay, o.RepollDelay)
 		}
 		if n > 0 {
-			sub.chasing = 0
+			sub.chasing, sub.hiddenSince = 0, time.Time{}
 		} else {
 			// Committed events hidden behind an older transaction that is
 			// still running will not be notified again when it ends: read
@@ -319,11 +321,21 @@ func (sub *subscription) follow(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if hidden {
+			switch {
+			case !hidden:
+				sub.chasing, sub.hiddenSince = 0, time.Time{}
+			case sub.hiddenSince.IsZero() || time.Since(sub.hiddenSince) < chaseFast:
+				// Most often a short transaction (another
+				// subscription's batch, an append in flight): keep
+				// re-reading at RepollDelay for a while.
+				if sub.hiddenSince.IsZero() {
+					sub.hiddenSince = time.Now()
+				}
+				sub.chasing = min(o.RepollDelay, o.PollInterval)
+				delay = sub.chasing
+			default:
 				sub.chasing = min(max(2*sub.chasing, o.RepollDelay), o.PollInterval, maxChase)
 				delay = sub.chasing
-			} else {
-				sub.chasing = 0
 			}
 		}
 		notified = false
@@ -385,16 +397,19 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// maxChase caps the re-read delay while committed events are hidden.
-const maxChase = time.Second
+// While committed events are hidden behind an older running transaction,
+// the subscription re-reads every RepollDelay for chaseFast, then backs
+// off, doubling the delay up to maxChase.
+const (
+	chaseFast = 250 * time.Millisecond
+	maxChase  = time.Second
+)
 
 // hidden reports whether committed events after sub.pos are hidden from
 // read_all because an older transaction is still running.
 func (sub *subscription) hidden(ctx context.Context) (bool, error) {
 	var hidden bool
-	err := sub.l.conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM "+sub.s.config.Schema+".events AS e"+
-		" WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)"+
-		" AND e.transaction_id >= (SELECT pg_snapshot_xmin(pg_current_snapshot())))", sub.pos.TxKey(), sub.pos.Global()).Scan(&hidden)
+	err := sub.l.conn.QueryRow(ctx, "SELECT "+sub.s.config.Schema+".log_hidden($1, $2)", sub.pos.TxKey(), sub.pos.Global()).Scan(&hidden)
 	if err != nil {
 		return false, fmt.Errorf("reading: %w", interpretError(err))
 	}
@@ -485,10 +500,21 @@ func (sub *subscription) handleTx(ctx context.Context, batch []es.Event) error {
 		defer cancel()
 		_ = tx.Rollback(rctx)
 	}
+	// The transaction holds an xid from the handler's first write until
+	// it ends, and while it does it holds back every reader of the global
+	// log in the cluster (other subscriptions included): commit after
+	// TxMaxDuration even when fewer than BatchSize events are handled, and
+	// read the rest again at once.
+	deadline := time.Now().Add(sub.o.TxMaxDuration)
 	for i, e := range batch {
 		if err := ctx.Err(); err != nil {
 			rollback()
 			return err
+		}
+		if i > 0 && !time.Now().Before(deadline) {
+			batch = batch[:i]
+			sub.retry = true
+			break
 		}
 		if err := sub.txh(ctx, tx, e); err != nil {
 			rollback()

@@ -38,6 +38,12 @@ const (
 
 	// isolationGap separates the isolated appends.
 	isolationGap = 30 * time.Millisecond
+
+	// Live lag while a transactional subscription catches up on a
+	// backlog: p99 at most this, with one append every appendGap.
+	targetLagBesideTxCatchUpP99MaxMs = 50
+	txCatchUpBacklog                 = 100_000
+	appendGap                        = 20 * time.Millisecond
 )
 
 // BenchmarkSubscribe runs the subscription benchmarks on one server:
@@ -52,7 +58,10 @@ const (
 //     append as fast as they can;
 //   - CatchUp1MEvents: a new subscription with a no-op handler from the
 //     start of a 1,000,000-event log to its end, against a raw pgx scan of
-//     the same rows in the same order.
+//     the same rows in the same order;
+//   - LagBesideTxCatchUp: the lag of a live subscription, one append
+//     every 20 ms, while a transactional subscription (one row written
+//     per event) catches up on a 100,000-event backlog.
 func BenchmarkSubscribe(b *testing.B) {
 	env := newBenchEnv(b)
 	b.Run("Append1Event8Writers2Subscriptions", env.benchAppendWithSubscriptions)
@@ -61,6 +70,7 @@ func BenchmarkSubscribe(b *testing.B) {
 	b.Run("Lag8Writers", func(b *testing.B) { env.benchLagLoad(b, env.store, time.Second, false) })
 	b.Run("Lag8WritersNoNotify", func(b *testing.B) { env.benchLagLoad(b, env.storeOff, benchNoNotifyPoll, true) })
 	b.Run("CatchUp1MEvents", env.benchCatchUp)
+	b.Run("LagBesideTxCatchUp", env.benchLagBesideTxCatchUp)
 }
 
 // follow runs a subscription with handler until the benchmark ends.
@@ -413,4 +423,109 @@ func cmpErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// benchLagBesideTxCatchUp: a transactional subscription catches up on the
+// last txCatchUpBacklog events of the log, inserting one row per event in
+// its transaction, and starts again from the same place whenever it has
+// caught up; meanwhile one writer appends an event every appendGap and a
+// live subscription's lag is measured. An operation is one such append.
+// The transactional subscription's transactions hold back every reader of
+// the log while they run: TxMaxDuration keeps that short.
+func (env *benchEnv) benchLagBesideTxCatchUp(b *testing.B) {
+	ctx := context.Background()
+	b.StopTimer()
+	env.seedCatchUp(ctx, b)
+	s := pgx.Identifier{benchSchema}.Sanitize()
+	if _, err := env.pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s+".bench_projection (event_id uuid PRIMARY KEY, stream_id text, version bigint)"); err != nil {
+		b.Fatal(err)
+	}
+	var startTx uint64
+	var startGlobal int64
+	if err := env.pool.QueryRow(ctx, "SELECT transaction_id, global_position FROM "+s+
+		".events ORDER BY transaction_id DESC, global_position DESC OFFSET $1 LIMIT 1", txCatchUpBacklog).Scan(&startTx, &startGlobal); err != nil {
+		b.Fatal(err)
+	}
+
+	// The catching-up subscription, restarted from the backlog's start
+	// each time it reaches the events that were there when it started.
+	catchUpCtx, stopCatchUp := context.WithCancel(ctx)
+	catchUpDone := make(chan error, 1)
+	var rounds int
+	go func() {
+		for catchUpCtx.Err() == nil {
+			name := env.subName("txcatchup")
+			if _, err := env.pool.Exec(ctx, "TRUNCATE "+s+".bench_projection"); err != nil {
+				catchUpDone <- err
+				return
+			}
+			if _, err := env.pool.Exec(ctx, "SELECT * FROM "+s+".advance_checkpoint($1, '0', 0, $2, $3)", name, startTx, startGlobal); err != nil {
+				catchUpDone <- err
+				return
+			}
+			n := 0
+			roundCtx, endRound := context.WithCancel(catchUpCtx)
+			err := env.store.SubscribeTx(roundCtx, name, func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+				if _, err := tx.Exec(ctx, "INSERT INTO "+s+".bench_projection VALUES ($1, $2, $3)", e.ID, e.StreamID, e.Version); err != nil {
+					return err
+				}
+				if n++; n >= txCatchUpBacklog {
+					endRound()
+				}
+				return nil
+			}, nil)
+			endRound()
+			if err != nil {
+				catchUpDone <- err
+				return
+			}
+			rounds++
+		}
+		catchUpDone <- nil
+	}()
+
+	r := newLagRecorder()
+	env.followFromHere(b, "besidetx", time.Second, r.handle)
+	w := env.newWriters(1)[0]
+	appendOne := func() {
+		id := uuid.Must(uuid.NewV7())
+		res, err := env.store.Append(ctx, w.stream, es.Exactly(w.version),
+			[]es.NewEvent{{ID: id, Type: eventType, Data: eventData, Metadata: eventMetadata}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.commit(id, time.Now())
+		w.version = res.StreamVersion
+		time.Sleep(appendGap)
+	}
+	for range 5 { // warm up
+		appendOne()
+	}
+	r.mu.Lock()
+	r.lags = r.lags[:0]
+	r.mu.Unlock()
+	b.StartTimer()
+	for range b.N {
+		appendOne()
+	}
+	b.StopTimer()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r.mu.Lock()
+		pending := len(r.committed)
+		r.mu.Unlock()
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d events not delivered within a minute", pending)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stopCatchUp()
+	if err := <-catchUpDone; err != nil {
+		b.Fatalf("transactional catch-up: %v", err)
+	}
+	b.ReportMetric(float64(rounds), "catchup_rounds")
+	r.report(b, 0, targetLagBesideTxCatchUpP99MaxMs)
 }

@@ -617,3 +617,46 @@ func TestSubscribeMissingSchemaIsFatal(t *testing.T) {
 	require.Contains(t, []string{"3F000", "42883", "42P01"}, pgErr.Code, pgErr.Message)
 	require.Zero(t, recovered.Load(), "not retried")
 }
+
+// TestSubscribeTxBoundsTransactionTime: the transactional form commits once
+// its transaction has run TxMaxDuration, before BatchSize events, so that
+// its xid does not hold back other readers of the log for long. With a
+// bound that every event exceeds, each event gets a transaction of its
+// own; with a long bound, a small batch shares one.
+func TestSubscribeTxBoundsTransactionTime(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := pgtest.Store(t)
+	_, err := store.Append(ctx, "bound-1", es.NoStream, newEvents(6, "T"))
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name    string
+		max     time.Duration
+		wantTxs int
+	}{{"tiny", time.Nanosecond, 6}, {"long", time.Hour, 1}} {
+		var mu sync.Mutex
+		txs := map[string]bool{}
+		c := newCollector()
+		sub := run(t, func(ctx context.Context) error {
+			return store.SubscribeTx(ctx, "bound-"+tc.name, func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+				// Writing assigns the transaction its xid, as a
+				// projection's writes do.
+				var xid string
+				if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid); err != nil {
+					return err
+				}
+				mu.Lock()
+				txs[xid] = true
+				mu.Unlock()
+				c.add(e)
+				return nil
+			}, fastOpts(es.SubscribeOpts{TxMaxDuration: tc.max, BatchSize: 100}))
+		})
+		c.waitUntil(t, "all six events", func(events []es.Event) bool { return len(events) >= 6 })
+		require.NoError(t, sub.stop(t))
+		events, _ := c.snapshot()
+		require.Len(t, events, 6, tc.name)
+		require.Len(t, txs, tc.wantTxs, tc.name)
+	}
+}
