@@ -180,7 +180,7 @@ type subscription struct {
 	// hiddenSince is when the read first found committed events hidden
 	// behind an older running transaction (zero when none are).
 	hiddenSince time.Time
-	batch    []es.Event
+	batch       []es.Event
 }
 
 // session runs the subscription on one listener connection: take the
