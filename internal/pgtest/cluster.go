@@ -39,8 +39,8 @@ const (
 	stopTimeout  = 60 * time.Second
 	killTimeout  = 10 * time.Second
 
-	// programTimeout bounds a PostgreSQL program pgtest runs for a method
-	// without a context (pg_resetwal, initdb's preparations).
+	// programTimeout bounds the preparation of a cluster with
+	// ClusterOptions.NextXID (StartCluster takes no context).
 	programTimeout = 5 * time.Minute
 )
 
