@@ -38,6 +38,10 @@ const (
 	startTimeout = 60 * time.Second
 	stopTimeout  = 60 * time.Second
 	killTimeout  = 10 * time.Second
+
+	// programTimeout bounds the preparation of a cluster with
+	// ClusterOptions.NextXID (StartCluster takes no context).
+	programTimeout = 5 * time.Minute
 )
 
 // defaultSettings are the postgresql.conf settings of every throwaway
@@ -52,16 +56,40 @@ var defaultSettings = map[string]string{
 	"log_min_messages":   "warning",
 }
 
-// ClusterOptions configures [StartCluster]. A nil *ClusterOptions is the
-// zero value.
+// ClusterOptions configures [StartCluster] (and the new cluster of
+// [Cluster.StartReplica] and [Cluster.Upgrade]). A nil *ClusterOptions is
+// the zero value.
 type ClusterOptions struct {
 	// Settings are extra postgresql.conf settings (e.g. "fsync": "on"). They
 	// override the defaults, which are fsync=off, full_page_writes=off,
 	// synchronous_commit=on, max_connections=300, shared_buffers=128MB and
-	// log_min_messages=warning; listen_addresses, port and
-	// unix_socket_directories are set by the cluster and cannot be overridden.
-	// Defaults to none.
+	// log_min_messages=warning (and, for a replica, hot_standby=on and
+	// hot_standby_feedback=on); listen_addresses, port and
+	// unix_socket_directories are set by the cluster and cannot be
+	// overridden. Defaults to none.
 	Settings map[string]string
+
+	// NextXID, when not zero, is where the new cluster's transaction
+	// counter starts: the full 64-bit transaction id (epoch in the high 32
+	// bits) that pg_current_xact_id() returns, so 3_000_000_000 is late in
+	// epoch 0 and 1<<32 + 1000 early in epoch 1. Use it to test what
+	// depends on transaction ids (xid8 values near or past the 32-bit
+	// wrap, or a database moved to a cluster whose counter is lower, as
+	// after pg_dump and pg_restore). pgtest's own preparation takes a few
+	// ids after it, so the first transaction of a test gets a little more
+	// (less than NextXID+100). Its low 32 bits must be at least 3 (ids
+	// 0 to 2 are reserved), and it must be above the counter initdb leaves
+	// (a few hundred). StartCluster only: a replica and an upgraded
+	// cluster take the counter of the cluster they come from. Defaults to
+	// 0: the counter initdb leaves.
+	NextXID uint64
+}
+
+func (o *ClusterOptions) validate() error {
+	if o.NextXID != 0 && uint32(o.NextXID) < firstNormalXID {
+		return fmt.Errorf("pgtest: NextXID %d: its low 32 bits (%d) must be at least %d", o.NextXID, uint32(o.NextXID), firstNormalXID)
+	}
+	return nil
 }
 
 // Cluster is a throwaway PostgreSQL cluster in a temporary directory,
@@ -74,6 +102,7 @@ type Cluster struct {
 	sockDir string
 	logPath string
 	cred    *syscall.Credential // the server's OS user when we are root; nil otherwise
+	primary *Cluster            // the cluster a replica streams from; nil for others
 
 	mu      sync.Mutex
 	pm      *postmaster // the running server; nil when stopped
@@ -90,11 +119,44 @@ type postmaster struct {
 
 // StartCluster initialises a new cluster in a temporary directory (initdb
 // with trust authentication, superuser postgres, UTF8, C locale), starts it
-// and waits until it accepts connections. The caller must call
-// [Cluster.Remove]. opts may be nil.
+// and waits until it accepts connections. With opts.NextXID set, the
+// transaction counter is advanced before the cluster is handed over (see
+// [ClusterOptions.NextXID]). The caller must call [Cluster.Remove]. opts
+// may be nil.
 func StartCluster(opts *ClusterOptions) (*Cluster, error) {
 	opts = cmp.Or(opts, &ClusterOptions{})
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 
+	c, err := newCluster()
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = c.Remove()
+		}
+	}()
+
+	if err := c.initdb(opts.Settings); err != nil {
+		return nil, err
+	}
+	if opts.NextXID != 0 {
+		if err := c.advanceXID(opts.NextXID); err != nil {
+			return nil, err
+		}
+	} else if err := c.Start(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+// newCluster makes the directory of a cluster that has no data directory
+// yet, for initdb, pg_basebackup or pg_upgrade to fill.
+func newCluster() (*Cluster, error) {
 	binDir, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -115,21 +177,36 @@ func StartCluster(opts *ClusterOptions) (*Cluster, error) {
 		logPath: filepath.Join(dir, "postgres.log"),
 		cred:    cred,
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = os.RemoveAll(dir)
-		}
-	}()
-
-	if err := c.initdb(opts.Settings); err != nil {
+	if err := c.makeDirs(); err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := c.Start(); err != nil {
-		return nil, err
-	}
-	ok = true
 	return c, nil
+}
+
+// makeDirs creates the (empty) data and socket directories, owned by the
+// server's OS user.
+func (c *Cluster) makeDirs() error {
+	if err := os.Mkdir(c.dataDir, 0o700); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	if err := os.Mkdir(c.sockDir, 0o755); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	return c.chown(c.dataDir, c.sockDir)
+}
+
+// chown gives paths to the server's OS user when we run as root.
+func (c *Cluster) chown(paths ...string) error {
+	if c.cred == nil {
+		return nil
+	}
+	for _, path := range paths {
+		if err := os.Chown(path, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			return fmt.Errorf("pgtest: %w", err)
+		}
+	}
+	return nil
 }
 
 // ConnString returns a keyword/value connection string for database dbname
@@ -140,11 +217,21 @@ func (c *Cluster) ConnString(dbname string) string {
 		quoteConnValue(c.sockDir), clusterPort, clusterSuperuser, quoteConnValue(dbname))
 }
 
+// LogPath returns the path of the server log, to show or search in a
+// failing test.
+func (c *Cluster) LogPath() string { return c.logPath }
+
 // Start starts the server on the cluster's data directory and waits until it
 // accepts connections. Use it after [Cluster.Stop] or [Cluster.Kill]; after
 // a Kill the server runs crash recovery first. Starting a running cluster is
 // an error. A failed start reports the tail of the server log.
 func (c *Cluster) Start() error {
+	return c.start()
+}
+
+// start starts the server with extra command-line arguments (such as
+// "-c", "autovacuum=off" while pgtest prepares the cluster).
+func (c *Cluster) start(args ...string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
@@ -167,7 +254,7 @@ func (c *Cluster) Start() error {
 	defer logFile.Close() // the server holds its own copy of the descriptor
 	logStart, _ := logFile.Seek(0, io.SeekEnd)
 
-	cmd := exec.Command(filepath.Join(c.binDir, "postgres"), "-D", c.dataDir)
+	cmd := exec.Command(filepath.Join(c.binDir, "postgres"), append([]string{"-D", c.dataDir}, args...)...)
 	cmd.Dir = c.dir
 	cmd.Env = serverEnv()
 	cmd.Stdout = logFile
@@ -253,22 +340,8 @@ func (c *Cluster) Remove() error {
 	return stopErr
 }
 
-// initdb creates the data directory and writes the settings.
+// initdb initialises the data directory and writes the settings.
 func (c *Cluster) initdb(settings map[string]string) error {
-	if err := os.Mkdir(c.dataDir, 0o700); err != nil {
-		return fmt.Errorf("pgtest: %w", err)
-	}
-	if err := os.Mkdir(c.sockDir, 0o755); err != nil {
-		return fmt.Errorf("pgtest: %w", err)
-	}
-	if c.cred != nil {
-		for _, dir := range []string{c.dataDir, c.sockDir} {
-			if err := os.Chown(dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
-				return fmt.Errorf("pgtest: %w", err)
-			}
-		}
-	}
-
 	cmd := exec.Command(filepath.Join(c.binDir, "initdb"),
 		"-D", c.dataDir,
 		"-A", "trust",
@@ -284,6 +357,13 @@ func (c *Cluster) initdb(settings map[string]string) error {
 		return fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
 
+	return c.writeConf(settings)
+}
+
+// writeConf appends pgtest's settings (the defaults, settings, and the
+// cluster's own socket) to postgresql.conf; later lines win, so this also
+// overrides the settings of a data directory copied from another cluster.
+func (c *Cluster) writeConf(settings map[string]string) error {
 	conf, err := clusterConf(settings, c.sockDir)
 	if err != nil {
 		return err

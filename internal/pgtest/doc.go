@@ -36,6 +36,23 @@
 // 300 connections for stress tests, and write the server log to a file in the
 // cluster's directory; a failed start reports the log's tail.
 //
+// A cluster can start with its transaction counter far along
+// ([ClusterOptions.NextXID]: late in epoch 0, or in epoch 1), and a test can
+// move a database the ways users do:
+//
+//   - [Cluster.Dump] and [Cluster.Restore] (pg_dump -Fc, pg_restore into a
+//     new database of another cluster), with [Cluster.CopyRoles]
+//     (pg_dumpall --roles-only) first, since a dump names roles but does
+//     not hold them;
+//   - [Cluster.Upgrade] (pg_upgrade into a new cluster, same major version);
+//   - [Cluster.StartReplica] (a streaming hot standby made with
+//     pg_basebackup -R) and [Cluster.WaitReplayed] (wait until the replica
+//     shows what the primary has committed).
+//
+// Every server listens only on a unix socket in its own temporary directory
+// (pg_upgrade's temporary servers too), and each new cluster is removed by
+// [Cluster.Remove], which the test registers with t.Cleanup.
+//
 // If the test process dies without running [Main]'s cleanup (a panic in a
 // test, a -timeout), the kernel tells the postmaster to shut down immediately
 // (on Linux), so no server outlives the process; the temporary directory may
