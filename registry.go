@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+
+	"github.com/pgevent/es/internal/codec"
 )
 
 // ErrUnknownEventType is returned (as a *[UnknownEventTypeError]) when an
@@ -84,7 +86,7 @@ type Registry struct {
 type eventType struct {
 	name  string
 	typ   reflect.Type
-	codec *typeCodec
+	codec *codec.Codec
 }
 
 // NewRegistry returns an empty registry.
@@ -114,9 +116,9 @@ func Register[T any](r *Registry, name string) error {
 	if t.Kind() != reflect.Struct {
 		return fmt.Errorf("%w: registering %q: %s is not a struct type", ErrInvalidArgument, name, t)
 	}
-	codec, err := newCodecBuilder().build(t)
+	c, err := codec.Build(t)
 	if err != nil {
-		return fmt.Errorf("registering %q: %w", name, err)
+		return fmt.Errorf("%w: registering %q: %w", ErrInvalidArgument, name, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -129,7 +131,7 @@ func Register[T any](r *Registry, name string) error {
 	if et, ok := r.byType[t]; ok {
 		return fmt.Errorf("%w: %s is already registered as %q", ErrInvalidArgument, t, et.name)
 	}
-	et := &eventType{name: name, typ: t, codec: codec}
+	et := &eventType{name: name, typ: t, codec: c}
 	r.byName[name] = et
 	r.byType[t] = et
 	return nil
@@ -182,7 +184,7 @@ func (r *Registry) Encode(event any) (name string, data []byte, err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	data, err = encodeWith(et.codec.enc, v)
+	data, err = et.codec.Encode(v)
 	if err != nil {
 		return "", nil, fmt.Errorf("encoding %q: %w", et.name, err)
 	}
@@ -254,7 +256,7 @@ func (r *Registry) DecodeWith(e Event, opts *DecodeOpts) (any, error) {
 	}
 	v := reflect.New(et.typ).Elem()
 	if len(data) > 0 {
-		if err := decodeWith(et.codec.dec, data, v); err != nil {
+		if err := et.codec.Decode(data, v); err != nil {
 			return nil, fmt.Errorf("es: decoding event %q (stream %q, version %d): %w", name, e.StreamID, e.Version, err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"iter"
 	"math"
-	"reflect"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -243,69 +242,6 @@ func (e *SnapshotError) Unwrap() error { return e.Err }
 // ErrCorruptSnapshot is the cause of a *[SnapshotError] whose stored state
 // failed the repository's integrity check (see [Repository]).
 var ErrCorruptSnapshot = errors.New("es: corrupt snapshot state")
-
-// MarshalState encodes v with msgpack by the rules of event payloads (see
-// [Registry]): exported fields by name (msgpack tags honoured), uuid.UUID as
-// its canonical string, times as msgpack timestamps read back in UTC. v is a
-// struct, a pointer to one, or any other value the codec handles. Package
-// snapshot builds on it.
-func MarshalState(v any) ([]byte, error) {
-	rv := reflect.ValueOf(v)
-	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
-		rv = rv.Elem()
-	}
-	if !rv.IsValid() || rv.Kind() == reflect.Pointer {
-		return nil, fmt.Errorf("%w: encoding state: nil value", ErrInvalidArgument)
-	}
-	c, err := cachedCodec(rv.Type())
-	if err != nil {
-		return nil, fmt.Errorf("encoding state %s: %w", rv.Type(), err)
-	}
-	data, err := encodeWith(c.enc, rv)
-	if err != nil {
-		return nil, fmt.Errorf("encoding state %s: %w", rv.Type(), err)
-	}
-	return data, nil
-}
-
-// UnmarshalState decodes data, as [MarshalState] wrote it, into the value v
-// points to. Fields absent from data are left as they are; unknown keys are
-// skipped. Input that is not a complete, well-formed encoding of v's type
-// (truncated, trailing bytes, a value of the wrong kind) is an error.
-func UnmarshalState(data []byte, v any) error {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return fmt.Errorf("%w: decoding state: need a non-nil pointer, got %T", ErrInvalidArgument, v)
-	}
-	target := rv.Elem()
-	c, err := cachedCodec(target.Type())
-	if err != nil {
-		return fmt.Errorf("decoding state %s: %w", target.Type(), err)
-	}
-	if len(data) == 0 || data[0] == 0xc0 { // nil: would zero the whole value
-		return fmt.Errorf("%w: decoding state %s: empty or nil state", ErrCorruptSnapshot, target.Type())
-	}
-	if err := decodeStrict(c.dec, data, target); err != nil {
-		return fmt.Errorf("decoding state %s: %w", target.Type(), err)
-	}
-	return nil
-}
-
-// decodeStrict decodes data into v with fn and fails unless fn consumed all
-// of data.
-func decodeStrict(fn decodeFunc, data []byte, v reflect.Value) error {
-	pd := decoderPool.Get().(*pooledDecoder)
-	defer decoderPool.Put(pd)
-	pd.r.Reset(data)
-	pd.dec.Reset(pd.r)
-	if err := fn(pd.dec, v); err != nil {
-		return err
-	}
-	if n := pd.r.Len(); n > 0 {
-		return fmt.Errorf("%d bytes left over after the encoded value", n)
-	}
-	return nil
-}
 
 // The repository stores an aggregate's state in an envelope that lets a
 // load tell a damaged snapshot from a good one: the msgpack map

@@ -43,17 +43,3 @@ func TestSnapshotEnvelope(t *testing.T) {
 		require.ErrorIs(t, err, ErrCorruptSnapshot, name)
 	}
 }
-
-func TestMarshalStateRejects(t *testing.T) {
-	t.Parallel()
-	_, err := MarshalState(nil)
-	require.ErrorIs(t, err, ErrInvalidArgument)
-	var p *struct{ A int }
-	_, err = MarshalState(p)
-	require.ErrorIs(t, err, ErrInvalidArgument)
-	require.ErrorIs(t, UnmarshalState([]byte{0x80}, struct{}{}), ErrInvalidArgument)
-	var v struct{ A int }
-	require.ErrorIs(t, UnmarshalState(nil, &v), ErrCorruptSnapshot)
-	require.NoError(t, UnmarshalState([]byte("\x81\xa1A\x05"), &v))
-	require.Equal(t, 5, v.A)
-}

@@ -2,6 +2,8 @@ package es
 
 import (
 	"fmt"
+
+	"github.com/pgevent/es/internal/codec"
 )
 
 // Upcaster turns the body of a stored event of an old type name (decoded
@@ -44,7 +46,7 @@ func (r *Registry) RegisterUpcaster(from string, fn Upcaster) error {
 // upcast runs the chain of upcasters starting at name and returns the final
 // name and the re-encoded body.
 func (r *Registry) upcast(name string, data []byte) (string, []byte, error) {
-	fields, err := decodeMap(data)
+	fields, err := codec.DecodeMap(data)
 	if err != nil {
 		return "", nil, fmt.Errorf("decoding %q as a map: %w", name, err)
 	}
@@ -74,7 +76,7 @@ func (r *Registry) upcast(name string, data []byte) (string, []byte, error) {
 			fields = map[string]any{}
 		}
 	}
-	data, err = encodeMap(fields)
+	data, err = codec.EncodeMap(fields)
 	if err != nil {
 		return "", nil, fmt.Errorf("encoding the upcast %q: %w", name, err)
 	}

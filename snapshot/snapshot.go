@@ -36,6 +36,7 @@ import (
 	"reflect"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/internal/codec"
 )
 
 // Every returns the policy that stores a snapshot whenever a save moves the
@@ -104,7 +105,22 @@ func Marshal(v any) ([]byte, error) {
 	if err := checkExported(v); err != nil {
 		return nil, err
 	}
-	return es.MarshalState(v)
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv = rv.Elem()
+	}
+	if !rv.IsValid() || rv.Kind() == reflect.Pointer {
+		return nil, fmt.Errorf("%w: encoding state: nil value", es.ErrInvalidArgument)
+	}
+	c, err := codec.For(rv.Type())
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding state %s: %w", es.ErrInvalidArgument, rv.Type(), err)
+	}
+	data, err := c.Encode(rv)
+	if err != nil {
+		return nil, fmt.Errorf("encoding state %s: %w", rv.Type(), err)
+	}
+	return data, nil
 }
 
 // Unmarshal decodes state, as [Marshal] wrote it, into the struct v points
@@ -116,7 +132,22 @@ func Unmarshal(state []byte, v any) error {
 	if err := checkExported(v); err != nil {
 		return err
 	}
-	return es.UnmarshalState(state, v)
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("%w: decoding state: need a non-nil pointer, got %T", es.ErrInvalidArgument, v)
+	}
+	target := rv.Elem()
+	c, err := codec.For(target.Type())
+	if err != nil {
+		return fmt.Errorf("%w: decoding state %s: %w", es.ErrInvalidArgument, target.Type(), err)
+	}
+	if len(state) == 0 || state[0] == 0xc0 { // nil: would zero the whole value
+		return fmt.Errorf("%w: decoding state %s: empty or nil state", es.ErrCorruptSnapshot, target.Type())
+	}
+	if err := c.DecodeStrict(state, target); err != nil {
+		return fmt.Errorf("%w: decoding state %s: %w", es.ErrCorruptSnapshot, target.Type(), err)
+	}
+	return nil
 }
 
 var aggregateBaseType = reflect.TypeFor[es.AggregateBase]()

@@ -134,3 +134,17 @@ func TestUnmarshalRefusesDamagedState(t *testing.T) {
 	var nilAccount *account
 	require.Error(t, snapshot.Unmarshal(good, nilAccount), "a nil pointer")
 }
+
+func TestMarshalRejectsNilAndNonPointers(t *testing.T) {
+	t.Parallel()
+	_, err := snapshot.Marshal(nil)
+	require.ErrorIs(t, err, es.ErrInvalidArgument)
+	var p *struct{ A int }
+	_, err = snapshot.Marshal(p)
+	require.ErrorIs(t, err, es.ErrInvalidArgument)
+	require.ErrorIs(t, snapshot.Unmarshal([]byte{0x80}, struct{}{}), es.ErrInvalidArgument)
+	var v struct{ A int }
+	require.ErrorIs(t, snapshot.Unmarshal(nil, &v), es.ErrCorruptSnapshot)
+	require.NoError(t, snapshot.Unmarshal([]byte("\x81\xa1A\x05"), &v))
+	require.Equal(t, 5, v.A)
+}

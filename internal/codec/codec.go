@@ -1,8 +1,19 @@
-package es
+// Package codec is the msgpack codec of event payloads and snapshot
+// states: the per-type codec the es Registry compiles once for every
+// registered event type, the generic map form upcasters work on, and the
+// snapshot state encoding package snapshot uses.
+//
+// It walks structs itself (following msgpack/v5's field naming rules) so
+// that it can encode uuid.UUID as its canonical string and decode time.Time
+// in UTC without touching msgpack's process-global type table
+// (msgpack.Register / RegisterExt). Every other leaf value is handed to
+// msgpack/v5's own encoder and decoder.
+package codec
 
 import (
 	"bytes"
 	"encoding"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -14,22 +25,53 @@ import (
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
-// This file holds the per-type codec the [Registry] compiles once for every
-// registered event type. It walks structs itself (following msgpack/v5's
-// field naming rules) so that it can encode uuid.UUID as its canonical
-// string and decode time.Time in UTC without touching msgpack's
-// process-global type table (msgpack.Register / RegisterExt). Every other
-// leaf value is handed to msgpack/v5's own encoder and decoder.
-
 type (
 	encodeFunc func(e *msgpack.Encoder, v reflect.Value) error
 	decodeFunc func(d *msgpack.Decoder, v reflect.Value) error
 )
 
+// ErrUnsupported is wrapped by the errors of [Build] and [For] for a type
+// (or a field of it) the codec cannot handle.
+var ErrUnsupported = errors.New("not supported by the event codec")
+
 // typeCodec encodes and decodes values of one Go type.
 type typeCodec struct {
 	enc encodeFunc
 	dec decodeFunc
+}
+
+// Codec encodes and decodes values of one Go type.
+type Codec struct{ c *typeCodec }
+
+// Build compiles the codec of t, or returns an error for a type the codec
+// cannot handle (a func or chan field, an unsupported map key...).
+func Build(t reflect.Type) (*Codec, error) {
+	c, err := newCodecBuilder().build(t)
+	if err != nil {
+		return nil, err
+	}
+	return &Codec{c: c}, nil
+}
+
+// For returns the codec of t, compiled on first use and cached.
+func For(t reflect.Type) (*Codec, error) {
+	c, err := cachedCodec(t)
+	if err != nil {
+		return nil, err
+	}
+	return &Codec{c: c}, nil
+}
+
+// Encode encodes v, a value of the codec's type.
+func (c *Codec) Encode(v reflect.Value) ([]byte, error) { return encodeWith(c.c.enc, v) }
+
+// Decode decodes data into v, a settable value of the codec's type.
+func (c *Codec) Decode(data []byte, v reflect.Value) error { return decodeWith(c.c.dec, data, v) }
+
+// DecodeStrict decodes data into v and fails unless data is exactly one
+// encoded value (nothing left over).
+func (c *Codec) DecodeStrict(data []byte, v reflect.Value) error {
+	return decodeStrict(c.c.dec, data, v)
 }
 
 var (
@@ -439,7 +481,7 @@ func (b *codecBuilder) structFields(t reflect.Type, index []int, seen map[string
 				continue
 			}
 			if ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
-				return nil, fmt.Errorf("%w: embedded pointer field %s.%s is not supported by the event codec; embed the struct by value or name the field", ErrInvalidArgument, t, f.Name)
+				return nil, fmt.Errorf("%w: embedded pointer field %s.%s; embed the struct by value or name the field", ErrUnsupported, t, f.Name)
 			}
 		}
 		if !f.IsExported() {
@@ -452,7 +494,7 @@ func (b *codecBuilder) structFields(t reflect.Type, index []int, seen map[string
 			case "omitempty":
 				omit = true
 			default:
-				return nil, fmt.Errorf("%w: msgpack tag option %q on %s.%s is not supported by the event codec", ErrInvalidArgument, o, t, f.Name)
+				return nil, fmt.Errorf("%w: msgpack tag option %q on %s.%s", ErrUnsupported, o, t, f.Name)
 			}
 		}
 		if name == "" {
@@ -603,8 +645,8 @@ func decodeWith(fn decodeFunc, data []byte, v reflect.Value) error {
 	return fn(pd.dec, v)
 }
 
-// decodeMap decodes an event body into a generic map, for upcasters.
-func decodeMap(data []byte) (map[string]any, error) {
+// DecodeMap decodes an event body into a generic map, for upcasters.
+func DecodeMap(data []byte) (map[string]any, error) {
 	if len(data) == 0 {
 		return map[string]any{}, nil
 	}
@@ -622,9 +664,9 @@ func decodeMap(data []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// encodeMap encodes an upcast map; uuid.UUID and time.Time values put in it
+// EncodeMap encodes an upcast map; uuid.UUID and time.Time values put in it
 // by upcasters are encoded as in structs.
-func encodeMap(m map[string]any) ([]byte, error) {
+func EncodeMap(m map[string]any) ([]byte, error) {
 	return encodeWith(encodeAnyMap, reflect.ValueOf(m))
 }
 
@@ -698,4 +740,20 @@ func cachedCodec(t reflect.Type) (*typeCodec, error) {
 	}
 	codecCache.Store(t, c)
 	return c, nil
+}
+
+// decodeStrict decodes data into v with fn and fails unless fn consumed all
+// of data.
+func decodeStrict(fn decodeFunc, data []byte, v reflect.Value) error {
+	pd := decoderPool.Get().(*pooledDecoder)
+	defer decoderPool.Put(pd)
+	pd.r.Reset(data)
+	pd.dec.Reset(pd.r)
+	if err := fn(pd.dec, v); err != nil {
+		return err
+	}
+	if n := pd.r.Len(); n > 0 {
+		return fmt.Errorf("%d bytes left over after the encoded value", n)
+	}
+	return nil
 }
