@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgevent/es/internal/codec"
 )
 
 // RepositoryConfig configures a [Repository]. A nil *RepositoryConfig uses
@@ -300,9 +302,9 @@ func (r *Repository[A]) loadFromSnapshot(ctx context.Context, agg A, sn Snapshot
 
 // restoreSnapshot opens the sealed state of s and hands it to sn.
 func restoreSnapshot(sn Snapshotter, s *Snapshot) error {
-	state, err := openState(s.Version, s.State)
+	state, err := codec.Open(s.Version, s.State)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
 	return sn.UnmarshalSnapshot(state)
 }
@@ -491,7 +493,7 @@ func (r *Repository[A]) dueSnapshot(agg A, b *AggregateBase, streamID string) (N
 	if err != nil {
 		return fail(err)
 	}
-	return NewSnapshot{SchemaVersion: schema, State: sealState(c.Version, state)}, true
+	return NewSnapshot{SchemaVersion: schema, State: codec.Seal(c.Version, state)}, true
 }
 
 // Update loads the aggregate, runs command on it and saves the events the

@@ -2,10 +2,8 @@ package es
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"iter"
 	"math"
 	"time"
@@ -242,52 +240,3 @@ func (e *SnapshotError) Unwrap() error { return e.Err }
 // ErrCorruptSnapshot is the cause of a *[SnapshotError] whose stored state
 // failed the repository's integrity check (see [Repository]).
 var ErrCorruptSnapshot = errors.New("es: corrupt snapshot state")
-
-// The repository stores an aggregate's state in an envelope that lets a
-// load tell a damaged snapshot from a good one: the msgpack map
-//
-//	{"crc32c": <uint32>, "state": <the aggregate's state, verbatim>}
-//
-// whose checksum is CRC-32C (Castagnoli) over the snapshot's version (8
-// bytes, big-endian) followed by the state. When the state is msgpack (as
-// package snapshot writes it) the whole envelope is msgpack too, so
-// es.msgpack_to_jsonb shows it in SQL.
-var (
-	envelopeHeader = []byte("\x82\xa6crc32c\xce")
-	envelopeState  = []byte("\xa5state")
-	crc32c         = crc32.MakeTable(crc32.Castagnoli)
-)
-
-// envelopeLen is the length of an envelope around an empty state.
-var envelopeLen = len(envelopeHeader) + 4 + len(envelopeState)
-
-// sealState wraps state, the aggregate's state at version, in the envelope.
-func sealState(version int64, state []byte) []byte {
-	out := make([]byte, 0, envelopeLen+len(state))
-	out = append(out, envelopeHeader...)
-	out = binary.BigEndian.AppendUint32(out, stateChecksum(version, state))
-	out = append(out, envelopeState...)
-	return append(out, state...)
-}
-
-// openState returns the state sealed in sealed at version, or an error
-// wrapping [ErrCorruptSnapshot] when sealed is not an intact envelope for
-// that version.
-func openState(version int64, sealed []byte) ([]byte, error) {
-	if len(sealed) < envelopeLen || string(sealed[:len(envelopeHeader)]) != string(envelopeHeader) ||
-		string(sealed[len(envelopeHeader)+4:envelopeLen]) != string(envelopeState) {
-		return nil, fmt.Errorf("%w: not a snapshot envelope", ErrCorruptSnapshot)
-	}
-	want := binary.BigEndian.Uint32(sealed[len(envelopeHeader):])
-	state := sealed[envelopeLen:]
-	if got := stateChecksum(version, state); got != want {
-		return nil, fmt.Errorf("%w: checksum %08x, want %08x (for version %d)", ErrCorruptSnapshot, got, want, version)
-	}
-	return state, nil
-}
-
-func stateChecksum(version int64, state []byte) uint32 {
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], uint64(version))
-	return crc32.Update(crc32.Checksum(v[:], crc32c), crc32c, state)
-}

@@ -2,10 +2,8 @@ package estest
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -16,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/internal/codec"
 	"github.com/pgevent/es/snapshot"
 )
 
@@ -760,13 +759,7 @@ func testRepoPolicyCandidate(t *testing.T, s es.Store) {
 // 8 big-endian bytes, then state), "state": state}. Tests use it to store
 // snapshots by hand.
 func Sealed(version int64, state []byte) []byte {
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], uint64(version))
-	table := crc32.MakeTable(crc32.Castagnoli)
-	sum := crc32.Update(crc32.Checksum(v[:], table), table, state)
-	out := append([]byte("\x82\xa6crc32c\xce"), byte(sum>>24), byte(sum>>16), byte(sum>>8), byte(sum))
-	out = append(out, "\xa5state"...)
-	return append(out, state...)
+	return codec.Seal(version, state)
 }
 
 // testRepoOldSchemaIgnored stores a snapshot whose (sealed, valid) state

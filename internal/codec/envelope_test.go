@@ -1,4 +1,4 @@
-package es
+package codec
 
 import (
 	"bytes"
@@ -8,11 +8,11 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-func TestSnapshotEnvelope(t *testing.T) {
+func TestEnvelope(t *testing.T) {
 	t.Parallel()
 	state := []byte("\x81\xa7Balance\x07")
-	sealed := sealState(42, state)
-	got, err := openState(42, sealed)
+	sealed := Seal(42, state)
+	got, err := Open(42, sealed)
 	require.NoError(t, err)
 	require.Equal(t, state, got)
 
@@ -22,8 +22,8 @@ func TestSnapshotEnvelope(t *testing.T) {
 	require.Contains(t, m, "crc32c")
 	require.Equal(t, map[string]any{"Balance": int8(7)}, m["state"])
 
-	empty := sealState(1, nil)
-	got, err = openState(1, empty)
+	empty := Seal(1, nil)
+	got, err = Open(1, empty)
 	require.NoError(t, err)
 	require.Empty(t, got)
 
@@ -39,7 +39,7 @@ func TestSnapshotEnvelope(t *testing.T) {
 		if name == "other version" {
 			version = 43
 		}
-		_, err := openState(version, bad)
-		require.ErrorIs(t, err, ErrCorruptSnapshot, name)
+		_, err := Open(version, bad)
+		require.ErrorIs(t, err, ErrBadEnvelope, name)
 	}
 }
