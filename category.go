@@ -1,9 +1,6 @@
 package es
 
-import (
-	"strings"
-	"unicode/utf8"
-)
+import "strings"
 
 // Category returns the category of a stream id: the part before the first
 // '-', or the whole id when it has none. "order-42" is in category "order".
@@ -13,9 +10,4 @@ func Category(streamID string) string {
 		return streamID[:i]
 	}
 	return streamID
-}
-
-// validText reports whether s can be stored in a PostgreSQL text column.
-func validText(s string) bool {
-	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }

@@ -3,10 +3,8 @@ package es_test
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgevent/es"
@@ -88,43 +86,6 @@ func TestVersionConflictError(t *testing.T) {
 	require.Equal(t, es.Exactly(2), vc.Expected)
 	require.Contains(t, err.Error(), `"order-1"`)
 	require.Contains(t, err.Error(), "expected 2, actual 5")
-}
-
-func TestValidateAppend(t *testing.T) {
-	t.Parallel()
-	ok := []es.NewEvent{{Type: "A"}}
-	require.NoError(t, es.ValidateAppend("s-1", es.Any, ok))
-	require.NoError(t, es.ValidateAppend(strings.Repeat("x", 1000), es.Any, ok))
-	bad := map[string]error{
-		"empty stream":     es.ValidateAppend("", es.Any, ok),
-		"long stream":      es.ValidateAppend(strings.Repeat("x", 1001), es.Any, ok),
-		"NUL stream":       es.ValidateAppend("a\x00b", es.Any, ok),
-		"invalid UTF-8":    es.ValidateAppend("a\xffb", es.Any, ok),
-		"no events":        es.ValidateAppend("s-1", es.Any, nil),
-		"empty type":       es.ValidateAppend("s-1", es.Any, []es.NewEvent{{Type: "A"}, {}}),
-		"NUL type":         es.ValidateAppend("s-1", es.Any, []es.NewEvent{{Type: "A\x00"}}),
-		"negative version": es.ValidateAppend("s-1", es.Exactly(-2), ok),
-	}
-	for name, err := range bad {
-		require.ErrorIs(t, err, es.ErrInvalidArgument, name)
-	}
-}
-
-func TestPrepareEvents(t *testing.T) {
-	t.Parallel()
-	given := uuid.New()
-	in := []es.NewEvent{{Type: "A"}, {ID: given, Type: "B", Data: []byte{1}}, {Type: "C"}}
-	out, err := es.PrepareEvents("s-1", es.Any, in)
-	require.NoError(t, err)
-	require.Equal(t, uuid.Nil, in[0].ID, "the caller's slice is not modified")
-	require.Equal(t, given, out[1].ID)
-	require.NotEqual(t, uuid.Nil, out[0].ID)
-	require.NotEqual(t, out[0].ID, out[2].ID)
-	require.Equal(t, uuid.Version(7), out[0].ID.Version())
-	require.NotNil(t, out[0].Data, "nil data becomes an empty body")
-
-	_, err = es.PrepareEvents("s-1", es.Any, []es.NewEvent{{ID: given, Type: "A"}, {ID: given, Type: "B"}})
-	require.ErrorIs(t, err, es.ErrInvalidArgument)
 }
 
 func TestCategory(t *testing.T) {

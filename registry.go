@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/pgevent/es/internal/codec"
+	"github.com/pgevent/es/internal/sqlcheck"
 )
 
 // ErrUnknownEventType is returned (as a *[UnknownEventTypeError]) when an
@@ -110,7 +111,7 @@ func Register[T any](r *Registry, name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: registering %s: empty event type name", ErrInvalidArgument, t)
 	}
-	if !validText(name) {
+	if !sqlcheck.Text(name) {
 		return fmt.Errorf("%w: registering %s: event type name %q contains a NUL byte or invalid UTF-8", ErrInvalidArgument, t, name)
 	}
 	if t.Kind() != reflect.Struct {

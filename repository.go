@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgevent/es/internal/codec"
+	"github.com/pgevent/es/internal/sqlcheck"
 )
 
 // RepositoryConfig configures a [Repository]. A nil *RepositoryConfig uses
@@ -147,7 +148,7 @@ func (c *RepositoryConfig) validate() error {
 		return fmt.Errorf("%w: repository: empty category", ErrInvalidArgument)
 	case strings.Contains(c.Category, "-"):
 		return fmt.Errorf("%w: repository: category %q contains '-'", ErrInvalidArgument, c.Category)
-	case !validText(c.Category):
+	case !sqlcheck.Text(c.Category):
 		return fmt.Errorf("%w: repository: category contains a NUL byte or invalid UTF-8", ErrInvalidArgument)
 	case c.MaxRetries < 0:
 		return fmt.Errorf("%w: repository: negative MaxRetries %d", ErrInvalidArgument, c.MaxRetries)
@@ -206,9 +207,6 @@ func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 		return zero, fmt.Errorf("%w: loading %s: empty aggregate id", ErrInvalidArgument, r.category)
 	}
 	streamID := r.StreamID(id)
-	if err := ValidateStreamID(streamID); err != nil {
-		return zero, fmt.Errorf("loading %q: %w", streamID, err)
-	}
 	agg, err := r.fresh(id, streamID)
 	if err != nil {
 		return zero, err
@@ -255,8 +253,8 @@ func (r *Repository[A]) fresh(id, streamID string) (A, error) {
 // aggregate.
 func (r *Repository[A]) loadFromSnapshot(ctx context.Context, agg A, sn Snapshotter, streamID string) (restored bool, err error) {
 	schema := sn.SnapshotSchemaVersion()
-	if err := validateSchemaVersion(schema); err != nil {
-		return false, fmt.Errorf("%T.SnapshotSchemaVersion: %w", agg, err)
+	if !sqlcheck.Int32(schema) {
+		return false, fmt.Errorf("%w: %T.SnapshotSchemaVersion: %d does not fit in 32 bits", ErrInvalidArgument, agg, schema)
 	}
 	b, err := baseOf(agg)
 	if err != nil {
@@ -486,8 +484,8 @@ func (r *Repository[A]) dueSnapshot(agg A, b *AggregateBase, streamID string) (N
 		return NewSnapshot{}, false
 	}
 	schema := sn.SnapshotSchemaVersion()
-	if err := validateSchemaVersion(schema); err != nil {
-		return fail(fmt.Errorf("%T.SnapshotSchemaVersion: %w", agg, err))
+	if !sqlcheck.Int32(schema) {
+		return fail(fmt.Errorf("%w: %T.SnapshotSchemaVersion: %d does not fit in 32 bits", ErrInvalidArgument, agg, schema))
 	}
 	state, err := sn.MarshalSnapshot()
 	if err != nil {

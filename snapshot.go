@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -116,30 +115,6 @@ type SnapshotTxAppender interface {
 	// the events and the snapshot become visible when tx commits and are
 	// discarded if it rolls back.
 	AppendWithSnapshotTx(ctx context.Context, tx pgx.Tx, streamID string, expected ExpectedVersion, events []NewEvent, snapshot NewSnapshot) (AppendResult, error)
-}
-
-// ValidateSnapshot checks a snapshot to save the way the SQL function
-// save_snapshot does (all but the comparison with the stream's version), and
-// returns an error wrapping [ErrInvalidArgument] for the first problem found.
-func ValidateSnapshot(s Snapshot) error {
-	if err := ValidateStreamID(s.StreamID); err != nil {
-		return err
-	}
-	if s.Version < 1 {
-		return fmt.Errorf("%w: snapshot of stream %q: version must be 1 or more, got %d", ErrInvalidArgument, s.StreamID, s.Version)
-	}
-	return validateSchemaVersion(s.SchemaVersion)
-}
-
-// ValidateNewSnapshot checks a snapshot to append: its schema version must
-// fit in 32 bits (the SQL functions take an int).
-func ValidateNewSnapshot(s NewSnapshot) error { return validateSchemaVersion(s.SchemaVersion) }
-
-func validateSchemaVersion(v int) error {
-	if v < math.MinInt32 || v > math.MaxInt32 {
-		return fmt.Errorf("%w: snapshot schema version %d does not fit in 32 bits", ErrInvalidArgument, v)
-	}
-	return nil
 }
 
 // Snapshotter is implemented by aggregates that opt in to snapshots. A

@@ -210,20 +210,6 @@ func contains(list []string, s string) bool {
 // bytes.
 const MaxSubscriptionNameLength = 1000
 
-// ValidateSubscriptionName checks a subscription name: 1 to
-// [MaxSubscriptionNameLength] bytes of UTF-8 without NUL.
-func ValidateSubscriptionName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty subscription name", ErrInvalidArgument)
-	case len(name) > MaxSubscriptionNameLength:
-		return fmt.Errorf("%w: subscription name is %d bytes, more than %d", ErrInvalidArgument, len(name), MaxSubscriptionNameLength)
-	case !validText(name):
-		return fmt.Errorf("%w: subscription name contains a NUL byte or invalid UTF-8", ErrInvalidArgument)
-	}
-	return nil
-}
-
 // Subscriber is a [Store] that runs named subscriptions. pgstore and
 // memstore implement it with the same semantics, checked by the
 // conformance suite in package estest.

@@ -76,14 +76,6 @@ func TestRetryWait(t *testing.T) {
 	require.Equal(t, time.Minute, o.RetryWait(100), "capped")
 }
 
-func TestValidateSubscriptionName(t *testing.T) {
-	t.Parallel()
-	require.NoError(t, es.ValidateSubscriptionName("order-details"))
-	for _, bad := range []string{"", "a\x00b", "\xff", string(make([]byte, es.MaxSubscriptionNameLength+1))} {
-		require.ErrorIs(t, es.ValidateSubscriptionName(bad), es.ErrInvalidArgument, "%q", bad)
-	}
-}
-
 func TestHandlerError(t *testing.T) {
 	t.Parallel()
 	cause := errors.New("smtp down")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 // Append implements [es.Store.Append]; see the package documentation for
@@ -21,7 +22,7 @@ func (s *Store) append(ctx context.Context, streamID string, expected es.Expecte
 	if err := ctx.Err(); err != nil {
 		return es.AppendResult{}, fmt.Errorf("memstore: appending to %q: %w", streamID, err)
 	}
-	batch, err := es.PrepareEvents(streamID, expected, events)
+	batch, err := storekit.PrepareAppend(streamID, expected, events)
 	if err != nil {
 		return es.AppendResult{}, err
 	}

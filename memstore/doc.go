@@ -10,7 +10,7 @@
 //
 // # Appends
 //
-// [Store.Append] validates the batch with [es.PrepareEvents], then, under
+// [Store.Append] validates the batch with [storekit.PrepareAppend], then, under
 // one lock:
 //
 //  1. If every event id of the batch is already stored in this stream as one

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 // Config configures a [Store]. A nil *Config is the same as the zero Config.
@@ -105,7 +106,7 @@ func (s *Store) signalAppendedLocked() {
 
 // StreamInfo implements [es.Store.StreamInfo].
 func (s *Store) StreamInfo(ctx context.Context, streamID string) (es.StreamInfo, error) {
-	if err := es.ValidateStreamID(streamID); err != nil {
+	if err := storekit.ValidateStreamID(streamID); err != nil {
 		return es.StreamInfo{}, err
 	}
 	if err := ctx.Err(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 // ReadStream implements [es.Store.ReadStream]. The events are those stored
@@ -18,7 +19,7 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts *es.ReadSt
 		o = *opts
 	}
 	return func(yield func(es.Event, error) bool) {
-		if err := es.ValidateStreamID(streamID); err != nil {
+		if err := storekit.ValidateStreamID(streamID); err != nil {
 			yield(es.Event{}, err)
 			return
 		}

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 var _ es.SnapshotStore = (*Store)(nil)
 
 // SaveSnapshot implements [es.SnapshotStore.SaveSnapshot].
 func (s *Store) SaveSnapshot(ctx context.Context, snapshot es.Snapshot) (bool, error) {
-	if err := es.ValidateSnapshot(snapshot); err != nil {
+	if err := storekit.ValidateSnapshot(snapshot); err != nil {
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -38,7 +39,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snapshot es.Snapshot) (bool, e
 // AppendWithSnapshot implements [es.SnapshotStore.AppendWithSnapshot]: the
 // events and the snapshot are stored under one lock, as one transaction.
 func (s *Store) AppendWithSnapshot(ctx context.Context, streamID string, expected es.ExpectedVersion, events []es.NewEvent, snapshot es.NewSnapshot) (es.AppendResult, error) {
-	if err := es.ValidateNewSnapshot(snapshot); err != nil {
+	if err := storekit.ValidateNewSnapshot(snapshot); err != nil {
 		return es.AppendResult{}, err
 	}
 	return s.append(ctx, streamID, expected, events, &snapshot)
@@ -69,7 +70,7 @@ func (s *Store) putSnapshotLocked(streamID string, version int64, snapshot *es.N
 
 // ReadSnapshot implements [es.SnapshotStore.ReadSnapshot].
 func (s *Store) ReadSnapshot(ctx context.Context, streamID string) (es.Snapshot, error) {
-	if err := es.ValidateStreamID(streamID); err != nil {
+	if err := storekit.ValidateStreamID(streamID); err != nil {
 		return es.Snapshot{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -90,7 +91,7 @@ func (s *Store) ReadSnapshot(ctx context.Context, streamID string) (es.Snapshot,
 // is not held while they are yielded.
 func (s *Store) Load(ctx context.Context, streamID string, schemaVersion int) iter.Seq2[es.Loaded, error] {
 	return func(yield func(es.Loaded, error) bool) {
-		if err := es.ValidateStreamID(streamID); err != nil {
+		if err := storekit.ValidateStreamID(streamID); err != nil {
 			yield(es.Loaded{}, err)
 			return
 		}

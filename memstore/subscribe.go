@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 var _ es.Subscriber = (*Store)(nil)
@@ -17,7 +18,7 @@ var _ es.Subscriber = (*Store)(nil)
 // Checkpoints live in the Store. A second Subscribe with the same name
 // waits until the first returns.
 func (s *Store) Subscribe(ctx context.Context, name string, handler es.Handler, opts *es.SubscribeOpts) error {
-	if err := es.ValidateSubscriptionName(name); err != nil {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
 		return err
 	}
 	if handler == nil {
@@ -68,7 +69,7 @@ func (s *Store) subscriptionSlot(name string) chan struct{} {
 
 // Checkpoint implements [es.Subscriber.Checkpoint].
 func (s *Store) Checkpoint(ctx context.Context, name string) (es.Position, bool, error) {
-	if err := es.ValidateSubscriptionName(name); err != nil {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
 		return es.Position{}, false, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -82,7 +83,7 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (es.Position, bool,
 
 // DeleteCheckpoint implements [es.Subscriber.DeleteCheckpoint].
 func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error) {
-	if err := es.ValidateSubscriptionName(name); err != nil {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 // Append appends events to a stream atomically in one round trip; see
@@ -88,7 +89,7 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, streamID, query string,
 // appendArgs validates an append and turns it into the arguments of the SQL
 // append function (the columns as arrays).
 func appendArgs(streamID string, expected es.ExpectedVersion, events []es.NewEvent) ([]any, error) {
-	events, err := es.PrepareEvents(streamID, expected, events)
+	events, err := storekit.PrepareAppend(streamID, expected, events)
 	if err != nil {
 		return nil, err
 	}

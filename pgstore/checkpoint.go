@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 // rowQuerier is what the checkpoint functions run on: the pool, a
@@ -50,7 +51,7 @@ func (s *Store) advanceCheckpointSQL() string {
 // Checkpoint returns the saved position of the subscription name and
 // whether it has one; see [es.Subscriber.Checkpoint].
 func (s *Store) Checkpoint(ctx context.Context, name string) (es.Position, bool, error) {
-	if err := es.ValidateSubscriptionName(name); err != nil {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
 		return es.Position{}, false, err
 	}
 	return s.readCheckpoint(ctx, s.pool, name)
@@ -59,7 +60,7 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (es.Position, bool,
 // DeleteCheckpoint removes the subscription's checkpoint (SQL
 // delete_checkpoint); see [es.Subscriber.DeleteCheckpoint].
 func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error) {
-	if err := es.ValidateSubscriptionName(name); err != nil {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
 		return false, err
 	}
 	var deleted bool

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 // ReadStream returns the events of one stream, streaming rows from the
@@ -20,7 +21,7 @@ import (
 // early has fetched at most one page more than it used.
 func (s *Store) ReadStream(ctx context.Context, streamID string, opts *es.ReadStreamOpts) iter.Seq2[es.Event, error] {
 	return func(yield func(es.Event, error) bool) {
-		if err := es.ValidateStreamID(streamID); err != nil {
+		if err := storekit.ValidateStreamID(streamID); err != nil {
 			yield(es.Event{}, err)
 			return
 		}
@@ -206,7 +207,7 @@ func (sc *eventScanner) scan(rows pgx.Rows) (es.Event, error) {
 
 // StreamInfo returns the stream's version and times, or [es.ErrNotFound].
 func (s *Store) StreamInfo(ctx context.Context, streamID string) (es.StreamInfo, error) {
-	if err := es.ValidateStreamID(streamID); err != nil {
+	if err := storekit.ValidateStreamID(streamID); err != nil {
 		return es.StreamInfo{}, err
 	}
 	var (

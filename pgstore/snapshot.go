@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 var (
@@ -20,7 +21,7 @@ var (
 // SaveSnapshot stores a snapshot with the SQL function save_snapshot; see
 // [es.SnapshotStore.SaveSnapshot].
 func (s *Store) SaveSnapshot(ctx context.Context, snapshot es.Snapshot) (bool, error) {
-	if err := es.ValidateSnapshot(snapshot); err != nil {
+	if err := storekit.ValidateSnapshot(snapshot); err != nil {
 		return false, err
 	}
 	var stored bool
@@ -64,7 +65,7 @@ func (s *Store) AppendWithSnapshotTx(ctx context.Context, tx pgx.Tx, streamID st
 
 // appendSnapshotArgs returns the arguments of the eight-argument append.
 func appendSnapshotArgs(streamID string, expected es.ExpectedVersion, events []es.NewEvent, snapshot es.NewSnapshot) ([]any, error) {
-	if err := es.ValidateNewSnapshot(snapshot); err != nil {
+	if err := storekit.ValidateNewSnapshot(snapshot); err != nil {
 		return nil, err
 	}
 	args, err := appendArgs(streamID, expected, events)
@@ -86,7 +87,7 @@ func nonNil(b []byte) []byte {
 // ReadSnapshot returns the stream's stored snapshot, read from the
 // snapshots table; see [es.SnapshotStore.ReadSnapshot].
 func (s *Store) ReadSnapshot(ctx context.Context, streamID string) (es.Snapshot, error) {
-	if err := es.ValidateStreamID(streamID); err != nil {
+	if err := storekit.ValidateStreamID(streamID); err != nil {
 		return es.Snapshot{}, err
 	}
 	snap := es.Snapshot{StreamID: streamID}
@@ -110,7 +111,7 @@ func (s *Store) ReadSnapshot(ctx context.Context, streamID string) (es.Snapshot,
 // [Store.ReadStream] does, streaming rows as the caller iterates.
 func (s *Store) Load(ctx context.Context, streamID string, schemaVersion int) iter.Seq2[es.Loaded, error] {
 	return func(yield func(es.Loaded, error) bool) {
-		if err := es.ValidateStreamID(streamID); err != nil {
+		if err := storekit.ValidateStreamID(streamID); err != nil {
 			yield(es.Loaded{}, err)
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 var _ es.Subscriber = (*Store)(nil)
@@ -71,7 +72,7 @@ func (s *Store) SubscribeTx(ctx context.Context, name string, handler TxHandler,
 // subscribe runs sessions (one connection each) until ctx is cancelled or
 // an error that reconnecting cannot cure.
 func (s *Store) subscribe(ctx context.Context, name string, plain es.Handler, txh TxHandler, opts *es.SubscribeOpts) error {
-	if err := es.ValidateSubscriptionName(name); err != nil {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
 		return err
 	}
 	o := opts.WithDefaults()
