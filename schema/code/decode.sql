@@ -7,13 +7,28 @@
 --          arrays or maps nested more than 4 deep, invalid UTF-8 or NUL in
 --          a string, bad timestamp); the message names the byte position.
 --
+-- Every function here pins search_path to pg_catalog, pg_temp (pg_temp
+-- last: it is only ever searched for types, and then after pg_catalog), so
+-- that no function, operator or type that another login created in a
+-- schema it may write (public, its own pg_temp) runs when someone else
+-- decodes. The bodies do not rely on the pin alone: every function call
+-- names pg_catalog, and every operator has operands of exactly the types
+-- of one of pg_catalog's (bigint and integer meet only in +, -, *, / and
+-- comparisons, which pg_catalog has for that pair; in %, &, | an integer
+-- literal is cast to bigint). A search_path that does not name pg_catalog
+-- searches it first, and an exact match found first wins: only an operator
+-- whose operands needed a cast could be taken over by one elsewhere.
+-- integration_test/decode_security_test.go proves both.
+
 -- msgpack_float_text is the shortest text that reads back as the same
 -- float8 (or float4 when p_single), whatever the session's
 -- extra_float_digits: msgpack_to_jsonb calls it only when that setting is
--- below 1 (the default is 1), so that it does not pay for a SET per call.
+-- below 1 (the default is 1), so that it does not pay for setting
+-- extra_float_digits on every call.
 CREATE OR REPLACE FUNCTION {{ $s }}.msgpack_float_text(p_value float8, p_single boolean) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET extra_float_digits = 1
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN p_single THEN p_value::float4::text ELSE p_value::text END
 $$;
@@ -73,11 +88,12 @@ $$;
 -- within length + 1 values.
 CREATE OR REPLACE FUNCTION {{ $s }}.msgpack_to_jsonb(p_data bytea) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     -- A plain (detoasted) copy, so that get_byte and substring stay O(1).
     b      bytea := p_data || '\xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'::bytea;
-    blen   int := length(p_data);
+    blen   int := pg_catalog.length(p_data);
     pos    int := 0;          -- offset of the next byte (0-based)
     c      int;               -- type byte of the current value
     kind   int;               -- 2 bin, 3 array, 4 map, 5 ext
@@ -116,16 +132,16 @@ BEGIN
         -- c_left - i + 1 is even. Its separator: ':' for a map's value,
         -- nothing for the container's first item, else ','.
         FOR i IN 1 .. c_left LOOP
-            c := get_byte(b, pos);
+            c := pg_catalog.get_byte(b, pos);
             IF c >= 160 AND c < 192 THEN                      -- fixstr
                 -- encode(..., 'escape') leaves ASCII but NUL as it is and writes
                 -- anything else with a '\': ASCII without '"', '\' (keys, UUIDs,
                 -- most strings) needs no JSON escaping but of control characters,
                 -- which wait for the end.
-                t := encode(substring(b FROM pos + 2 FOR c - 160), 'escape');
+                t := pg_catalog.encode(pg_catalog.substring(b, pos + 2, c - 160), 'escape');
                 pos := pos + c - 159;
-                IF pos <= blen AND strpos(t, '"') = 0 AND strpos(t, '\') = 0 THEN
-                    out := array_append(out,
+                IF pos <= blen AND pg_catalog.strpos(t, '"') = 0 AND pg_catalog.strpos(t, '\') = 0 THEN
+                    out := pg_catalog.array_append(out,
                         CASE WHEN c_map AND (c_left - i) % 2 = 0 THEN ':"' WHEN c_new AND i = 1 THEN '"' ELSE ',"' END
                         || t || '"');
                 ELSE
@@ -133,20 +149,20 @@ BEGIN
                     -- the function parallel unsafe): no NUL, then, read as
                     -- LATIN1 (one character per byte), it must match the UTF-8
                     -- grammar before convert_from.
-                    sub := substring(b FROM pos - c + 161 FOR c - 160);
-                    IF pos > blen OR position('\x00'::bytea IN sub) > 0 OR convert_from(sub, 'LATIN1') !~ '^(?:[\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*$' THEN
+                    sub := pg_catalog.substring(b, pos - c + 161, c - 160);
+                    IF pos > blen OR pg_catalog.position(sub, '\x00'::bytea) > 0 OR pg_catalog.convert_from(sub, 'LATIN1') !~ '^(?:[\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*$' THEN
                         RAISE EXCEPTION 'msgpack_to_jsonb: string at byte % %', pos - c + 159,
-                            CASE WHEN pos > blen THEN format('declares %s bytes, only %s left', c - 160, blen - pos + c - 160)
-                                 WHEN position('\x00'::bytea IN sub) > 0 THEN 'contains NUL, which PostgreSQL text cannot hold'
+                            CASE WHEN pos > blen THEN pg_catalog.format('declares %s bytes, only %s left', c - 160, blen - pos + c - 160)
+                                 WHEN pg_catalog.position(sub, '\x00'::bytea) > 0 THEN 'contains NUL, which PostgreSQL text cannot hold'
                                  ELSE 'is not valid UTF-8' END
                             USING ERRCODE = 'PE006';
                     END IF;
-                    out := array_append(out,
+                    out := pg_catalog.array_append(out,
                         CASE WHEN c_map AND (c_left - i) % 2 = 0 THEN ':' WHEN c_new AND i = 1 THEN '' ELSE ',' END
-                        || to_json(convert_from(sub, 'UTF8'))::text);
+                        || pg_catalog.to_json(pg_catalog.convert_from(sub, 'UTF8'))::text);
                 END IF;
             ELSIF c < 128 THEN                                -- positive fixint
-                out := array_append(out,
+                out := pg_catalog.array_append(out,
                     CASE WHEN NOT c_map THEN CASE WHEN c_new AND i = 1 THEN c::text ELSE ',' || c::text END
                          WHEN (c_left - i) % 2 = 0 THEN ':' || c::text
                          WHEN c_new AND i = 1 THEN '"' || c::text || '"'
@@ -163,9 +179,9 @@ BEGIN
                     END IF;
                     keys := keys + 1;
                 END IF;
-                s[depth] := ((c_left - i)::bigint << 32) | ((cardinality(out) + 1)::bigint << 1)
+                s[depth] := ((c_left - i)::bigint << 32) | ((pg_catalog.cardinality(out) + 1)::bigint << 1)
                             | CASE WHEN c_map THEN 1::bigint ELSE 0::bigint END;
-                out := array_append(out,
+                out := pg_catalog.array_append(out,
                     CASE WHEN c_map AND (c_left - i) % 2 = 0 THEN ':' WHEN c_new AND i = 1 THEN '' ELSE ',' END
                     || CASE WHEN c < 144 THEN '{' ELSE '[' END);
                 depth := depth + 1;
@@ -176,36 +192,36 @@ BEGIN
                 CONTINUE walk;
             ELSIF c >= 217 AND c <= 219 THEN                  -- str8/16/32
                 k := CASE c
-                    WHEN 217 THEN get_byte(b, pos + 1)
-                    WHEN 218 THEN (get_byte(b, pos + 1) << 8) | get_byte(b, pos + 2)
-                    ELSE (get_byte(b, pos + 1)::bigint << 24)
-                         | ((get_byte(b, pos + 2) << 16) | (get_byte(b, pos + 3) << 8)
-                            | get_byte(b, pos + 4))::bigint END;
+                    WHEN 217 THEN pg_catalog.get_byte(b, pos + 1)
+                    WHEN 218 THEN (pg_catalog.get_byte(b, pos + 1) << 8) | pg_catalog.get_byte(b, pos + 2)
+                    ELSE (pg_catalog.get_byte(b, pos + 1)::bigint << 24)
+                         | ((pg_catalog.get_byte(b, pos + 2) << 16) | (pg_catalog.get_byte(b, pos + 3) << 8)
+                            | pg_catalog.get_byte(b, pos + 4))::bigint END;
                 pos := pos + 1 + (1 << (c - 217));
                 IF k > blen - pos THEN
                     RAISE EXCEPTION 'msgpack_to_jsonb: string at byte % declares % bytes, only % left',
                         pos - 1 - (1 << (c - 217)), k, greatest(blen - pos, 0) USING ERRCODE = 'PE006';
                 END IF;
-                t := encode(substring(b FROM pos + 1 FOR k::int), 'escape');
+                t := pg_catalog.encode(pg_catalog.substring(b, pos + 1, k::int), 'escape');
                 pos := pos + k::int;
-                IF strpos(t, '"') = 0 AND strpos(t, '\') = 0 THEN
-                    out := array_append(out,
+                IF pg_catalog.strpos(t, '"') = 0 AND pg_catalog.strpos(t, '\') = 0 THEN
+                    out := pg_catalog.array_append(out,
                         CASE WHEN c_map AND (c_left - i) % 2 = 0 THEN ':"' WHEN c_new AND i = 1 THEN '"' ELSE ',"' END
                         || t || '"');
                 ELSE
-                    sub := substring(b FROM pos - k::int + 1 FOR k::int);
-                    IF position('\x00'::bytea IN sub) > 0 OR convert_from(sub, 'LATIN1') !~ '^(?:[\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*$' THEN
+                    sub := pg_catalog.substring(b, pos - k::int + 1, k::int);
+                    IF pg_catalog.position(sub, '\x00'::bytea) > 0 OR pg_catalog.convert_from(sub, 'LATIN1') !~ '^(?:[\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*$' THEN
                         RAISE EXCEPTION 'msgpack_to_jsonb: string at byte % %', pos - k - 1 - (1 << (c - 217)),
-                            CASE WHEN position('\x00'::bytea IN sub) > 0 THEN 'contains NUL, which PostgreSQL text cannot hold'
+                            CASE WHEN pg_catalog.position(sub, '\x00'::bytea) > 0 THEN 'contains NUL, which PostgreSQL text cannot hold'
                                  ELSE 'is not valid UTF-8' END
                             USING ERRCODE = 'PE006';
                     END IF;
-                    out := array_append(out,
+                    out := pg_catalog.array_append(out,
                         CASE WHEN c_map AND (c_left - i) % 2 = 0 THEN ':' WHEN c_new AND i = 1 THEN '' ELSE ',' END
-                        || to_json(convert_from(sub, 'UTF8'))::text);
+                        || pg_catalog.to_json(pg_catalog.convert_from(sub, 'UTF8'))::text);
                 END IF;
             ELSIF c >= 224 OR c = 192 OR c = 194 OR c = 195 THEN  -- negative fixint, nil, false, true
-                out := array_append(out,
+                out := pg_catalog.array_append(out,
                     CASE WHEN c_map AND (c_left - i) % 2 = 1 THEN CASE WHEN c_new AND i = 1 THEN '"' ELSE ',"' END
                          WHEN c_map THEN ':' WHEN c_new AND i = 1 THEN '' ELSE ',' END
                     || CASE c WHEN 192 THEN 'null' WHEN 194 THEN 'false' WHEN 195 THEN 'true' ELSE (c - 256)::text END
@@ -214,12 +230,12 @@ BEGIN
             ELSIF c >= 202 AND c <= 211 THEN                  -- float32/64, uint8..64, int8..64
                 e := CASE c WHEN 202 THEN 4 WHEN 203 THEN 8 ELSE 1 << ((c - 204) & 3) END;
                 x := CASE e
-                    WHEN 1 THEN get_byte(b, pos + 1)
-                    WHEN 2 THEN (get_byte(b, pos + 1) << 8) | get_byte(b, pos + 2)
-                    WHEN 4 THEN (get_byte(b, pos + 1)::bigint << 24)
-                                | ((get_byte(b, pos + 2) << 16) | (get_byte(b, pos + 3) << 8)
-                                   | get_byte(b, pos + 4))::bigint
-                    ELSE ('x' || encode(substring(b FROM pos + 2 FOR 8), 'hex'))::bit(64)::bigint END;
+                    WHEN 1 THEN pg_catalog.get_byte(b, pos + 1)
+                    WHEN 2 THEN (pg_catalog.get_byte(b, pos + 1) << 8) | pg_catalog.get_byte(b, pos + 2)
+                    WHEN 4 THEN (pg_catalog.get_byte(b, pos + 1)::bigint << 24)
+                                | ((pg_catalog.get_byte(b, pos + 2) << 16) | (pg_catalog.get_byte(b, pos + 3) << 8)
+                                   | pg_catalog.get_byte(b, pos + 4))::bigint
+                    ELSE ('x' || pg_catalog.encode(pg_catalog.substring(b, pos + 2, 8), 'hex'))::bit(64)::bigint END;
                 pos := pos + 1 + e;
                 t := CASE
                     WHEN c >= 208 THEN
@@ -229,44 +245,44 @@ BEGIN
                     WHEN c = 203 THEN CASE
                         WHEN (x >> 52) & 2047::bigint = 2047 THEN
                             CASE WHEN x & 4503599627370495 <> 0 THEN '"NaN"' WHEN x < 0 THEN '"-Infinity"' ELSE '"Infinity"' END
-                        WHEN current_setting('extra_float_digits')::int >= 1 THEN
+                        WHEN pg_catalog.current_setting('extra_float_digits')::int >= 1 THEN
                             (CASE WHEN x < 0 THEN -1::float8 ELSE 1::float8 END
-                             * CASE WHEN (x >> 52) & 2047::bigint = 0 THEN (x & 4503599627370495)::float8 * power(2::float8, -1074::float8)
+                             * CASE WHEN (x >> 52) & 2047::bigint = 0 THEN (x & 4503599627370495)::float8 * pg_catalog.power(2::float8, -1074::float8)
                                     ELSE ((x & 4503599627370495) + 4503599627370496)::float8
-                                         * power(2::float8, (((x >> 52) & 2047::bigint)::int - 1075)::float8) END)::text
+                                         * pg_catalog.power(2::float8, (((x >> 52) & 2047::bigint)::int - 1075)::float8) END)::text
                         ELSE {{ $s }}.msgpack_float_text(
                             CASE WHEN x < 0 THEN -1::float8 ELSE 1::float8 END
-                            * CASE WHEN (x >> 52) & 2047::bigint = 0 THEN (x & 4503599627370495)::float8 * power(2::float8, -1074::float8)
+                            * CASE WHEN (x >> 52) & 2047::bigint = 0 THEN (x & 4503599627370495)::float8 * pg_catalog.power(2::float8, -1074::float8)
                                    ELSE ((x & 4503599627370495) + 4503599627370496)::float8
-                                        * power(2::float8, (((x >> 52) & 2047::bigint)::int - 1075)::float8) END, false) END
+                                        * pg_catalog.power(2::float8, (((x >> 52) & 2047::bigint)::int - 1075)::float8) END, false) END
                     ELSE CASE
                         WHEN (x >> 23) & 255::bigint = 255 THEN
                             CASE WHEN x & 8388607::bigint <> 0 THEN '"NaN"' WHEN x >= 2147483648 THEN '"-Infinity"' ELSE '"Infinity"' END
-                        WHEN current_setting('extra_float_digits')::int >= 1 THEN
+                        WHEN pg_catalog.current_setting('extra_float_digits')::int >= 1 THEN
                             (CASE WHEN x >= 2147483648 THEN -1::float8 ELSE 1::float8 END
-                             * CASE WHEN (x >> 23) & 255::bigint = 0 THEN (x & 8388607::bigint)::float8 * power(2::float8, -149::float8)
+                             * CASE WHEN (x >> 23) & 255::bigint = 0 THEN (x & 8388607::bigint)::float8 * pg_catalog.power(2::float8, -149::float8)
                                     ELSE ((x & 8388607::bigint) + 8388608)::float8
-                                         * power(2::float8, (((x >> 23) & 255::bigint)::int - 150)::float8) END
+                                         * pg_catalog.power(2::float8, (((x >> 23) & 255::bigint)::int - 150)::float8) END
                             )::float4::text
                         ELSE {{ $s }}.msgpack_float_text(
                             CASE WHEN x >= 2147483648 THEN -1::float8 ELSE 1::float8 END
-                            * CASE WHEN (x >> 23) & 255::bigint = 0 THEN (x & 8388607::bigint)::float8 * power(2::float8, -149::float8)
+                            * CASE WHEN (x >> 23) & 255::bigint = 0 THEN (x & 8388607::bigint)::float8 * pg_catalog.power(2::float8, -149::float8)
                                    ELSE ((x & 8388607::bigint) + 8388608)::float8
-                                        * power(2::float8, (((x >> 23) & 255::bigint)::int - 150)::float8) END, true) END
+                                        * pg_catalog.power(2::float8, (((x >> 23) & 255::bigint)::int - 150)::float8) END, true) END
                 END;
-                out := array_append(out,
+                out := pg_catalog.array_append(out,
                     CASE WHEN NOT c_map THEN CASE WHEN c_new AND i = 1 THEN t ELSE ',' || t END
                          WHEN (c_left - i) % 2 = 0 THEN ':' || t
                          ELSE CASE WHEN c_new AND i = 1 THEN '' ELSE ',' END
-                              || CASE WHEN left(t, 1) = '"' THEN t
-                                      ELSE to_json(t::jsonb::text)::text END END);
-            ELSIF (c = 214 OR c = 215) AND get_byte(b, pos + 1) = 255 THEN  -- timestamp, 4 or 8 bytes
+                              || CASE WHEN pg_catalog.left(t, 1) = '"' THEN t
+                                      ELSE pg_catalog.to_json(t::jsonb::text)::text END END);
+            ELSIF (c = 214 OR c = 215) AND pg_catalog.get_byte(b, pos + 1) = 255 THEN  -- timestamp, 4 or 8 bytes
                 -- 4 bytes: seconds; 8 bytes: nanoseconds << 34 | seconds.
                 x := CASE WHEN c = 214
-                          THEN (get_byte(b, pos + 2)::bigint << 24)
-                               | ((get_byte(b, pos + 3) << 16) | (get_byte(b, pos + 4) << 8)
-                                  | get_byte(b, pos + 5))::bigint
-                          ELSE ('x' || encode(substring(b FROM pos + 3 FOR 8), 'hex'))::bit(64)::bigint END;
+                          THEN (pg_catalog.get_byte(b, pos + 2)::bigint << 24)
+                               | ((pg_catalog.get_byte(b, pos + 3) << 16) | (pg_catalog.get_byte(b, pos + 4) << 8)
+                                  | pg_catalog.get_byte(b, pos + 5))::bigint
+                          ELSE ('x' || pg_catalog.encode(pg_catalog.substring(b, pos + 3, 8), 'hex'))::bit(64)::bigint END;
                 pos := pos + 4 * (c - 213) + 2;
                 IF (x >> 34) & 1073741823::bigint > 999999999 THEN
                     RAISE EXCEPTION 'msgpack_to_jsonb: timestamp before byte % has % nanoseconds, want at most 999999999',
@@ -280,7 +296,7 @@ BEGIN
                 doy := doe - (365 * yoe + yoe / 4 - yoe / 100);
                 mp := (5 * doy + 2) / 153;
                 secs := (x & 17179869183) % 86400::bigint;
-                out := array_append(out,
+                out := pg_catalog.array_append(out,
                     CASE WHEN c_map AND (c_left - i) % 2 = 0 THEN ':"' WHEN c_new AND i = 1 THEN '"' ELSE ',"' END
                     || (yoe + z / 146097 * 400 + CASE WHEN mp >= 10 THEN 1 ELSE 0 END)::text
                     || CASE WHEN mp < 7 THEN '-0' || (mp + 3)::text WHEN mp < 10 THEN '-' || (mp + 3)::text ELSE '-0' || (mp - 9)::text END
@@ -289,7 +305,7 @@ BEGIN
                     || CASE WHEN secs / 60 % 60::bigint < 10 THEN ':0' ELSE ':' END || (secs / 60 % 60::bigint)::text
                     || CASE WHEN secs % 60::bigint < 10 THEN ':0' ELSE ':' END || (secs % 60::bigint)::text
                     || CASE WHEN x >> 34 = 0 THEN ''
-                            ELSE '.' || rtrim(substr((1000000000 + ((x >> 34) & 1073741823::bigint))::text, 2), '0') END
+                            ELSE '.' || pg_catalog.rtrim(pg_catalog.substr((1000000000 + ((x >> 34) & 1073741823::bigint))::text, 2), '0') END
                     || 'Z"');
             ELSE
                 IF c = 193 THEN
@@ -309,11 +325,11 @@ BEGIN
                           ELSE 0 END;                                      -- fixext1..16 (212..216)
                 k := CASE e
                     WHEN 0 THEN 0
-                    WHEN 1 THEN get_byte(b, pos + 1)
-                    WHEN 2 THEN (get_byte(b, pos + 1) << 8) | get_byte(b, pos + 2)
-                    ELSE (get_byte(b, pos + 1)::bigint << 24)
-                         | ((get_byte(b, pos + 2) << 16) | (get_byte(b, pos + 3) << 8)
-                            | get_byte(b, pos + 4))::bigint END;
+                    WHEN 1 THEN pg_catalog.get_byte(b, pos + 1)
+                    WHEN 2 THEN (pg_catalog.get_byte(b, pos + 1) << 8) | pg_catalog.get_byte(b, pos + 2)
+                    ELSE (pg_catalog.get_byte(b, pos + 1)::bigint << 24)
+                         | ((pg_catalog.get_byte(b, pos + 2) << 16) | (pg_catalog.get_byte(b, pos + 3) << 8)
+                            | pg_catalog.get_byte(b, pos + 4))::bigint END;
                 pos := pos + 1 + e;
                 kind := CASE WHEN c < 144 OR c >= 222 THEN 4 WHEN c < 160 OR c >= 220 THEN 3 WHEN c <= 198 THEN 2 ELSE 5 END;
                 IF kind = 3 OR kind = 4 THEN                  -- array or map
@@ -338,9 +354,9 @@ BEGIN
                             END IF;
                             keys := keys + 1;
                         END IF;
-                        s[depth] := ((c_left - i)::bigint << 32) | ((cardinality(out) + 1)::bigint << 1)
+                        s[depth] := ((c_left - i)::bigint << 32) | ((pg_catalog.cardinality(out) + 1)::bigint << 1)
                                     | CASE WHEN c_map THEN 1::bigint ELSE 0::bigint END;
-                        out := array_append(out,
+                        out := pg_catalog.array_append(out,
                             CASE WHEN c_map AND (c_left - i) % 2 = 0 THEN ':' WHEN c_new AND i = 1 THEN '' ELSE ',' END
                             || CASE WHEN kind = 3 THEN '[' ELSE '{' END);
                         depth := depth + 1;
@@ -354,7 +370,7 @@ BEGIN
                         IF c >= 212 THEN
                             k := 1 << (c - 212);
                         END IF;
-                        x := get_byte(b, pos);
+                        x := pg_catalog.get_byte(b, pos);
                         pos := pos + 1;
                     END IF;
                     IF k > blen - pos THEN
@@ -362,24 +378,24 @@ BEGIN
                             CASE kind WHEN 2 THEN 'binary' ELSE 'extension' END,
                             pos, k, greatest(blen - pos, 0) USING ERRCODE = 'PE006';
                     END IF;
-                    sub := substring(b FROM pos + 1 FOR k::int);
+                    sub := pg_catalog.substring(b, pos + 1, k::int);
                     pos := pos + k::int;
                     IF kind = 2 THEN
-                        t := '"' || translate(encode(sub, 'base64'), E'\n', '') || '"';
+                        t := '"' || pg_catalog.translate(pg_catalog.encode(sub, 'base64'), E'\n', '') || '"';
                     ELSIF x <> 255 THEN                       -- any extension but a timestamp
                         t := '{"ext": ' || (CASE WHEN x >= 128 THEN x - 256 ELSE x END)::text
-                             || ', "data": "' || translate(encode(sub, 'base64'), E'\n', '') || '"}';
+                             || ', "data": "' || pg_catalog.translate(pg_catalog.encode(sub, 'base64'), E'\n', '') || '"}';
                     ELSE                                      -- timestamp extension (-1)
                         IF k = 4 THEN
                             nanos := 0;
-                            secs := ('x' || encode(sub, 'hex'))::bit(32)::bigint;
+                            secs := ('x' || pg_catalog.encode(sub, 'hex'))::bit(32)::bigint;
                         ELSIF k = 8 THEN
-                            x := ('x' || encode(sub, 'hex'))::bit(64)::bigint;
+                            x := ('x' || pg_catalog.encode(sub, 'hex'))::bit(64)::bigint;
                             nanos := (x >> 34) & 1073741823::bigint;
                             secs := x & 17179869183;
                         ELSIF k = 12 THEN
-                            nanos := ('x' || encode(substring(sub FROM 1 FOR 4), 'hex'))::bit(32)::bigint;
-                            secs := ('x' || encode(substring(sub FROM 5 FOR 8), 'hex'))::bit(64)::bigint;
+                            nanos := ('x' || pg_catalog.encode(pg_catalog.substring(sub, 1, 4), 'hex'))::bit(32)::bigint;
+                            secs := ('x' || pg_catalog.encode(pg_catalog.substring(sub, 5, 8), 'hex'))::bit(64)::bigint;
                         ELSE
                             RAISE EXCEPTION 'msgpack_to_jsonb: timestamp extension before byte % has % data bytes, want 4, 8 or 12',
                                 pos, k USING ERRCODE = 'PE006';
@@ -397,31 +413,31 @@ BEGIN
                             secs := secs + 86400;
                         END IF;
                         z := z + 719468;
-                        era := div((z - CASE WHEN z < 0 THEN 146096 ELSE 0 END)::numeric, 146097::numeric);
+                        era := pg_catalog.div((z - CASE WHEN z < 0 THEN 146096 ELSE 0 END)::numeric, 146097::numeric);
                         doe := z - era * 146097;
                         yoe := (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
                         doy := doe - (365 * yoe + yoe / 4 - yoe / 100);
                         mp := (5 * doy + 2) / 153;
                         yr := yoe + era * 400 + CASE WHEN mp >= 10 THEN 1 ELSE 0 END;
                         t := '"' || CASE WHEN yr < 0 THEN '-' ELSE '' END
-                             || CASE WHEN abs(yr) < 10000 THEN lpad(abs(yr)::text, 4, '0')
-                                     ELSE abs(yr)::text END
-                             || '-' || lpad((CASE WHEN mp < 10 THEN mp + 3 ELSE mp - 9 END)::text, 2, '0')
-                             || '-' || lpad((doy - (153 * mp + 2) / 5 + 1)::text, 2, '0')
-                             || 'T' || lpad((secs / 3600)::text, 2, '0')
-                             || ':' || lpad((secs / 60 % 60::bigint)::text, 2, '0')
-                             || ':' || lpad((secs % 60::bigint)::text, 2, '0')
-                             || CASE WHEN nanos = 0 THEN '' ELSE '.' || rtrim(lpad(nanos::text, 9, '0'), '0') END
+                             || CASE WHEN pg_catalog.abs(yr) < 10000 THEN pg_catalog.lpad(pg_catalog.abs(yr)::text, 4, '0')
+                                     ELSE pg_catalog.abs(yr)::text END
+                             || '-' || pg_catalog.lpad((CASE WHEN mp < 10 THEN mp + 3 ELSE mp - 9 END)::text, 2, '0')
+                             || '-' || pg_catalog.lpad((doy - (153 * mp + 2) / 5 + 1)::text, 2, '0')
+                             || 'T' || pg_catalog.lpad((secs / 3600)::text, 2, '0')
+                             || ':' || pg_catalog.lpad((secs / 60 % 60::bigint)::text, 2, '0')
+                             || ':' || pg_catalog.lpad((secs % 60::bigint)::text, 2, '0')
+                             || CASE WHEN nanos = 0 THEN '' ELSE '.' || pg_catalog.rtrim(pg_catalog.lpad(nanos::text, 9, '0'), '0') END
                              || 'Z"';
                     END IF;
                 END IF;
                 -- A complete scalar (or empty container) in t.
-                out := array_append(out,
+                out := pg_catalog.array_append(out,
                     CASE WHEN NOT c_map THEN CASE WHEN c_new AND i = 1 THEN t ELSE ',' || t END
                          WHEN (c_left - i) % 2 = 0 THEN ':' || t
                          ELSE CASE WHEN c_new AND i = 1 THEN '' ELSE ',' END
-                              || CASE WHEN left(t, 1) = '"' THEN t
-                                      ELSE to_json(t::jsonb::text)::text END END);
+                              || CASE WHEN pg_catalog.left(t, 1) = '"' THEN t
+                                      ELSE pg_catalog.to_json(t::jsonb::text)::text END END);
             END IF;
         END LOOP;
 
@@ -435,22 +451,22 @@ BEGIN
                 -- (array_to_string skips the NULLs left by container keys in it).
                 e := ((x >> 1) & 2147483647::bigint)::int;
                 kp := '{}';
-                FOR j IN e .. cardinality(out) LOOP
-                    kp := array_append(kp, out[j]);
+                FOR j IN e .. pg_catalog.cardinality(out) LOOP
+                    kp := pg_catalog.array_append(kp, out[j]);
                     out[j] := NULL;
                 END LOOP;
-                t := array_to_string(kp, '') || CASE WHEN c_map THEN '}' ELSE ']' END;
+                t := pg_catalog.array_to_string(kp, '') || CASE WHEN c_map THEN '}' ELSE ']' END;
                 IF t ~ '[\x01-\x1f]' THEN                 -- control characters: jsonb wants them escaped
                     FOR j IN 1 .. 31 LOOP
-                        t := replace(t, chr(j), '\u' || lpad(to_hex(j), 4, '0'));
+                        t := pg_catalog.replace(t, pg_catalog.chr(j), '\u' || pg_catalog.lpad(pg_catalog.to_hex(j), 4, '0'));
                     END LOOP;
                 END IF;
                 -- The text starts with the key's separator: ',' or nothing.
-                out[e] := CASE WHEN left(t, 1) = ',' THEN ',' ELSE '' END
-                          || to_json(ltrim(t, ',')::jsonb::text)::text;
+                out[e] := CASE WHEN pg_catalog.left(t, 1) = ',' THEN ',' ELSE '' END
+                          || pg_catalog.to_json(pg_catalog.ltrim(t, ',')::jsonb::text)::text;
                 keys := keys - 1;
             ELSE
-                out := array_append(out, CASE WHEN c_map THEN '}' ELSE ']' END);
+                out := pg_catalog.array_append(out, CASE WHEN c_map THEN '}' ELSE ']' END);
             END IF;
             c_map := x & 1::bigint = 1;
             c_left := (x >> 32)::int;
@@ -466,10 +482,10 @@ BEGIN
         RAISE EXCEPTION 'msgpack_to_jsonb: % trailing bytes after the value at byte %', blen - pos, pos
             USING ERRCODE = 'PE006';
     END IF;
-    t := array_to_string(out, '');
+    t := pg_catalog.array_to_string(out, '');
     IF t ~ '[\x01-\x1f]' THEN                             -- control characters in strings: escape them
         FOR j IN 1 .. 31 LOOP
-            t := replace(t, chr(j), '\u' || lpad(to_hex(j), 4, '0'));
+            t := pg_catalog.replace(t, pg_catalog.chr(j), '\u' || pg_catalog.lpad(pg_catalog.to_hex(j), 4, '0'));
         END LOOP;
     END IF;
     RETURN t::jsonb;
@@ -481,6 +497,7 @@ $$;
 -- EXCEPTION block starts a subtransaction, which parallel workers cannot.
 CREATE OR REPLACE FUNCTION {{ $s }}.try_msgpack_to_jsonb(p_data bytea) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN {{ $s }}.msgpack_to_jsonb(p_data);
