@@ -442,8 +442,13 @@ func renderFloat(f float64, bits int) string {
 	return strconv.FormatFloat(f, 'g', -1, bits)
 }
 
-// shortestInside is the nearest decimal to f of the fewest digits strictly
-// between the midpoints from f to its neighbours at its width (bits).
+// shortestInside is the decimal of the fewest digits strictly between the
+// midpoints from f to its neighbours at its width (bits), the nearest to f
+// of those. The nearest decimal of that many digits may lie outside while
+// the one next to it lies inside: when f is a power of two, its neighbour
+// below is half as far as the one above (float64 2^544: PostgreSQL
+// 5.758609657015292e+163, whose nearest 16 digits 5.758609657015291e+163
+// are too low).
 func shortestInside(f float64, bits int) (string, bool) {
 	var lo, hi float64
 	if bits == 32 {
@@ -460,9 +465,33 @@ func shortestInside(f float64, bits int) (string, bool) {
 	mlo := new(big.Rat).Mul(new(big.Rat).Add(new(big.Rat).SetFloat64(lo), x), half)
 	mhi := new(big.Rat).Mul(new(big.Rat).Add(new(big.Rat).SetFloat64(hi), x), half)
 	for digits := 1; digits <= 17; digits++ {
+		// The nearest decimal of that many digits, as sign, digits and
+		// exponent, and the ones a unit in its last digit away.
 		s := strconv.FormatFloat(f, 'e', digits-1, 64)
-		if d, ok := new(big.Rat).SetString(s); ok && d.Cmp(mlo) > 0 && d.Cmp(mhi) < 0 {
-			return s, true
+		mantissa, exponent, _ := strings.Cut(s, "e")
+		sign := ""
+		if strings.HasPrefix(mantissa, "-") {
+			sign, mantissa = "-", mantissa[1:]
+		}
+		m, ok1 := new(big.Int).SetString(strings.Replace(mantissa, ".", "", 1), 10)
+		e, err := strconv.Atoi(exponent)
+		if !ok1 || err != nil {
+			panic("unexpected FormatFloat output " + s)
+		}
+		best, bestDistance := "", new(big.Rat)
+		for _, step := range []int64{0, -1, 1} {
+			text := fmt.Sprintf("%s%se%d", sign, new(big.Int).Add(m, big.NewInt(step)), e-(digits-1))
+			d, _ := new(big.Rat).SetString(text)
+			if d.Cmp(mlo) <= 0 || d.Cmp(mhi) >= 0 {
+				continue
+			}
+			distance := new(big.Rat).Abs(new(big.Rat).Sub(d, x))
+			if best == "" || distance.Cmp(bestDistance) < 0 {
+				best, bestDistance = text, distance
+			}
+		}
+		if best != "" {
+			return best, true
 		}
 	}
 	return "", false
