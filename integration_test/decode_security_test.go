@@ -239,7 +239,12 @@ func stripLiteralsAndComments(body string) string {
 // plantTraps creates, in public: an operator for every operator name and
 // every pair of the types the decoder's expressions use (and the prefix
 // operators), and a function for every signature of every function the
-// bodies of source call; each raises "trap ran" if it ever runs.
+// bodies of source call; each raises "trap ran" if it ever runs. It takes
+// many short transactions, not one of seconds: a transaction holding an
+// xid holds back read_all's horizon in every database of the cluster,
+// which other tests running meanwhile would wait for. (Its own SQL names
+// pg_catalog in every call and uses exact operators: the traps are live as
+// soon as they are created.)
 func plantTraps(t *testing.T, ctx context.Context, conn *pgx.Conn, source string) {
 	t.Helper()
 	var names []string
@@ -249,73 +254,96 @@ func plantTraps(t *testing.T, ctx context.Context, conn *pgx.Conn, source string
 		}
 	}
 	require.NotEmpty(t, names)
-	_, err := conn.Exec(ctx, strings.ReplaceAll(`
+	_, err := conn.Exec(ctx, `
 CREATE FUNCTION public.es_trap(what text) RETURNS void LANGUAGE plpgsql AS $f$
 BEGIN
     RAISE EXCEPTION 'trap ran: %', what;
 END
-$f$;
+$f$`)
+	require.NoError(t, err)
 
--- (This block's own operators have exact matches in pg_catalog too: the
--- traps below are live as soon as they are created.)
+	types := []string{"smallint", "integer", "bigint", "numeric", "real", "double precision", "text", "name",
+		"bytea", "boolean", "bit", "jsonb", "json", "text[]", "bigint[]"}
+	for _, left := range types {
+		_, err := conn.Exec(ctx, strings.NewReplacer("{left}", left, "{types}", strings.Join(types, "', '")).Replace(`
 DO $traps$
 DECLARE
-    types text[] := ARRAY['smallint', 'integer', 'bigint', 'numeric', 'real', 'double precision', 'text', 'name',
-                          'bytea', 'boolean', 'bit', 'jsonb', 'json', 'text[]', 'bigint[]'];
-    ops   text[] := ARRAY['+', '-', '*', '/', '%', '^', '&', '|', '#', '<<', '>>', '=', '<>', '<', '<=', '>', '>=',
-                          '||', '~', '!~', '~~', '!~~', '~*', '!~*'];
-    l     text;
-    r     text;
-    op    text;
-    ret   text;
-    fn    text;
-    n     int := 0;
-    p     record;
+    l   text := '{left}';
+    r   text;
+    op  text;
+    ret text;
+    fn  text;
 BEGIN
-    FOREACH l IN ARRAY types LOOP
-        FOREACH r IN ARRAY types LOOP
-            n := n + 1;
-            FOREACH op IN ARRAY ops LOOP
-                ret := CASE WHEN op IN ('=', '<>', '<', '<=', '>', '>=', '~', '!~', '~~', '!~~', '~*', '!~*') THEN 'boolean'
-                            WHEN op = '||' THEN 'text' ELSE l END;
-                fn := format('public.es_trap_%s_%s', n, md5(ret));
-                EXECUTE format('CREATE OR REPLACE FUNCTION %s(%s, %s) RETURNS %s LANGUAGE plpgsql AS %L',
-                               fn, l, r, ret,
-                               format('BEGIN PERFORM public.es_trap(%L); RETURN NULL; END', format('operator on (%s, %s)', l, r)));
-                EXECUTE format('CREATE OPERATOR public.%s (LEFTARG = %s, RIGHTARG = %s, FUNCTION = %s)', op, l, r, fn);
-            END LOOP;
-        END LOOP;
-        FOREACH op IN ARRAY ARRAY['-', '+', '~', '@'] LOOP
-            fn := format('public.es_trap_prefix_%s', md5(l));
-            EXECUTE format('CREATE OR REPLACE FUNCTION %s(%s) RETURNS %s LANGUAGE plpgsql AS %L',
-                           fn, l, l, format('BEGIN PERFORM public.es_trap(%L); RETURN NULL; END', format('prefix operator on %s', l)));
-            EXECUTE format('CREATE OPERATOR public.%s (RIGHTARG = %s, FUNCTION = %s)', op, l, fn);
+    FOREACH r IN ARRAY ARRAY['{types}'] LOOP
+        FOREACH op IN ARRAY ARRAY['+', '-', '*', '/', '%', '^', '&', '|', '#', '<<', '>>', '=', '<>', '<', '<=', '>', '>=',
+                                  '||', '~', '!~', '~~', '!~~', '~*', '!~*'] LOOP
+            ret := CASE WHEN op = ANY (ARRAY['=', '<>', '<', '<=', '>', '>=', '~', '!~', '~~', '!~~', '~*', '!~*']) THEN 'boolean'
+                        WHEN op = '||' THEN 'text' ELSE l END;
+            fn := 'public.es_trap_' || pg_catalog.md5(l || '/' || r || '/' || ret);
+            EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION %s(%s, %s) RETURNS %s LANGUAGE plpgsql AS %L',
+                fn, l, r, ret,
+                pg_catalog.format('BEGIN PERFORM public.es_trap(%L); RETURN NULL; END',
+                                  pg_catalog.format('operator on (%s, %s)', l, r)));
+            EXECUTE pg_catalog.format('CREATE OPERATOR public.%s (LEFTARG = %s, RIGHTARG = %s, FUNCTION = %s)', op, l, r, fn);
         END LOOP;
     END LOOP;
-
-    -- Every signature of the functions called, polymorphic types made concrete.
-    FOR p IN
-        SELECT proname,
-               (SELECT string_agg(CASE WHEN a IN ('anyarray', 'anycompatiblearray') THEN 'text[]'
-                                       WHEN a IN ('anyelement', 'anycompatible', 'anynonarray', '"any"') THEN 'text'
-                                       ELSE a END, ', ' ORDER BY i)
-                  FROM unnest(proargtypes::regtype[]::text[]) WITH ORDINALITY AS x(a, i)) AS args,
-               CASE WHEN prorettype::regtype::text IN ('anyarray', 'anycompatiblearray') THEN 'text[]'
-                    WHEN prorettype::regtype::text IN ('anyelement', 'anycompatible', 'anynonarray') THEN 'text'
-                    ELSE prorettype::regtype::text END AS ret
-          FROM pg_proc
-         WHERE pronamespace = 'pg_catalog'::regnamespace::oid AND proname = ANY (ARRAY['NAMES']) AND NOT proretset
-    LOOP
-        BEGIN
-            EXECUTE format('CREATE FUNCTION public.%I(%s) RETURNS %s LANGUAGE plpgsql AS %L',
-                           p.proname, coalesce(p.args, ''), p.ret,
-                           format('BEGIN PERFORM public.es_trap(%L); RETURN NULL; END', 'function ' || p.proname::text));
-        EXCEPTION
-            WHEN duplicate_function OR invalid_function_definition OR feature_not_supported THEN
-                NULL; -- two signatures made alike, or a type PL/pgSQL cannot take
-        END;
+    FOREACH op IN ARRAY ARRAY['-', '+', '~', '@'] LOOP
+        fn := 'public.es_trap_prefix_' || pg_catalog.md5(l);
+        EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION %s(%s) RETURNS %s LANGUAGE plpgsql AS %L',
+            fn, l, l, pg_catalog.format('BEGIN PERFORM public.es_trap(%L); RETURN NULL; END',
+                                        pg_catalog.format('prefix operator on %s', l)));
+        EXECUTE pg_catalog.format('CREATE OPERATOR public.%s (RIGHTARG = %s, FUNCTION = %s)', op, l, fn);
     END LOOP;
 END
-$traps$`, "NAMES", strings.Join(names, "', '"))) // names match [a-z_0-9]+
+$traps$`))
+		require.NoError(t, err, "operators on %s", left)
+	}
+
+	// Every signature of the functions called, polymorphic types made
+	// concrete.
+	rows, err := conn.Query(ctx, `
+		SELECT p.proname::text,
+		       (SELECT pg_catalog.string_agg(CASE WHEN a = ANY (ARRAY['anyarray', 'anycompatiblearray']) THEN 'text[]'
+		                                          WHEN a = ANY (ARRAY['anyelement', 'anycompatible', 'anynonarray', '"any"']) THEN 'text'
+		                                          ELSE a END, ', ' ORDER BY i)
+		          FROM pg_catalog.unnest(p.proargtypes::regtype[]::text[]) WITH ORDINALITY AS x(a, i)),
+		       CASE WHEN p.prorettype::regtype::text = ANY (ARRAY['anyarray', 'anycompatiblearray']) THEN 'text[]'
+		            WHEN p.prorettype::regtype::text = ANY (ARRAY['anyelement', 'anycompatible', 'anynonarray']) THEN 'text'
+		            ELSE p.prorettype::regtype::text END
+		  FROM pg_catalog.pg_proc AS p
+		 WHERE p.pronamespace = 'pg_catalog'::regnamespace::oid AND p.proname::text = ANY ($1::text[]) AND NOT p.proretset`, names)
 	require.NoError(t, err)
+	type signature struct{ name, args, ret string }
+	sigs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (signature, error) {
+		var s signature
+		var args *string
+		err := row.Scan(&s.name, &args, &s.ret)
+		if args != nil {
+			s.args = *args
+		}
+		return s, err
+	})
+	require.NoError(t, err)
+	created := map[string]bool{}
+	for _, sig := range sigs {
+		if created[sig.name+"("+sig.args+")"] { // two signatures made alike
+			continue
+		}
+		created[sig.name+"("+sig.args+")"] = true
+		_, err := conn.Exec(ctx, fmt.Sprintf(`CREATE FUNCTION public.%s(%s) RETURNS %s LANGUAGE plpgsql AS %s`,
+			pgx.Identifier{sig.name}.Sanitize(), sig.args, sig.ret,
+			quoteLiteral(fmt.Sprintf("BEGIN PERFORM public.es_trap('function %s'); RETURN NULL; END", sig.name))))
+		require.NoError(t, err, "shadowing %s(%s)", sig.name, sig.args)
+	}
+
+	var operators, functions int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM pg_catalog.pg_operator WHERE oprnamespace = 'public'::regnamespace::oid),
+		(SELECT count(*) FROM pg_catalog.pg_proc WHERE pronamespace = 'public'::regnamespace::oid AND proname::text !~ '^es_trap')`).
+		Scan(&operators, &functions))
+	require.Equal(t, len(types)*len(types)*24+len(types)*4, operators, "operators planted")
+	require.GreaterOrEqual(t, functions, len(names), "functions planted")
 }
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
