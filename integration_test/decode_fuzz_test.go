@@ -33,9 +33,10 @@ import (
 //     compared as by requireSameJSON except for map keys that are not msgpack
 //     strings (sameJSONNormalised).
 //
-// Plain go test runs the seed corpus (the valid values of decodeCorpus, the
-// malformed ones of malformedCorpus and the files under
-// testdata/fuzz/FuzzMsgpackToJSONB); go test -fuzz FuzzMsgpackToJSONB
+// Plain go test runs the seed corpus (the valid values of decodeCorpus and
+// containerKeyCorpus, the malformed ones of malformedCorpus and
+// keyNestingCorpus, and the files under testdata/fuzz/FuzzMsgpackToJSONB);
+// go test -fuzz FuzzMsgpackToJSONB
 // fuzzes. The fuzzing workers are separate processes running this test
 // binary; shareServerWithFuzzWorkers makes them use the server of the
 // process that coordinates them.
@@ -52,6 +53,9 @@ func FuzzMsgpackToJSONB(f *testing.F) {
 		if len(tc.data) <= 1024 {
 			f.Add(tc.data)
 		}
+	}
+	for _, tc := range append(containerKeyCorpus(), keyNestingCorpus()...) {
+		f.Add(tc.data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > fuzzMaxInput {

@@ -195,15 +195,16 @@ func compareJSON(a, b any, path string, keys func(map[string]any) map[string]any
 // msgpack library and writes its JSON by the rules of msgpack_to_jsonb. Like
 // msgpack_to_jsonb it also rejects, beyond the msgpack grammar, a string
 // that is not UTF-8 or holds NUL (PostgreSQL text cannot), nesting of
-// non-empty arrays and maps deeper than 512, and a timestamp with more
-// than 999999999 nanoseconds.
+// non-empty arrays and maps deeper than 512, map keys that are non-empty
+// arrays or maps nested more than 4 deep, and a timestamp with more than
+// 999999999 nanoseconds.
 func renderJSON(data []byte) (string, error) {
 	r := bytes.NewReader(data)
 	// A bytes.Reader is an io.ByteScanner: the decoder reads it directly,
 	// without a buffer, so r.Len() is what is left of the input.
 	rd := &renderer{d: msgpack.NewDecoder(r), r: r}
 	var sb strings.Builder
-	if err := rd.value(&sb, 0); err != nil {
+	if err := rd.value(&sb, 0, 0); err != nil {
 		return "", err
 	}
 	if r.Len() > 0 {
@@ -222,6 +223,11 @@ type renderer struct {
 // maps.
 const maxDecodeDepth = 512
 
+// maxKeyNesting is msgpack_to_jsonb's limit on map keys that are non-empty
+// arrays or maps, one inside another: each level writes the text of the
+// one inside it as a JSON string, which doubles its escaping.
+const maxKeyNesting = 4
+
 // need fails when the input has fewer than n bytes left (before a read of
 // n bytes that the msgpack library would allocate in one piece).
 func (rd *renderer) need(n int) error {
@@ -232,8 +238,9 @@ func (rd *renderer) need(n int) error {
 }
 
 // value renders one value; depth is the number of non-empty containers
-// around it.
-func (rd *renderer) value(sb *strings.Builder, depth int) error {
+// around it, keys the number of map keys it is in (itself included when it
+// is one).
+func (rd *renderer) value(sb *strings.Builder, depth, keys int) error {
 	d := rd.d
 	code, err := d.PeekCode()
 	if err != nil {
@@ -293,15 +300,15 @@ func (rd *renderer) value(sb *strings.Builder, depth int) error {
 		if err != nil {
 			return err
 		}
-		if n > 0 && depth >= maxDecodeDepth {
-			return errors.New("nesting too deep")
+		if err := checkNesting(n, depth, keys); err != nil {
+			return err
 		}
 		sb.WriteByte('[')
 		for i := range n {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			if err := rd.value(sb, depth+1); err != nil {
+			if err := rd.value(sb, depth+1, keys); err != nil {
 				return err
 			}
 		}
@@ -312,8 +319,8 @@ func (rd *renderer) value(sb *strings.Builder, depth int) error {
 		if err != nil {
 			return err
 		}
-		if n > 0 && depth >= maxDecodeDepth {
-			return errors.New("nesting too deep")
+		if err := checkNesting(n, depth, keys); err != nil {
+			return err
 		}
 		sb.WriteByte('{')
 		for i := range n {
@@ -321,7 +328,7 @@ func (rd *renderer) value(sb *strings.Builder, depth int) error {
 				sb.WriteByte(',')
 			}
 			var key strings.Builder
-			if err := rd.value(&key, depth+1); err != nil {
+			if err := rd.value(&key, depth+1, keys+1); err != nil {
 				return err
 			}
 			k := key.String()
@@ -332,7 +339,7 @@ func (rd *renderer) value(sb *strings.Builder, depth int) error {
 			}
 			sb.WriteString(k)
 			sb.WriteByte(':')
-			if err := rd.value(sb, depth+1); err != nil {
+			if err := rd.value(sb, depth+1, keys); err != nil {
 				return err
 			}
 		}
@@ -365,6 +372,18 @@ func (rd *renderer) value(sb *strings.Builder, depth int) error {
 	default:
 		return fmt.Errorf("unexpected code 0x%x", code)
 	}
+}
+
+// checkNesting rejects a non-empty array or map (of n items) at depth, in
+// keys map keys, beyond msgpack_to_jsonb's limits.
+func checkNesting(n, depth, keys int) error {
+	switch {
+	case n > 0 && depth >= maxDecodeDepth:
+		return errors.New("nesting too deep")
+	case n > 0 && keys > maxKeyNesting:
+		return errors.New("map keys that are arrays or maps nested too deep")
+	}
+	return nil
 }
 
 // timestampText renders the data of a msgpack timestamp extension as
@@ -423,8 +442,13 @@ func renderFloat(f float64, bits int) string {
 	return strconv.FormatFloat(f, 'g', -1, bits)
 }
 
-// shortestInside is the nearest decimal to f of the fewest digits strictly
-// between the midpoints from f to its neighbours at its width (bits).
+// shortestInside is the decimal of the fewest digits strictly between the
+// midpoints from f to its neighbours at its width (bits), the nearest to f
+// of those. The nearest decimal of that many digits may lie outside while
+// the one next to it lies inside: when f is a power of two, its neighbour
+// below is half as far as the one above (float64 2^544: PostgreSQL
+// 5.758609657015292e+163, whose nearest 16 digits 5.758609657015291e+163
+// are too low).
 func shortestInside(f float64, bits int) (string, bool) {
 	var lo, hi float64
 	if bits == 32 {
@@ -441,9 +465,33 @@ func shortestInside(f float64, bits int) (string, bool) {
 	mlo := new(big.Rat).Mul(new(big.Rat).Add(new(big.Rat).SetFloat64(lo), x), half)
 	mhi := new(big.Rat).Mul(new(big.Rat).Add(new(big.Rat).SetFloat64(hi), x), half)
 	for digits := 1; digits <= 17; digits++ {
+		// The nearest decimal of that many digits, as sign, digits and
+		// exponent, and the ones a unit in its last digit away.
 		s := strconv.FormatFloat(f, 'e', digits-1, 64)
-		if d, ok := new(big.Rat).SetString(s); ok && d.Cmp(mlo) > 0 && d.Cmp(mhi) < 0 {
-			return s, true
+		mantissa, exponent, _ := strings.Cut(s, "e")
+		sign := ""
+		if strings.HasPrefix(mantissa, "-") {
+			sign, mantissa = "-", mantissa[1:]
+		}
+		m, ok1 := new(big.Int).SetString(strings.Replace(mantissa, ".", "", 1), 10)
+		e, err := strconv.Atoi(exponent)
+		if !ok1 || err != nil {
+			panic("unexpected FormatFloat output " + s)
+		}
+		best, bestDistance := "", new(big.Rat)
+		for _, step := range []int64{0, -1, 1} {
+			text := fmt.Sprintf("%s%se%d", sign, new(big.Int).Add(m, big.NewInt(step)), e-(digits-1))
+			d, _ := new(big.Rat).SetString(text)
+			if d.Cmp(mlo) <= 0 || d.Cmp(mhi) >= 0 {
+				continue
+			}
+			distance := new(big.Rat).Abs(new(big.Rat).Sub(d, x))
+			if best == "" || distance.Cmp(bestDistance) < 0 {
+				best, bestDistance = text, distance
+			}
+		}
+		if best != "" {
+			return best, true
 		}
 	}
 	return "", false
@@ -851,7 +899,7 @@ func TestMsgpackToJSONBRandom(t *testing.T) {
 	}
 
 	var valid [][]byte
-	for _, tc := range decodeCorpus(t) {
+	for _, tc := range append(decodeCorpus(t), containerKeyCorpus()...) {
 		if len(tc.data) < 2000 {
 			valid = append(valid, tc.data)
 		}
