@@ -534,7 +534,8 @@ func TestRolesCatalog(t *testing.T) {
 	}
 	wantRead := []string{b.reader + ":SELECT", b.writer + ":SELECT"}
 	slices.Sort(wantRead)
-	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view"} {
+	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view",
+		"transaction_key_base", "notify_token", "subscription_leases"} {
 		got := byRel[rel]
 		slices.Sort(got)
 		require.Equal(t, wantRead, got, "grants on %s", rel)
