@@ -35,7 +35,21 @@ func mustGetwd(t testing.TB) string {
 	return wd
 }
 
-// testContext is the test's context with a deadline.
+// testTimeout bounds a test, or a parallel subtest, that waits on the
+// database. It is generous on purpose: on a busy machine a test can take
+// many times as long as on a quiet one, and the bound is only there to stop
+// a test that hangs.
+const testTimeout = 5 * time.Minute
+
+// testContext returns a context for t that ends after d, or with t.
+//
+// Call it in the test or subtest that uses the context, after t.Parallel.
+// Never create a context, a deadline, a timer or a time.Now() budget in a
+// test and use it in its parallel subtests (directly, through a closure or
+// through a bundle): a parallel subtest starts only once its parent's
+// function has returned and a slot under -parallel is free, possibly
+// minutes later on a busy machine, when the parent's deadline may have
+// passed. Each subtest makes its own.
 func testContext(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
