@@ -44,7 +44,7 @@ type decodeConn struct {
 func newDecodeConn(t *testing.T) *decodeConn {
 	t.Helper()
 	pool, schema := pgtest.NewSchema(t)
-	return &decodeConn{t: t, ctx: testContext(t, 5*time.Minute), pool: pool, schema: schema}
+	return &decodeConn{t: t, ctx: testContext(t, testTimeout), pool: pool, schema: schema}
 }
 
 // decode runs fn(data) ("msgpack_to_jsonb" or "try_msgpack_to_jsonb") on the

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -39,7 +38,7 @@ func readCheckpoint(t *testing.T, ctx context.Context, conn *pgx.Conn, name stri
 // writes, reading again on each notification.
 func TestFollowByHand(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, time.Minute)
+	ctx := testContext(t, testTimeout)
 	connString := migratedDatabase(t, ctx)
 	follower := connect(t, ctx, connString)
 	writer := connect(t, ctx, connString)
@@ -104,9 +103,7 @@ func TestFollowByHand(t *testing.T) {
 	// Live: wait for a notification, read again; and read once more
 	// shortly after (an append may have skipped notifying).
 	appendEvents("acct-1", 1)
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	n, err := follower.WaitForNotification(wctx)
-	cancel()
+	n, err := follower.WaitForNotification(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "es_events", n.Channel)
 	waitFor(t, ctx, "the seventh event followed", func() bool { catchUp(); return count() == 7 })
@@ -129,7 +126,7 @@ func TestFollowByHand(t *testing.T) {
 // advance the checkpoint, and sees it work.
 func TestFollowWithPsql(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, time.Minute)
+	ctx := testContext(t, testTimeout)
 	connString := migratedDatabase(t, ctx)
 	writer := connect(t, ctx, connString)
 	for _, s := range []string{"order-1", "order-1", "order-2"} {
@@ -177,7 +174,7 @@ SELECT es.append_event('order-3', 'OrderPlaced', '\x80') IS NOT NULL AS appended
 // SQLSTATEs from raw SQL.
 func TestCheckpointFunctions(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, time.Minute)
+	ctx := testContext(t, testTimeout)
 	connString := migratedDatabase(t, ctx)
 	conn := connect(t, ctx, connString)
 	advance := func(name any, expTx, expPos, tx, pos any) error {
@@ -247,7 +244,7 @@ func TestCheckpointFunctions(t *testing.T) {
 // first and fails when it commits. Also when the checkpoint is created.
 func TestCheckpointCompareAndSetRace(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, time.Minute)
+	ctx := testContext(t, testTimeout)
 	connString := migratedDatabase(t, ctx)
 	a := connect(t, ctx, connString)
 	b := connect(t, ctx, connString)

@@ -56,7 +56,7 @@ func setupViews(t *testing.T) *viewBundle {
 	require.NoError(t, err)
 	reg := es.NewRegistry()
 	require.NoError(t, es.Register[viewOrderPlaced](reg, "OrderPlaced"))
-	return &viewBundle{ctx: testContext(t, 2*time.Minute), pool: pool, schema: schema, store: store, reg: reg}
+	return &viewBundle{ctx: testContext(t, testTimeout), pool: pool, schema: schema, store: store, reg: reg}
 }
 
 // q replaces the schema name es in a query from the documentation by the
