@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -235,11 +234,19 @@ func badInputState(t *testing.T, ctx context.Context, conn *pgx.Conn, schema str
 
 func TestBadInputSQL(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, 2*time.Minute)
+	ctx := testContext(t, testTimeout)
 	pool, schema := pgtest.NewSchema(t)
 	conn := connect(t, ctx, pgtest.ConnString(t))
 	_, err := conn.Exec(ctx, fmt.Sprintf(`SELECT %s.append_event('order-1', 'Noted', '\x80')`, schema))
 	require.NoError(t, err)
+	// The read_all cases expect order-1, which read_all shows once no older
+	// transaction runs anywhere in the cluster (another test's may, for a
+	// while on a busy machine); once shown, it stays.
+	waitFor(t, ctx, "read_all returns order-1", func() bool {
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s.read_all('0', 0, 10)`, schema)).Scan(&n))
+		return n == 1
+	})
 	fns := schemaFunctions(t, ctx, pool, schema)
 	hasFunction := func(key string) bool {
 		return slices.ContainsFunc(fns, func(f schemaFunction) bool { return f.key() == key })
