@@ -49,7 +49,8 @@ const testTimeout = 5 * time.Minute
 // through a bundle): a parallel subtest starts only once its parent's
 // function has returned and a slot under -parallel is free, possibly
 // minutes later on a busy machine, when the parent's deadline may have
-// passed. Each subtest makes its own.
+// passed. Each subtest makes its own. (internal/testguard checks this rule
+// on every package's tests.)
 func testContext(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
