@@ -149,7 +149,10 @@ func TestRawSQL(t *testing.T) {
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
 		ctx := testContext(t, testTimeout)
-		conn := connect(t, ctx, connString)
+		// A database of its own: it counts every event to prove that
+		// failed calls write nothing, and the other subtests append to
+		// theirs meanwhile.
+		conn := connect(t, ctx, migratedDatabase(t, ctx))
 		const storedID = "01900000-0000-7000-8000-000000000001"
 		_, err := conn.Exec(ctx, `SELECT es.append_event('err-1', 'E', '\x80', NULL, 0, $1)`, storedID)
 		require.NoError(t, err)
