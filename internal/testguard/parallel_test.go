@@ -35,11 +35,13 @@ import (
 // on a busy machine, when the parent's deadline may have passed. Each
 // subtest makes its own, after t.Parallel.
 //
-// The check type-checks every package's Go files with its tests (imports
-// outside the standard library are not loaded, so types from other
-// modules, and from other packages of this one, are not seen through), and
-// looks only at t.Run calls with a function literal. Within those limits it
-// finds every use; TestGuardFindsTheSamples shows it does on known cases.
+// The check type-checks every package's Go files with its tests and
+// reports each such use. Its limits: imports outside the standard library
+// are not loaded, so a value whose type comes from another package (of
+// this module or another) is not looked into; it follows closures only
+// when a function literal is assigned to a variable; and it looks only at
+// t.Run calls with a function literal (not at subtests started by a
+// helper). TestGuardFindsTheSamples shows it on known cases.
 
 // TestParallelSubtestsMakeTheirOwnDeadlines checks the rule on the module.
 func TestParallelSubtestsMakeTheirOwnDeadlines(t *testing.T) {
