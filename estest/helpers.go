@@ -99,8 +99,11 @@ func readAll(t *testing.T, s es.Store, opts *es.ReadAllOpts) []es.Event {
 	return events
 }
 
-// visibleTimeout bounds how long awaitVisible waits.
-const visibleTimeout = 30 * time.Second
+// visibleTimeout bounds how long awaitVisible waits. It is generous: on a
+// busy machine another test (of this suite, run in parallel, or of another
+// package on the same cluster) may hold the read_all horizon back for a
+// long while. A wait ends as soon as the event is visible.
+const visibleTimeout = 5 * time.Minute
 
 // awaitVisible waits until the event at pos is visible in the global log,
 // and with it every event before it. A PostgreSQL store hides an event

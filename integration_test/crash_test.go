@@ -38,7 +38,7 @@ func TestCrashRecovery(t *testing.T) {
 		minAcked    = 800 // appends acknowledged before the kill: about a second
 		maxAttempts = 100_000
 	)
-	ctx := testContext(t, 2*time.Minute)
+	ctx := testContext(t, testTimeout)
 
 	// Durable commits: synchronous_commit stays on. fsync may stay off: the
 	// server's processes die, not the machine, so the kernel keeps the WAL.

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -69,11 +68,19 @@ const (
 	// fuzzMaxInput bounds the inputs tried, so that each one decodes well
 	// within the statement timeout on a busy machine.
 	fuzzMaxInput = 64 << 10
-	// fuzzStatementTimeout is the server's limit for one call: a decoder
-	// that loops is cancelled by the server and fails the input. It is below
-	// the 10 s after which go test -fuzz declares a worker hung.
+	// fuzzStatementTimeout is the server's limit for one call while
+	// fuzzing: a decoder that loops is cancelled by the server and fails
+	// the input. It is below the 10 s after which go test -fuzz declares a
+	// worker hung.
 	fuzzStatementTimeout = "5s"
 )
+
+// fuzzing reports whether this process fuzzes (go test -fuzz, as the
+// coordinator or a worker), rather than running the seed corpus.
+func fuzzing() bool {
+	fuzzFlag, workerFlag := flag.Lookup("test.fuzz"), flag.Lookup("test.fuzzworker")
+	return fuzzFlag != nil && fuzzFlag.Value.String() != "" || workerFlag != nil && workerFlag.Value.String() == "true"
+}
 
 // shareServerWithFuzzWorkers points the fuzzing workers at this process's
 // PostgreSQL server when this process coordinates go test -fuzz: it sets
@@ -107,7 +114,12 @@ func newFuzzDecoder(f *testing.F) *fuzzDecoder {
 	_, schema := pgtest.NewSchema(f)
 	config, err := pgxpool.ParseConfig(pgtest.ConnString(f))
 	require.NoError(f, err)
-	config.ConnConfig.RuntimeParams["statement_timeout"] = fuzzStatementTimeout
+	// When plain go test runs the seed corpus, no hang detector is in the
+	// way: the generous limit of the other decoder tests, for a busy machine.
+	config.ConnConfig.RuntimeParams["statement_timeout"] = decodeStatementTimeout
+	if fuzzing() {
+		config.ConnConfig.RuntimeParams["statement_timeout"] = fuzzStatementTimeout
+	}
 	config.MaxConns = 4
 	pool, err := pgxpool.NewWithConfig(context.Background(), config)
 	require.NoError(f, err)
@@ -124,7 +136,7 @@ func (fz *fuzzDecoder) call(ctx context.Context, fn string, data []byte) (*strin
 
 // check proves the properties listed on FuzzMsgpackToJSONB for one input.
 func (fz *fuzzDecoder) check(t *testing.T, data []byte) {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
 	want, refErr := renderJSON(data)
 

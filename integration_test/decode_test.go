@@ -34,6 +34,12 @@ import (
 
 // decodeConn is a connection on a fresh schema with a statement timeout, so
 // that a decoder that hangs fails the test instead of blocking it.
+//
+// decodeStatementTimeout is that timeout: long enough for any value of the
+// corpora on a busy machine (where a call can take many times as long as
+// on a quiet one), and far shorter than the test's deadline.
+const decodeStatementTimeout = "1min"
+
 type decodeConn struct {
 	t      *testing.T
 	ctx    context.Context
@@ -44,18 +50,18 @@ type decodeConn struct {
 func newDecodeConn(t *testing.T) *decodeConn {
 	t.Helper()
 	pool, schema := pgtest.NewSchema(t)
-	return &decodeConn{t: t, ctx: testContext(t, 5*time.Minute), pool: pool, schema: schema}
+	return &decodeConn{t: t, ctx: testContext(t, testTimeout), pool: pool, schema: schema}
 }
 
 // decode runs fn(data) ("msgpack_to_jsonb" or "try_msgpack_to_jsonb") on the
-// server with statement_timeout 5s and returns the jsonb as text (nil for
+// server with statement_timeout decodeStatementTimeout and returns the jsonb as text (nil for
 // SQL NULL).
 func (c *decodeConn) decode(fn string, data []byte) (*string, error) {
 	var out *string
 	tx, err := c.pool.Begin(c.ctx)
 	require.NoError(c.t, err)
 	defer func() { _ = tx.Rollback(context.WithoutCancel(c.ctx)) }()
-	_, err = tx.Exec(c.ctx, "SET LOCAL statement_timeout = '5s'")
+	_, err = tx.Exec(c.ctx, "SET LOCAL statement_timeout = '"+decodeStatementTimeout+"'")
 	require.NoError(c.t, err)
 	err = tx.QueryRow(c.ctx, fmt.Sprintf("SELECT %s.%s($1)::text", c.schema, fn), data).Scan(&out)
 	return out, err
@@ -783,13 +789,13 @@ func TestMsgpackToJSONBMatchesGo(t *testing.T) {
 	tx, err := c.pool.Begin(c.ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(context.WithoutCancel(c.ctx)) }()
-	for _, set := range []string{"SET LOCAL statement_timeout = '5s'", "SET LOCAL parallel_setup_cost = 0",
+	for _, set := range []string{"SET LOCAL statement_timeout = '" + decodeStatementTimeout + "'", "SET LOCAL parallel_setup_cost = 0",
 		"SET LOCAL parallel_tuple_cost = 0", "SET LOCAL max_parallel_workers_per_gather = 2"} {
 		_, err = tx.Exec(c.ctx, set)
 		require.NoError(t, err)
 	}
 	if _, err = tx.Exec(c.ctx, "SET LOCAL debug_parallel_query = on"); err != nil { // PostgreSQL 16+
-		_, err = tx.Exec(c.ctx, "ROLLBACK; BEGIN; SET LOCAL force_parallel_mode = on; SET LOCAL statement_timeout = '5s'")
+		_, err = tx.Exec(c.ctx, "ROLLBACK; BEGIN; SET LOCAL force_parallel_mode = on; SET LOCAL statement_timeout = '"+decodeStatementTimeout+"'")
 		require.NoError(t, err)
 	}
 	var plan string

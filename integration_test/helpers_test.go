@@ -35,7 +35,22 @@ func mustGetwd(t testing.TB) string {
 	return wd
 }
 
-// testContext is the test's context with a deadline.
+// testTimeout bounds a test, or a parallel subtest, that waits on the
+// database. It is generous on purpose: on a busy machine a test can take
+// many times as long as on a quiet one, and the bound is only there to stop
+// a test that hangs.
+const testTimeout = 5 * time.Minute
+
+// testContext returns a context for t that ends after d, or with t.
+//
+// Call it in the test or subtest that uses the context, after t.Parallel.
+// Never create a context, a deadline, a timer or a time.Now() budget in a
+// test and use it in its parallel subtests (directly, through a closure or
+// through a bundle): a parallel subtest starts only once its parent's
+// function has returned and a slot under -parallel is free, possibly
+// minutes later on a busy machine, when the parent's deadline may have
+// passed. Each subtest makes its own. (internal/testguard checks this rule
+// on every package's tests.)
 func testContext(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
@@ -107,15 +122,16 @@ func psql(t testing.TB, ctx context.Context, connString string, args ...string) 
 	return string(out), err
 }
 
-// waitFor polls cond until it returns true, failing the test after a
-// deadline. Use it where the read_all horizon (the oldest transaction
+// waitFor polls cond until it returns true, failing the test when ctx
+// ends first. Use it where the read_all horizon (the oldest transaction
 // running anywhere in the cluster, possibly another test's) may hold a
-// result back for a moment.
+// result back: on a busy machine another test may hold it for a long
+// while, so the only bound is ctx, the test's generous deadline.
 func waitFor(t testing.TB, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	_, ok := ctx.Deadline()
+	require.True(t, ok, "waitFor %s: the context has no deadline", what)
 	for !cond() {
-		require.False(t, time.Now().After(deadline), "timed out waiting until %s", what)
 		select {
 		case <-ctx.Done():
 			require.FailNowf(t, "timed out", "waiting until %s: %v", what, ctx.Err())

@@ -33,6 +33,11 @@ type notifyPayload struct {
 // ordering checks below, which do not depend on it.
 const quietWindow = 300 * time.Millisecond
 
+// arrivalTimeout is how long a listener waits for a notification that must
+// come: long, since a busy machine may deliver it late, and a wait ends as
+// soon as it comes.
+const arrivalTimeout = 2 * time.Minute
+
 type listenBundle struct {
 	ctx      context.Context
 	store    *pgstore.Store
@@ -44,7 +49,7 @@ type listenBundle struct {
 // full notification payload (es.notify_payload = full), and a listener.
 func listenSetup(t *testing.T) *listenBundle {
 	t.Helper()
-	ctx := testContext(t, time.Minute)
+	ctx := testContext(t, testTimeout)
 	pool, schema := pgtest.NewSchema(t)
 	cfg := pool.Config()
 	cfg.ConnConfig.RuntimeParams["es.notify_payload"] = "full"
@@ -120,7 +125,7 @@ func TestListenNotify(t *testing.T) {
 
 		require.Nil(t, b.next(t, quietWindow), "a notification before commit")
 		require.NoError(t, tx.Commit(b.ctx))
-		b.requireNotification(t, b.next(t, 10*time.Second), "order-7", res)
+		b.requireNotification(t, b.next(t, arrivalTimeout), "order-7", res)
 
 		// A plain append notifies too, and a rolled-back one does not.
 		tx, err = b.store.Pool().Begin(b.ctx)
@@ -130,7 +135,7 @@ func TestListenNotify(t *testing.T) {
 		require.NoError(t, tx.Rollback(b.ctx))
 		res, err = b.store.Append(b.ctx, "invoice-1", es.NoStream, someEvents(3))
 		require.NoError(t, err)
-		b.requireNotification(t, b.next(t, 10*time.Second), "invoice-1", res)
+		b.requireNotification(t, b.next(t, arrivalTimeout), "invoice-1", res)
 	})
 
 	t.Run("NotifyOff", func(t *testing.T) {
@@ -154,7 +159,7 @@ func TestListenNotify(t *testing.T) {
 		// is about its append, not about the quiet ones.
 		res, err := b.store.Append(b.ctx, "loud-1", es.NoStream, someEvents(1))
 		require.NoError(t, err)
-		b.requireNotification(t, b.next(t, 10*time.Second), "loud-1", res)
+		b.requireNotification(t, b.next(t, arrivalTimeout), "loud-1", res)
 
 		// Back on in the quiet session.
 		_, err = quiet.Exec(b.ctx, "SET es.notify = on")
@@ -164,7 +169,7 @@ func TestListenNotify(t *testing.T) {
 		res, err = b.store.AppendTx(b.ctx, tx, "quiet-3", es.NoStream, someEvents(1))
 		require.NoError(t, err)
 		require.NoError(t, tx.Commit(b.ctx))
-		b.requireNotification(t, b.next(t, 10*time.Second), "quiet-3", res)
+		b.requireNotification(t, b.next(t, arrivalTimeout), "quiet-3", res)
 	})
 
 	// psql as the listener: it prints the notifications its session
@@ -191,7 +196,7 @@ func TestListenNotify(t *testing.T) {
 		require.NoError(t, err)
 
 		// The Go listener got the same one.
-		n := b.next(t, 10*time.Second)
+		n := b.next(t, arrivalTimeout)
 		require.NotNil(t, n)
 		require.Equal(t, m[1], n.Payload)
 	})
@@ -214,7 +219,7 @@ func TestListenNotifyOffSpellings(t *testing.T) {
 		loud := fmt.Sprintf("loud-%d", i)
 		res, err := b.store.Append(b.ctx, loud, es.NoStream, someEvents(1))
 		require.NoError(t, err)
-		n := b.next(t, 10*time.Second)
+		n := b.next(t, arrivalTimeout)
 		require.NotNil(t, n)
 		var p notifyPayload
 		require.NoError(t, json.Unmarshal([]byte(n.Payload), &p))

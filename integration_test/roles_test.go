@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -159,7 +158,7 @@ func setupRoles(t *testing.T) *roleBundle {
 	t.Helper()
 	pool, schema := pgtest.NewSchema(t)
 	b := &roleBundle{
-		ctx: testContext(t, 2*time.Minute), pool: pool, schema: schema,
+		ctx: testContext(t, testTimeout), pool: pool, schema: schema,
 		reader: schema + "_reader", writer: schema + "_writer", snapshotter: schema + "_snapshotter",
 	}
 	_, err := pool.Exec(b.ctx, fmt.Sprintf(`SELECT %s.append_event('order-1', 'Noted', '\x80')`, schema))
@@ -580,7 +579,7 @@ func TestRolesCatalog(t *testing.T) {
 // then run as that (non-superuser) owner.
 func TestRolesWithoutCreateRole(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, 2*time.Minute)
+	ctx := testContext(t, testTimeout)
 	admin := pgtest.Pool(t)
 	var rnd [6]byte
 	_, err := rand.Read(rnd[:])

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -99,7 +98,7 @@ func installWithTern(t *testing.T, ctx context.Context) string {
 // CLI (migrations, then the code package) build the same schema.
 func TestSchemaMigrateEqualsTernCLI(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, 3*time.Minute) // the first go run may build tern
+	ctx := testContext(t, ternTimeout)
 	migrated := migratedDatabase(t, ctx)
 	installed := installWithTern(t, ctx)
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -45,11 +44,11 @@ func snapshotRow(t *testing.T, ctx context.Context, conn *pgx.Conn, streamID str
 // without Go would.
 func TestSnapshotSQL(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, time.Minute)
-	connString := migratedDatabase(t, ctx)
+	connString := migratedDatabase(t, testContext(t, testTimeout))
 
 	t.Run("SaveAndLoad", func(t *testing.T) {
 		t.Parallel()
+		ctx := testContext(t, testTimeout)
 		conn := connect(t, ctx, connString)
 		for range 5 {
 			_, err := conn.Exec(ctx, `SELECT es.append_event('acct-1', 'Deposited', '\x81a16101'::bytea)`)
@@ -101,6 +100,7 @@ func TestSnapshotSQL(t *testing.T) {
 
 	t.Run("AppendWithSnapshot", func(t *testing.T) {
 		t.Parallel()
+		ctx := testContext(t, testTimeout)
 		conn := connect(t, ctx, connString)
 		const appendWithSnapshot = `
 			SELECT stream_version, first_version FROM es.append($1, $2,
@@ -164,6 +164,7 @@ func TestSnapshotSQL(t *testing.T) {
 
 	t.Run("BadInput", func(t *testing.T) {
 		t.Parallel()
+		ctx := testContext(t, testTimeout)
 		conn := connect(t, ctx, connString)
 		_, err := conn.Exec(ctx, `SELECT es.append_event('bad-1', 'A', '\x80'), es.append_event('bad-1', 'A', '\x80')`)
 		require.NoError(t, err)

@@ -64,11 +64,11 @@ func detail(t *testing.T, pg *pgconn.PgError) map[string]any {
 
 func TestRawSQL(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, time.Minute)
-	connString := migratedDatabase(t, ctx)
+	connString := migratedDatabase(t, testContext(t, testTimeout))
 
 	t.Run("AppendAndRead", func(t *testing.T) {
 		t.Parallel()
+		ctx := testContext(t, testTimeout)
 		conn := connect(t, ctx, connString)
 
 		var version, first, last int64
@@ -148,7 +148,11 @@ func TestRawSQL(t *testing.T) {
 
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
-		conn := connect(t, ctx, connString)
+		ctx := testContext(t, testTimeout)
+		// A database of its own: it counts every event to prove that
+		// failed calls write nothing, and the other subtests append to
+		// theirs meanwhile.
+		conn := connect(t, ctx, migratedDatabase(t, ctx))
 		const storedID = "01900000-0000-7000-8000-000000000001"
 		_, err := conn.Exec(ctx, `SELECT es.append_event('err-1', 'E', '\x80', NULL, 0, $1)`, storedID)
 		require.NoError(t, err)
@@ -223,6 +227,7 @@ func TestRawSQL(t *testing.T) {
 
 	t.Run("EventsAreImmutable", func(t *testing.T) {
 		t.Parallel()
+		ctx := testContext(t, testTimeout)
 		conn := connect(t, ctx, connString)
 		_, err := conn.Exec(ctx, `SELECT es.append_event('immutable-1', 'E', '\x80')`)
 		require.NoError(t, err)
@@ -248,6 +253,7 @@ func TestRawSQL(t *testing.T) {
 	// and from the sixth execution on PostgreSQL may use a generic plan.
 	t.Run("GenericPlans", func(t *testing.T) {
 		t.Parallel()
+		ctx := testContext(t, testTimeout)
 		conn := connect(t, ctx, connString)
 		_, err := conn.Exec(ctx, `SELECT es.append_event('plan-1', 'E', '\x80')`)
 		require.NoError(t, err)
@@ -287,6 +293,7 @@ func TestRawSQL(t *testing.T) {
 
 	t.Run("Psql", func(t *testing.T) {
 		t.Parallel()
+		ctx := testContext(t, testTimeout)
 		out, err := psql(t, ctx, connString, "-At",
 			"-c", `SELECT stream_version FROM es.append_event('psql-1', 'Created', '\x80')`,
 			"-c", `SELECT stream_version FROM es.append_event('psql-1', 'Renamed', '\x80', NULL, 1)`,

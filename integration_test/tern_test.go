@@ -20,6 +20,10 @@ import (
 // ternModule is the tern CLI the migrations are checked against.
 const ternModule = "github.com/jackc/tern/v2@v2.3.4"
 
+// ternTimeout bounds a test that runs the tern CLI: each call is a go run
+// (the first one may build tern), slow on a busy machine.
+const ternTimeout = 10 * time.Minute
+
 // tern runs the real tern CLI (go run, which needs the module proxy or a
 // module cache holding tern) in a directory of its own, so no stray
 // tern.conf is read.
@@ -118,7 +122,7 @@ func TestTernCLI(t *testing.T) {
 
 	t.Run("DefaultSchema", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t, 3*time.Minute) // the first go run may build tern
+		ctx := testContext(t, ternTimeout)
 		connString := pgtest.NewDatabase(t)
 		dir := ternInstall(t, ctx, connString, "es")
 		config := filepath.Join(dir, "es.conf")
@@ -151,7 +155,7 @@ func TestTernCLI(t *testing.T) {
 	// untouched by it.
 	t.Run("TwoSchemasSideBySide", func(t *testing.T) {
 		t.Parallel()
-		ctx := testContext(t, 3*time.Minute)
+		ctx := testContext(t, ternTimeout)
 		connString := pgtest.NewDatabase(t)
 		ternInstall(t, ctx, connString, "es")
 		ternInstall(t, ctx, connString, "tenant1")

@@ -40,7 +40,7 @@ type cartCheckedOut struct {
 
 func TestUpcastEventsStoredInPostgres(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, time.Minute)
+	ctx := testContext(t, testTimeout)
 	store := pgtest.Store(t)
 
 	oldReg := es.NewRegistry()
@@ -109,7 +109,7 @@ func TestUpcastEventsStoredInPostgres(t *testing.T) {
 
 func TestMetadataStoredInPostgres(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t, time.Minute)
+	ctx := testContext(t, testTimeout)
 	store := pgtest.Store(t)
 
 	type noted struct{ Text string }

@@ -21,8 +21,13 @@ import (
 	"github.com/pgevent/es/pgstore"
 )
 
-// deliveryTimeout bounds every wait for a delivery.
-const deliveryTimeout = time.Minute
+// deliveryTimeout bounds every wait for a delivery (or for a subscription
+// to stop, a checkpoint to be saved, goroutines to end). It is generous: on
+// a busy machine a delivery can take many times as long as on a quiet one,
+// and another test may hold the read_all horizon back for a long while. A
+// wait ends as soon as its condition holds; the bound only stops a test
+// that hangs.
+const deliveryTimeout = 5 * time.Minute
 
 // quietWindow is how long a test watches a subscription to conclude that
 // it delivers nothing: with the fast options below it reads the log about
@@ -366,20 +371,31 @@ func TestSubscribeListenerKilled(t *testing.T) {
 				}
 				c.waitUntil(t, "before the kill", func([]es.Event) bool { return c.distinct() >= n-per/2 })
 				// Kill mid-stream: the listener (and its lock) goes away.
-				killed := 0
-				deadline := time.Now().Add(deliveryTimeout)
-				for killed == 0 && time.Now().Before(deadline) {
-					killed = pgtest.Terminate(t, ctx, listenerPIDs, name)
+				// It may still be reconnecting after the previous kill: poll.
+				killed := pgtest.Terminate(t, ctx, listenerPIDs, name)
+				for deadline := time.After(deliveryTimeout); killed == 0; killed = pgtest.Terminate(t, ctx, listenerPIDs, name) {
+					select {
+					case <-deadline:
+						require.FailNowf(t, "no listener", "round %d: no listener to kill after %v", round, deliveryTimeout)
+					case <-time.After(5 * time.Millisecond):
+					}
 				}
 				require.Equal(t, 1, killed, "round %d: the listener's backend", round)
 			}
 			got := c.waitUntil(t, "all events", func([]es.Event) bool { return c.distinct() >= n })
+			all := readAllVisible(t, store, n)
+			// The events may all have come before the last kill: wait
+			// until the subscription has noticed it (OnError) and is back
+			// at the end of the log (its checkpoint there), so that
+			// stopping it does not race its reconnect.
+			require.Eventually(t, func() bool { return reconnects.Load() >= rounds }, deliveryTimeout, 5*time.Millisecond,
+				"reconnects reported to OnError")
+			pgtestAwaitCheckpoint(t, store, name, all[n-1].Position)
 			require.NoError(t, sub.stop(t))
 			require.GreaterOrEqual(t, reconnects.Load(), int64(rounds), "reconnects reported to OnError")
 
 			// Nothing missed, in order; redeliveries only of events after
 			// a saved checkpoint (at least once).
-			all := readAllVisible(t, store, n)
 			c.mu.Lock()
 			for _, e := range all {
 				require.GreaterOrEqual(t, c.count[e.ID], 1, "event %s missed", e.Position)
@@ -409,8 +425,9 @@ func requirePositionsNondecreasingPerRun(t *testing.T, events []es.Event) {
 
 // TestSubscribeRaceBetweenListenAndCatchUp appends right after LISTEN
 // (before the first read) and right after the first catch-up (before the
-// first wait), with a fallback poll of a minute: both are delivered at
-// once, through the read and the notification.
+// first wait), with a fallback poll of an hour, far longer than the test
+// waits: both are delivered through the read and the notification, not by
+// the fallback poll.
 func TestSubscribeRaceBetweenListenAndCatchUp(t *testing.T) {
 	t.Parallel()
 	store := pgtest.Store(t)
@@ -425,13 +442,15 @@ func TestSubscribeRaceBetweenListenAndCatchUp(t *testing.T) {
 		appended <- res
 	})
 	defer remove()
+	const fallbackPoll = time.Hour
+	require.Less(t, deliveryTimeout, fallbackPoll)
 	c := newCollector()
 	start := time.Now()
 	sub := run(t, func(ctx context.Context) error {
-		return store.Subscribe(ctx, name, c.handle, fastOpts(es.SubscribeOpts{PollInterval: time.Minute}))
+		return store.Subscribe(ctx, name, c.handle, fastOpts(es.SubscribeOpts{PollInterval: fallbackPoll}))
 	})
 	got := c.waitUntil(t, "both raced events", func(events []es.Event) bool { return len(events) >= 2 })
-	require.Less(t, time.Since(start), 30*time.Second, "delivered by the fallback poll, not at once")
+	require.Less(t, time.Since(start), fallbackPoll, "delivered by the fallback poll, not at once")
 	require.Equal(t, "race-listening", got[0].StreamID)
 	require.Equal(t, "race-caught-up", got[1].StreamID)
 	require.Equal(t, (<-appended).LastPosition, got[0].Position)
@@ -441,7 +460,8 @@ func TestSubscribeRaceBetweenListenAndCatchUp(t *testing.T) {
 
 // TestSubscribeTakeOverWhenActiveDies: two instances; the active one's
 // connection dies (its lease is then free, without waiting for it to
-// expire); the other takes over and nothing is missed.
+// expire); the other takes over and nothing is missed; the first, back,
+// waits behind it.
 func TestSubscribeTakeOverWhenActiveDies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -450,20 +470,33 @@ func TestSubscribeTakeOverWhenActiveDies(t *testing.T) {
 
 	a, b := newCollector(), newCollector()
 	opts := fastOpts(es.SubscribeOpts{CheckpointEvery: 1, ReconnectBackoff: 500 * time.Millisecond, ReconnectBackoffMax: time.Second})
-	subA := run(t, func(ctx context.Context) error { return store.Subscribe(ctx, name, a.handle, opts) })
+	// A's OnError, which runs before A reconnects, holds A back until B
+	// has taken over: A's backoff alone races B's lock polls, a race a
+	// busy machine can make B lose. (OnError must not block in real use;
+	// here blocking it orders the two instances.)
+	tookOver := make(chan struct{})
+	release := sync.OnceFunc(func() { close(tookOver) })
+	optsA := *opts
+	optsA.OnError = func(error) { <-tookOver }
+	subA := run(t, func(ctx context.Context) error { return store.Subscribe(ctx, name, a.handle, &optsA) })
+	t.Cleanup(release) // before run's cleanup stops A: cleanups run last first
 	_, err := store.Append(ctx, "t-1", es.NoStream, newEvents(2, "T"))
 	require.NoError(t, err)
 	a.waitUntil(t, "A active", func(events []es.Event) bool { return len(events) >= 2 })
 	subB := run(t, func(ctx context.Context) error { return store.Subscribe(ctx, name, b.handle, opts) })
+	listeners := func(want int) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			var n int
+			_ = store.Pool().QueryRow(ctx, "SELECT count(*) FROM ("+listenerPIDs+") q", name).Scan(&n)
+			return n == want
+		}, deliveryTimeout, 5*time.Millisecond, "%d listener connections", want)
+	}
 	// B is waiting for the lock once two listener connections exist.
-	require.Eventually(t, func() bool {
-		var n int
-		_ = store.Pool().QueryRow(ctx, "SELECT count(*) FROM ("+listenerPIDs+") q", name).Scan(&n)
-		return n == 2
-	}, deliveryTimeout, 5*time.Millisecond)
+	listeners(2)
 
-	// Kill A's connection; A backs off (500 ms) and B, polling for the
-	// lease every 20 ms, takes over at once: the lease's backend is gone.
+	// Kill A's connection; B, polling for the lease every 20 ms, takes
+	// over at once: the lease's backend is gone.
 	require.Equal(t, 1, pgtest.Terminate(t, ctx, "SELECT $1::int", leaseHolderPID(t, ctx, store, name)))
 	_, err = store.Append(ctx, "t-1", es.Exactly(2), newEvents(3, "T"))
 	require.NoError(t, err)
@@ -471,6 +504,17 @@ func TestSubscribeTakeOverWhenActiveDies(t *testing.T) {
 	require.Equal(t, []int64{3, 4, 5}, []int64{got[0].Version, got[1].Version, got[2].Version})
 	events, _ := a.snapshot()
 	require.Len(t, events, 2, "A received nothing after losing its lock")
+
+	// A reconnects and waits for the lock B holds: B keeps delivering, A
+	// still receives nothing.
+	release()
+	listeners(2)
+	_, err = store.Append(ctx, "t-1", es.Exactly(5), newEvents(1, "T"))
+	require.NoError(t, err)
+	got = b.waitUntil(t, "B still active", func(events []es.Event) bool { return len(events) >= 4 })
+	require.Equal(t, int64(6), got[3].Version)
+	events, _ = a.snapshot()
+	require.Len(t, events, 2, "A received nothing while B held the lock")
 	require.NoError(t, subA.stop(t))
 	require.NoError(t, subB.stop(t))
 }
@@ -599,7 +643,26 @@ func TestSubscribeNoLeaks(t *testing.T) {
 	c.waitUntil(t, "3 events", func(events []es.Event) bool { return len(events) >= 3 })
 	require.NoError(t, subPlain.stop(t))
 	require.NoError(t, subTx.stop(t))
-	goleak.VerifyNone(t, ignore)
+	requireNoLeaks(t, ignore)
+}
+
+// requireNoLeaks fails t if goroutines other than those opts ignore are
+// still running after deliveryTimeout. goleak.VerifyNone gives goroutines
+// that are ending less than half a second, which a busy machine may not
+// give them.
+func requireNoLeaks(t *testing.T, opts ...goleak.Option) {
+	t.Helper()
+	deadline := time.Now().Add(deliveryTimeout)
+	for {
+		err := goleak.Find(opts...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines still running after %v: %v", deliveryTimeout, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling, with a deadline
+	}
 }
 
 // TestSubscribeMissingSchemaIsFatal: an error reconnecting cannot cure (the

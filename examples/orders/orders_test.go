@@ -214,7 +214,8 @@ func TestConnectFallback(t *testing.T) {
 // the transactional subscription kept.
 func TestRunPostgres(t *testing.T) {
 	t.Setenv("DATABASE_URL", pgtest.NewDatabase(t))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// Generous: the tour is many round trips, slow on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out strings.Builder
 	store, db, cleanup := connect(ctx, &out)

@@ -31,6 +31,11 @@ const (
 	EnvRequirePostgres = "ES_REQUIRE_POSTGRES"
 
 	adminTimeout = time.Minute
+
+	// leakTimeout is how long the leak check of MainCheckingLeaks waits for
+	// goroutines that are ending. goleak.Find alone gives them under half a
+	// second, which a busy machine may not.
+	leakTimeout = time.Minute
 )
 
 // The process-wide server, set up on first use.
@@ -72,7 +77,7 @@ func Main(m *testing.M) { os.Exit(run(m, false)) }
 
 // MainCheckingLeaks is [Main] that also fails the run when goroutines are
 // left running once the tests have finished and the server is cleaned up
-// (checked with goleak, which waits a little for goroutines that are
+// (checked with goleak, waiting up to a minute for goroutines that are
 // ending). Use it in packages whose code starts goroutines:
 //
 //	func TestMain(m *testing.M) { pgtest.MainCheckingLeaks(m) }
@@ -93,12 +98,25 @@ func run(m *testing.M, checkLeaks bool) int {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	if checkLeaks && code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := findLeaks(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: goroutines left running after the tests: %v\n", err)
 			code = 1
 		}
 	}
 	return code
+}
+
+// findLeaks returns goleak.Find's error if goroutines are still running
+// after leakTimeout.
+func findLeaks() error {
+	deadline := time.Now().Add(leakTimeout)
+	for {
+		err := goleak.Find()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond) // polling, with a deadline
+	}
 }
 
 // ConnString returns a connection string to a database reserved for this

@@ -236,7 +236,7 @@ func TestMainCleansUp(t *testing.T) {
 	for _, mode := range []string{"exit", "panic"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v", "-test.timeout=2m")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v", "-test.timeout=10m")
 			cmd.Env = append(os.Environ(), "PGTEST_HELPER="+mode)
 			out, err := cmd.CombinedOutput()
 			if mode == "exit" {
@@ -271,7 +271,7 @@ func TestMainCleansUp(t *testing.T) {
 				require.ErrorIs(t, err, os.ErrNotExist, "Main removes the directory")
 				return
 			}
-			require.Eventually(t, func() bool { return !processAlive(pid) }, 30*time.Second, 10*time.Millisecond,
+			require.Eventually(t, func() bool { return !processAlive(pid) }, 5*time.Minute, 10*time.Millisecond,
 				"the server shuts down when the test process dies")
 			require.NoError(t, os.RemoveAll(dir))
 		})
@@ -310,7 +310,7 @@ func TestHelperProcess(t *testing.T) {
 func TestExternalServerDropsRoles(t *testing.T) {
 	t.Parallel()
 	admin := connect(t, pgtest.AdminConnString(t))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v", "-test.timeout=2m")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v", "-test.timeout=10m")
 	cmd.Env = append(os.Environ(), "PGTEST_HELPER=exit", "PGTEST_HELPER_SCHEMA=1",
 		pgtest.EnvDatabaseURL+"="+pgtest.AdminConnString(t))
 	out, err := cmd.CombinedOutput()

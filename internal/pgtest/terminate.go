@@ -9,8 +9,8 @@ import (
 
 // Terminate ends the server backends whose process ids pidQuery returns
 // (a query of one int column, with args), as pg_terminate_backend does
-// for an administrator, waiting up to five seconds for each to exit. It
-// returns how many it ended. The connections of those backends see their
+// for an administrator, waiting up to a minute for each to exit (a busy
+// machine may take seconds). It returns how many it ended. The connections of those backends see their
 // server go away, as after a network failure or a server restart.
 func Terminate(t testing.TB, ctx context.Context, pidQuery string, args ...any) int {
 	t.Helper()
@@ -20,7 +20,7 @@ func Terminate(t testing.TB, ctx context.Context, pidQuery string, args ...any) 
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var n int
-	err = conn.QueryRow(ctx, "SELECT count(*) FILTER (WHERE pg_terminate_backend(q.pid, 5000)) FROM ("+
+	err = conn.QueryRow(ctx, "SELECT count(*) FILTER (WHERE pg_terminate_backend(q.pid, 60000)) FROM ("+
 		pidQuery+") AS q(pid) WHERE q.pid <> pg_backend_pid()", args...).Scan(&n)
 	if err != nil {
 		t.Fatalf("pgtest: terminating backends: %v", err)
