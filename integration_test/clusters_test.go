@@ -54,7 +54,8 @@ func removeAtCleanup(t testing.TB, c *pgtest.Cluster) {
 }
 
 // openStore opens a pool on connString (closed at cleanup) and a store on
-// it in schema es.
+// it in schema es, with quick subscription timing unless config sets its
+// own.
 func openStore(t testing.TB, ctx context.Context, connString string, config *pgstore.Config) (*pgxpool.Pool, *pgstore.Store) {
 	t.Helper()
 	poolConfig, err := pgxpool.ParseConfig(connString)
@@ -63,9 +64,24 @@ func openStore(t testing.TB, ctx context.Context, connString string, config *pgs
 	pool, err := pgxpool.NewWithConfig(ctx, poolConfig)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	store, err := pgstore.New(pool, config)
+	var c pgstore.Config
+	if config != nil {
+		c = *config
+	}
+	if c.Subscriptions == (pgstore.SubscriptionConfig{}) {
+		c.Subscriptions = quickSubscriptions
+	}
+	store, err := pgstore.New(pool, &c)
 	require.NoError(t, err)
 	return pool, store
+}
+
+// quickSubscriptions is quick subscription timing for tests: short polls.
+var quickSubscriptions = pgstore.SubscriptionConfig{
+	PollInterval:      50 * time.Millisecond,
+	RepollDelay:       5 * time.Millisecond,
+	LeasePollInterval: 50 * time.Millisecond,
+	ReconnectBackoff:  10 * time.Millisecond,
 }
 
 // eventually polls cond until it holds, failing t when ctx ends first.
@@ -309,15 +325,9 @@ func (s *subscription) stop(t testing.TB, ctx context.Context) {
 	}
 }
 
-// subscribeOpts are quick subscription options for tests: short polls,
-// small batches (several transactions in the transactional form).
+// subscribeOpts are subscription options for tests: small batches (several
+// transactions in the transactional form). (openStore's stores poll
+// quickly.)
 func subscribeOpts() *es.SubscribeOpts {
-	return &es.SubscribeOpts{
-		BatchSize:        50,
-		CheckpointEvery:  10,
-		PollInterval:     50 * time.Millisecond,
-		RepollDelay:      5 * time.Millisecond,
-		LockPollInterval: 50 * time.Millisecond,
-		ReconnectBackoff: 10 * time.Millisecond,
-	}
+	return &es.SubscribeOpts{BatchSize: 50, CheckpointEvery: 10}
 }

@@ -34,7 +34,8 @@ func TestHostileLoginCannotDisrupt(t *testing.T) {
 	t.Parallel()
 	b := setupRoles(t)
 	ctx := testContext(t, 3*time.Minute)
-	store, err := pgstore.New(b.pool, &pgstore.Config{Schema: b.schema})
+	store, err := pgstore.New(b.pool, &pgstore.Config{Schema: b.schema, Subscriptions: pgstore.SubscriptionConfig{
+		LeasePollInterval: 20 * time.Millisecond, PollInterval: 50 * time.Millisecond}})
 	require.NoError(t, err)
 
 	attackerCfg := createLogin(t, ctx, b.pool, b.schema+"_attacker")
@@ -94,7 +95,6 @@ func TestHostileLoginCannotDisrupt(t *testing.T) {
 	// A subscription starts, delivers, and a second instance takes over
 	// when the first stops.
 	delivered := make(chan es.Event, 100)
-	opts := &es.SubscribeOpts{LockPollInterval: 20 * time.Millisecond, PollInterval: 50 * time.Millisecond}
 	runSub := func() (context.CancelFunc, <-chan error) {
 		ctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -102,7 +102,7 @@ func TestHostileLoginCannotDisrupt(t *testing.T) {
 			done <- store.Subscribe(ctx, sub, func(_ context.Context, e es.Event) error {
 				delivered <- e
 				return nil
-			}, opts)
+			}, nil)
 		}()
 		return cancel, done
 	}

@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -12,8 +13,9 @@ import (
 
 var _ es.Subscriber = (*Store)(nil)
 
-// Subscribe implements [es.Subscriber.Subscribe]: it delivers the log after
-// the subscription's checkpoint to handler, then waits for appends (woken
+// Subscribe implements [es.Subscriber.Subscribe] with the subscription
+// engine of package storekit, like pgstore: it delivers the log after the
+// subscription's checkpoint to handler, then waits for appends (woken
 // in-process by every append), until ctx is cancelled or the handler fails.
 // Checkpoints live in the Store. A second Subscribe with the same name
 // waits until the first returns.
@@ -24,32 +26,13 @@ func (s *Store) Subscribe(ctx context.Context, name string, handler es.Handler, 
 	if handler == nil {
 		return fmt.Errorf("%w: subscription %q: nil handler", es.ErrInvalidArgument, name)
 	}
-	o := opts.WithDefaults()
-	if err := o.Validate(); err != nil {
+	o, err := storekit.Options(opts)
+	if err != nil {
 		return err
 	}
-
-	// One active instance per name.
-	slot := s.subscriptionSlot(name)
-	select {
-	case slot <- struct{}{}:
-	case <-ctx.Done():
-		return nil
-	}
-	defer func() { <-slot }()
-
-	sub := &subscription{s: s, name: name, o: &o, handler: handler}
-	if err := sub.start(); err != nil {
-		return err
-	}
-	err := sub.run(ctx)
-	if ferr := sub.flush(); ferr != nil && err == nil {
-		err = ferr
-	}
-	if ctx.Err() != nil && (err == nil || isCancel(ctx, err)) {
-		return nil
-	}
-	return err
+	return storekit.Run(ctx, &source{s: s, name: name, o: &o}, storekit.Config{
+		Name: name, Opts: o, Handler: handler,
+	})
 }
 
 // subscriptionSlot returns the one-slot channel of the subscription name.
@@ -98,14 +81,11 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error)
 
 // advanceCheckpoint moves the checkpoint of name from expected to pos, as
 // the SQL advance_checkpoint does: [es.ErrCheckpointConflict] when it is
-// not at expected (a missing checkpoint is at the zero Position).
+// not at expected (a missing checkpoint is at the zero Position), and
+// [es.ErrInvalidArgument] for a position before expected or beyond the last
+// event of the log.
 func (s *Store) advanceCheckpoint(name string, expected, pos es.Position) error {
-	s.mu.RLock()
-	var end es.Position
-	if len(s.log) > 0 {
-		end = s.log[len(s.log)-1].Position
-	}
-	s.mu.RUnlock()
+	end := s.end()
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	if end.Before(pos) {
@@ -124,159 +104,96 @@ func (s *Store) advanceCheckpoint(name string, expected, pos es.Position) error 
 	return nil
 }
 
-// subscription is one running instance of a subscription.
-type subscription struct {
-	s       *Store
-	name    string
-	o       *es.SubscribeOpts
-	handler es.Handler
-
-	pos      es.Position // after the last event handled
-	saved    es.Position // the saved checkpoint
-	unsaved  int         // events handled since the last save
-	lastSave time.Time
-
-	failedAt es.Position // the event the handler last failed on
-	failures int         // how often in a row
-}
-
-// start loads the checkpoint, or sets it as the options say.
-func (sub *subscription) start() error {
-	s := sub.s
-	s.subMu.Lock()
-	pos, ok := s.checkpoints[sub.name]
-	s.subMu.Unlock()
-	if !ok && sub.o.Start == es.StartFromEnd {
-		s.mu.RLock()
-		if n := len(s.log); n > 0 {
-			pos = s.log[n-1].Position
-		}
-		s.mu.RUnlock()
-		if err := s.advanceCheckpoint(sub.name, es.Position{}, pos); err != nil {
-			return err
-		}
-	}
-	sub.pos, sub.saved, sub.lastSave = pos, pos, time.Now()
-	return nil
-}
-
-// run delivers events until ctx is cancelled or the handler fails.
-func (sub *subscription) run(ctx context.Context) error {
-	o := sub.o
-	for {
-		// Take the wake-up signal before reading: an append after the
-		// read closes it.
-		signal := sub.s.appendedSignal()
-		batch := sub.read()
-		for i := range batch {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			e := batch[i]
-			if err := sub.handler(ctx, e); err != nil {
-				if err := sub.failed(ctx, e, err); err != nil {
-					return err
-				}
-				break // read again from the failed event
-			}
-			sub.failures = 0
-			sub.pos = e.Position
-			sub.unsaved++
-			if sub.unsaved >= o.CheckpointEvery || time.Since(sub.lastSave) >= o.CheckpointInterval {
-				if err := sub.flush(); err != nil {
-					return err
-				}
-			}
-		}
-		if len(batch) == o.BatchSize || (len(batch) > 0 && sub.failures > 0) {
-			continue
-		}
-
-		if err := sub.wait(ctx, signal); err != nil {
-			return err
-		}
-	}
-}
-
-// wait waits for signal (an append), and saves the checkpoint when it is
-// due meanwhile.
-func (sub *subscription) wait(ctx context.Context, signal <-chan struct{}) error {
-	var due <-chan time.Time
-	if sub.unsaved > 0 {
-		t := time.NewTimer(max(0, sub.o.CheckpointInterval-time.Since(sub.lastSave)))
-		defer t.Stop()
-		due = t.C
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-signal:
-		return nil
-	case <-due:
-		return sub.flush()
-	}
-}
-
-// failed records a handler failure on e: it saves the checkpoint of the
-// events handled before e, and after a backoff returns nil to retry e, or
-// the *es.HandlerError when the retries are used up.
-func (sub *subscription) failed(ctx context.Context, e es.Event, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err() // stopping: e was not handled
-	}
-	if sub.failures == 0 || sub.failedAt != e.Position {
-		sub.failedAt, sub.failures = e.Position, 0
-	}
-	sub.failures++
-	if ferr := sub.flush(); ferr != nil {
-		return ferr
-	}
-	if sub.failures > sub.o.HandlerRetries {
-		return &es.HandlerError{Subscription: sub.name, Event: e, Attempts: sub.failures, Err: err}
-	}
-	t := time.NewTimer(sub.o.RetryWait(sub.failures))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// read returns up to BatchSize events after sub.pos that pass the filters.
-func (sub *subscription) read() []es.Event {
-	s := sub.s
+// end returns the position of the last event of the log.
+func (s *Store) end() es.Position {
 	s.mu.RLock()
-	log := s.log
-	s.mu.RUnlock()
-	i := sort.Search(len(log), func(i int) bool { return sub.pos.Before(log[i].Position) })
+	defer s.mu.RUnlock()
+	if n := len(s.log); n > 0 {
+		return s.log[n-1].Position
+	}
+	return es.Position{}
+}
+
+// source opens the sessions of one subscription: a session is the name's
+// one-slot channel, filled while it runs.
+type source struct {
+	s    *Store
+	name string
+	o    *es.SubscribeOpts
+}
+
+func (src *source) Open(ctx context.Context) (storekit.Session, error) {
+	slot := src.s.subscriptionSlot(src.name)
+	select {
+	case slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &session{source: src, slot: slot}, nil
+}
+
+// session is a turn of a subscription as its active instance.
+type session struct {
+	*source
+	slot chan struct{}
+	// signal is closed by the first append after the last read (or wake).
+	signal <-chan struct{}
+}
+
+func (ss *session) Checkpoint(ctx context.Context) (es.Position, bool, error) {
+	return ss.s.Checkpoint(ctx, ss.name)
+}
+
+func (ss *session) End(context.Context) (es.Position, error) { return ss.s.end(), nil }
+
+// Read returns up to max events after `after` that pass the filters. It
+// takes the wake-up signal first, so that an append after the read wakes
+// the next Wait.
+func (ss *session) Read(_ context.Context, after es.Position, max int) ([]es.Event, error) {
+	ss.signal = ss.s.appendedSignal()
+	ss.s.mu.RLock()
+	log := ss.s.log
+	ss.s.mu.RUnlock()
+	i := sort.Search(len(log), func(i int) bool { return after.Before(log[i].Position) })
 	var batch []es.Event
-	for ; i < len(log) && len(batch) < sub.o.BatchSize; i++ {
-		if sub.o.Matches(&log[i]) {
+	for ; i < len(log) && len(batch) < max; i++ {
+		if storekit.Matches(ss.o, &log[i]) {
 			batch = append(batch, clone(log[i]))
 		}
 	}
-	return batch
+	return batch, nil
 }
 
-// flush saves the checkpoint when events were handled since the last save.
-// A conflict (the checkpoint was deleted while the subscription ran) stops
-// the subscription with [es.ErrCheckpointConflict].
-func (sub *subscription) flush() error {
-	sub.lastSave = time.Now()
-	if sub.pos == sub.saved {
-		sub.unsaved = 0
-		return nil
-	}
-	if err := sub.s.advanceCheckpoint(sub.name, sub.saved, sub.pos); err != nil {
-		return err
-	}
-	sub.saved, sub.unsaved = sub.pos, 0
-	return nil
+// Hidden is always false: an append is visible as soon as it returns.
+func (ss *session) Hidden(context.Context, es.Position) (bool, error) { return false, nil }
+
+func (ss *session) Advance(_ context.Context, expected, pos es.Position) error {
+	return ss.s.advanceCheckpoint(ss.name, expected, pos)
 }
 
-// isCancel reports whether err is ctx's own cancellation.
-func isCancel(ctx context.Context, err error) bool {
-	return ctx.Err() != nil && (err == ctx.Err() || err == context.Canceled || err == context.DeadlineExceeded)
+// Wait waits for an append after the last read, or d.
+func (ss *session) Wait(ctx context.Context, d time.Duration) (bool, error) {
+	if ss.signal == nil {
+		ss.signal = ss.s.appendedSignal()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-ss.signal:
+		ss.signal = ss.s.appendedSignal()
+		return true, nil
+	case <-t.C:
+		return false, nil
+	}
 }
+
+func (ss *session) Keep(context.Context) error { return nil }
+
+// errNoTransactions: memstore has no transactional handler form (yet).
+var errNoTransactions = errors.New("memstore: transactional subscriptions are not supported")
+
+func (ss *session) Begin(context.Context) (storekit.Tx, error) { return nil, errNoTransactions }
+
+func (ss *session) Close() { <-ss.slot }

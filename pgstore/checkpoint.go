@@ -20,7 +20,7 @@ type rowQuerier interface {
 // (SQL advance_checkpoint, a compare-and-set).
 func (s *Store) advanceCheckpoint(ctx context.Context, q rowQuerier, name string, expected, pos es.Position) error {
 	var one int
-	err := q.QueryRow(ctx, s.advanceCheckpointSQL(), name, expected.TxKey(), expected.Global(), pos.TxKey(), pos.Global()).Scan(&one)
+	err := q.QueryRow(ctx, s.sql.advanceCheckpoint, name, expected.TxKey(), expected.Global(), pos.TxKey(), pos.Global()).Scan(&one)
 	if err != nil {
 		return fmt.Errorf("pgstore: advancing checkpoint %q from %s to %s: %w", name, expected, pos, interpretError(err))
 	}
@@ -34,18 +34,10 @@ func (s *Store) readCheckpoint(ctx context.Context, q rowQuerier, name string) (
 		global int64
 		exists bool
 	)
-	if err := q.QueryRow(ctx, s.readCheckpointSQL(), name).Scan(&tx, &global, &exists); err != nil {
+	if err := q.QueryRow(ctx, s.sql.readCheckpoint, name).Scan(&tx, &global, &exists); err != nil {
 		return es.Position{}, false, fmt.Errorf("pgstore: reading checkpoint %q: %w", name, interpretError(err))
 	}
 	return es.NewPosition(tx, global), exists, nil
-}
-
-func (s *Store) readCheckpointSQL() string {
-	return "SELECT transaction_id, global_position, checkpoint_exists FROM " + s.config.Schema + ".read_checkpoint($1)"
-}
-
-func (s *Store) advanceCheckpointSQL() string {
-	return "SELECT 1 FROM " + s.config.Schema + ".advance_checkpoint($1, $2, $3, $4, $5)"
 }
 
 // Checkpoint returns the saved position of the subscription name and
@@ -64,7 +56,7 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error)
 		return false, err
 	}
 	var deleted bool
-	err := s.pool.QueryRow(ctx, "SELECT "+s.config.Schema+".delete_checkpoint($1)", name).Scan(&deleted)
+	err := s.pool.QueryRow(ctx, s.sql.deleteCheckpoint, name).Scan(&deleted)
 	if err != nil {
 		return false, fmt.Errorf("pgstore: deleting checkpoint %q: %w", name, interpretError(err))
 	}

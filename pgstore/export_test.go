@@ -1,10 +1,9 @@
 package pgstore
 
-// SetTestHook makes the subscription name call f at named stages of its
-// sessions ("listening": after LISTEN, before the first read;
-// "caught-up": after the first read that reached the end of the log). It
-// returns a function that removes the hook.
-func SetTestHook(name string, f func(stage string)) (remove func()) {
-	testHooks.Store(name, f)
-	return func() { testHooks.Delete(name) }
-}
+import "github.com/pgevent/es/storekit"
+
+// SetObserver makes every subscription of s call f at each stage of its
+// sessions (storekit.StageOpened: after LISTEN, before the first read;
+// storekit.StageCaughtUp: after the first read that reached the end of the
+// log). Set it before the subscriptions start.
+func SetObserver(s *Store, f func(name string, st storekit.Stage)) { s.observe = f }

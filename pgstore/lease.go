@@ -16,49 +16,40 @@ var errLeaseLost = errors.New("the subscription's lease was taken over by anothe
 // acquire_lease), reporting whether it got it.
 func (s *Store) acquireLease(ctx context.Context, q rowQuerier, name, holder string, ttl time.Duration) (bool, error) {
 	var ok bool
-	if err := q.QueryRow(ctx, "SELECT "+s.config.Schema+".acquire_lease($1, $2, $3)", name, holder, ttl).Scan(&ok); err != nil {
+	if err := q.QueryRow(ctx, s.sql.acquireLease, name, holder, ttl).Scan(&ok); err != nil {
 		return false, interpretError(err)
 	}
 	return ok, nil
 }
 
-// renewLease extends holder's lease of subscription name (SQL renew_lease),
-// reporting whether holder still held it.
-func (s *Store) renewLease(ctx context.Context, q rowQuerier, name, holder string, ttl time.Duration) (bool, error) {
-	var ok bool
-	if err := q.QueryRow(ctx, "SELECT "+s.config.Schema+".renew_lease($1, $2, $3)", name, holder, ttl).Scan(&ok); err != nil {
-		return false, interpretError(err)
-	}
-	return ok, nil
-}
-
-// keepLease renews the session's lease when a third of its TTL has passed
-// since it was last taken or renewed, and returns errLeaseLost when another
-// instance has taken it.
-func (sub *subscription) keepLease(ctx context.Context) error {
-	if time.Since(sub.renewed) < sub.o.LeaseTTL/3 {
+// Keep renews the session's lease (SQL renew_lease) when a third of its TTL
+// has passed since it was last taken or renewed, and returns errLeaseLost
+// when another instance has taken it.
+func (ss *session) Keep(ctx context.Context) error {
+	ttl := ss.s.config.Subscriptions.LeaseTTL
+	if time.Since(ss.renewed) < ttl/3 {
 		return nil
 	}
-	ok, err := sub.s.renewLease(ctx, sub.l.conn, sub.name, sub.holder, sub.o.LeaseTTL)
-	if err != nil {
-		return fmt.Errorf("renewing the lease: %w", err)
+	var ok bool
+	if err := ss.l.conn.QueryRow(ctx, ss.s.sql.renewLease, ss.name, ss.holder, ttl).Scan(&ok); err != nil {
+		return fmt.Errorf("renewing the lease: %w", interpretError(err))
 	}
 	if !ok {
 		return errLeaseLost
 	}
-	sub.renewed = time.Now()
-	sub.l.lastUsed = sub.renewed
+	ss.renewed = time.Now()
+	ss.l.lastUsed = ss.renewed
 	return nil
 }
 
-// releaseLease gives the lease up when the session ends, so that a waiting
+// releaseLease gives the lease up (SQL release_lease) so that a waiting
 // instance takes over at once (best effort: a lease left behind expires, or
 // is freed when its backend is gone).
-func (sub *subscription) releaseLease() {
-	if sub.l == nil || sub.l.conn.IsClosed() {
+func (ss *session) releaseLease() {
+	if ss.l.conn.IsClosed() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	_, _ = sub.l.conn.Exec(ctx, "SELECT "+sub.s.config.Schema+".release_lease($1, $2)", sub.name, sub.holder)
+	_, _ = ss.l.conn.Exec(ctx, ss.s.sql.releaseLease, ss.name, ss.holder)
 }

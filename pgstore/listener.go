@@ -33,7 +33,7 @@ func (s *Store) connectListener(ctx context.Context, appName string) (*listener,
 	}
 	conn := c.Hijack()
 	l := &listener{conn: conn}
-	if _, err := conn.Exec(ctx, "SELECT set_config('application_name', $1, false)", appName); err != nil {
+	if _, err := conn.Exec(ctx, setApplicationName, appName); err != nil {
 		l.close()
 		return nil, err
 	}

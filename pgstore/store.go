@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 // Config configures a [Store]. A nil *Config uses every default.
@@ -20,6 +22,64 @@ type Config struct {
 	// stream; it bounds what a reader that stops early has fetched for
 	// nothing. Defaults to 1000.
 	ReadBatchSize int
+	// Subscriptions tunes how the store's subscriptions follow the log.
+	// Defaults to the defaults of each of its fields.
+	Subscriptions SubscriptionConfig
+}
+
+// SubscriptionConfig tunes how a [Store]'s subscriptions follow the log on
+// PostgreSQL. What a subscription delivers is shaped per subscription by
+// [es.SubscribeOpts].
+type SubscriptionConfig struct {
+	// PollInterval is the fallback poll: a subscription reads the log at
+	// least this often even when no notification comes, so no committed
+	// event waits longer than this when a wake-up was coalesced away or
+	// notifications are off (es.notify = off). Defaults to 1 second.
+	PollInterval time.Duration
+	// RepollDelay is how soon a subscription reads again after a read that
+	// found events or followed a notification: appends that skipped
+	// notifying (notifications are coalesced) or that were hidden behind
+	// an older running transaction are picked up then. While events keep
+	// coming it is also the shortest time between two reads. Defaults to
+	// 10 milliseconds.
+	RepollDelay time.Duration
+	// ReconnectBackoff is the first wait before reconnecting after the
+	// listener connection failed; it doubles with each failed attempt up
+	// to ReconnectBackoffMax. Defaults to 100 milliseconds.
+	ReconnectBackoff time.Duration
+	// ReconnectBackoffMax caps the reconnect wait. Defaults to 5 seconds.
+	ReconnectBackoffMax time.Duration
+	// KeepaliveInterval is how often an idle listener connection is pinged
+	// when PollInterval is longer. Defaults to 30 seconds.
+	KeepaliveInterval time.Duration
+	// LeasePollInterval is how often an instance waiting for the
+	// subscription's lease (another instance is active) tries again.
+	// Defaults to 1 second.
+	LeasePollInterval time.Duration
+	// LeaseTTL is how long the active instance's lease lasts unless
+	// renewed; it is renewed every third of it. Another instance takes over
+	// once the lease expires, or at once when the active instance's
+	// connection is gone. Defaults to 30 seconds.
+	LeaseTTL time.Duration
+	// TxMaxDuration bounds how long SubscribeTx's transaction runs: once
+	// it has run this long it commits the events handled so far (at least
+	// one) and goes on in a new transaction. While open it holds an xid,
+	// which holds back every reader of the global log in the cluster,
+	// other subscriptions included. Defaults to 20 milliseconds.
+	TxMaxDuration time.Duration
+}
+
+// withDefaults fills the unset fields.
+func (c SubscriptionConfig) withDefaults() SubscriptionConfig {
+	c.PollInterval = cmp.Or(c.PollInterval, time.Second)
+	c.RepollDelay = cmp.Or(c.RepollDelay, 10*time.Millisecond)
+	c.ReconnectBackoff = cmp.Or(c.ReconnectBackoff, 100*time.Millisecond)
+	c.ReconnectBackoffMax = cmp.Or(c.ReconnectBackoffMax, 5*time.Second)
+	c.KeepaliveInterval = cmp.Or(c.KeepaliveInterval, 30*time.Second)
+	c.LeasePollInterval = cmp.Or(c.LeasePollInterval, time.Second)
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, 30*time.Second)
+	c.TxMaxDuration = cmp.Or(c.TxMaxDuration, 20*time.Millisecond)
+	return c
 }
 
 func (c *Config) validate() error {
@@ -28,6 +88,17 @@ func (c *Config) validate() error {
 	}
 	if c.ReadBatchSize < 1 || c.ReadBatchSize > maxBatch {
 		return fmt.Errorf("pgstore: ReadBatchSize must be between 1 and %d, got %d", maxBatch, c.ReadBatchSize)
+	}
+	sc := &c.Subscriptions
+	for name, d := range map[string]time.Duration{
+		"PollInterval": sc.PollInterval, "RepollDelay": sc.RepollDelay,
+		"ReconnectBackoff": sc.ReconnectBackoff, "ReconnectBackoffMax": sc.ReconnectBackoffMax,
+		"KeepaliveInterval": sc.KeepaliveInterval, "LeasePollInterval": sc.LeasePollInterval,
+		"LeaseTTL": sc.LeaseTTL, "TxMaxDuration": sc.TxMaxDuration,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("pgstore: Subscriptions.%s must be positive, got %v", name, d)
+		}
 	}
 	return nil
 }
@@ -43,6 +114,9 @@ type Store struct {
 	pool   *pgxpool.Pool
 	config Config
 	sql    queries
+	// observe, set by tests only, sees the stages of every subscription
+	// session.
+	observe func(name string, st storekit.Stage)
 }
 
 var _ es.Store = (*Store)(nil)
@@ -59,6 +133,7 @@ func New(pool *pgxpool.Pool, config *Config) (*Store, error) {
 	}
 	c.Schema = cmp.Or(c.Schema, DefaultSchema)
 	c.ReadBatchSize = cmp.Or(c.ReadBatchSize, 1000)
+	c.Subscriptions = c.Subscriptions.withDefaults()
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -73,30 +148,3 @@ func (s *Store) Schema() string { return s.config.Schema }
 
 // Channel returns the notification channel append signals: "<schema>_events".
 func (s *Store) Channel() string { return s.config.Schema + "_events" }
-
-// queries are the statements the store sends, qualified with its schema.
-type queries struct {
-	append, readStream, readStreamBackward, readAll, streamInfo string
-
-	// Snapshots (snapshot.go).
-	appendWithSnapshot, saveSnapshot, readSnapshot, load string
-}
-
-func newQueries(schema string) queries {
-	const eventColumns = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at"
-	return queries{
-		append: "SELECT stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id FROM " +
-			schema + ".append($1, $2, $3, $4, $5, $6)",
-		readStream:         "SELECT " + eventColumns + " FROM " + schema + ".read_stream($1, $2, $3)",
-		readStreamBackward: "SELECT " + eventColumns + " FROM " + schema + ".read_stream_backward($1, $2, $3)",
-		readAll:            "SELECT stream_id, " + eventColumns + " FROM " + schema + ".read_all($1, $2, $3, $4, $5)",
-		streamInfo:         "SELECT version, stream_exists, created_at, updated_at FROM " + schema + ".stream_info($1)",
-
-		appendWithSnapshot: "SELECT stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id FROM " +
-			schema + ".append($1, $2, $3, $4, $5, $6, $7, $8)",
-		saveSnapshot: "SELECT " + schema + ".save_snapshot($1, $2, $3, $4)",
-		readSnapshot: "SELECT version, schema_version, state, created_at FROM " + schema + ".snapshots WHERE stream_id = $1",
-		load: "SELECT " + eventColumns + ", snapshot_schema_version, snapshot_state FROM " + schema +
-			".load($1, $2) LIMIT $3",
-	}
-}

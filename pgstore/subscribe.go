@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,21 +21,25 @@ var _ es.Subscriber = (*Store)(nil)
 // tx commits together with the checkpoint, or not at all, so each event's
 // effect is applied exactly once even across crashes. The handler must not
 // commit or roll back tx. One transaction covers up to
-// [es.SubscribeOpts.BatchSize] events.
+// [es.SubscribeOpts.BatchSize] events, and runs at most
+// [SubscriptionConfig.TxMaxDuration] (it holds back every reader of the
+// global log while it runs).
 type TxHandler func(ctx context.Context, tx pgx.Tx, e es.Event) error
 
 // Subscribe runs the subscription name with an at-least-once handler until
 // ctx is cancelled (it returns nil) or the handler fails (a
-// *[es.HandlerError]); see [es.Subscriber.Subscribe].
+// *[es.HandlerError]); see [es.Subscriber.Subscribe]. It runs the
+// subscription engine of package storekit, as memstore does.
 //
 // It follows the log on a connection of its own, hijacked from the pool:
 // it takes the subscription's lease (other instances of the name wait for
-// it; see [es.SubscribeOpts.LeaseTTL]), LISTENs on [Store.Channel], reads
-// the log from the
-// checkpoint in batches, then reads again on each notification, shortly
-// after every read that found events, and every PollInterval in any case.
-// A lost connection is re-established with backoff, and the subscription
-// LISTENs again and catches up from its checkpoint.
+// it; see [SubscriptionConfig.LeaseTTL]), LISTENs on [Store.Channel], reads
+// the log from the checkpoint in batches, then reads again on each
+// notification, shortly after every read that found events, and every
+// PollInterval in any case. A lost connection is re-established with
+// backoff, and the subscription takes its lease again, LISTENs again and
+// catches up from its checkpoint. On a hot standby it fails at once with
+// [es.ErrReadOnly].
 //
 // The checkpoint is saved every [es.SubscribeOpts.CheckpointEvery] events
 // or [es.SubscribeOpts.CheckpointInterval], when the handler fails, and
@@ -47,7 +50,7 @@ func (s *Store) Subscribe(ctx context.Context, name string, handler es.Handler, 
 	if handler == nil {
 		return fmt.Errorf("%w: subscription %q: nil handler", es.ErrInvalidArgument, name)
 	}
-	return s.subscribe(ctx, name, handler, nil, opts)
+	return s.subscribe(ctx, name, opts, storekit.Config{Handler: handler})
 }
 
 // SubscribeTx runs the subscription name with a transactional handler: for
@@ -56,7 +59,10 @@ func (s *Store) Subscribe(ctx context.Context, name string, handler es.Handler, 
 // commits. Read-model writes made with the transaction and the checkpoint
 // commit together: an event's effect is applied exactly once, whatever
 // crashes. A handler error rolls the batch back (and retries or stops, see
-// [es.SubscribeOpts.HandlerRetries]). Otherwise as [Store.Subscribe].
+// [es.SubscribeOpts.HandlerRetries]). A transaction commits after
+// [SubscriptionConfig.TxMaxDuration] (20 ms) even with fewer than BatchSize
+// events: while open, it holds back every reader of the global log in the
+// cluster. Otherwise as [Store.Subscribe].
 //
 // The transaction runs on the subscription's listener connection, and
 // advances the checkpoint by compare-and-set: should another instance have
@@ -66,70 +72,51 @@ func (s *Store) SubscribeTx(ctx context.Context, name string, handler TxHandler,
 	if handler == nil {
 		return fmt.Errorf("%w: subscription %q: nil handler", es.ErrInvalidArgument, name)
 	}
-	return s.subscribe(ctx, name, nil, handler, opts)
+	return s.subscribe(ctx, name, opts, storekit.Config{TxHandler: func(ctx context.Context, t storekit.Tx, e es.Event) error {
+		tx := t.(*subscriptionTx)
+		err := handler(ctx, tx.tx, e)
+		if err != nil && tx.conn.IsClosed() {
+			return fmt.Errorf("%w: %w", storekit.ErrSessionLost, err)
+		}
+		return err
+	}})
 }
 
-// subscribe runs sessions (one connection each) until ctx is cancelled or
-// an error that reconnecting cannot cure.
-func (s *Store) subscribe(ctx context.Context, name string, plain es.Handler, txh TxHandler, opts *es.SubscribeOpts) error {
+// subscribe runs the engine with the store's timing.
+func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOpts, cfg storekit.Config) error {
 	if err := storekit.ValidateSubscriptionName(name); err != nil {
 		return err
 	}
-	o := opts.WithDefaults()
-	if err := o.Validate(); err != nil {
+	o, err := storekit.Options(opts)
+	if err != nil {
 		return err
 	}
-	if o.Categories != nil {
-		o.Categories = append([]string(nil), o.Categories...)
+	c := &s.config.Subscriptions
+	cfg.Name, cfg.Opts = name, o
+	cfg.PollInterval, cfg.RepollDelay = c.PollInterval, c.RepollDelay
+	cfg.ReconnectBackoff, cfg.ReconnectBackoffMax = c.ReconnectBackoff, c.ReconnectBackoffMax
+	cfg.TxMaxDuration = c.TxMaxDuration
+	cfg.Fatal = fatal
+	if s.observe != nil {
+		cfg.Observe = func(st storekit.Stage) { s.observe(name, st) }
 	}
-	if o.EventTypes != nil {
-		o.EventTypes = append([]string(nil), o.EventTypes...)
-	}
-	sub := &subscription{s: s, name: name, o: &o, plain: plain, txh: txh, holder: uuid.NewString()}
+	src := &source{s: s, name: name, holder: uuid.NewString()}
 	if len(o.Categories) > 0 {
-		sub.categories = o.Categories
+		src.categories = o.Categories
 	}
 	if len(o.EventTypes) > 0 {
-		sub.types = o.EventTypes
+		src.types = o.EventTypes
 	}
-
-	backoff := o.ReconnectBackoff
-	for {
-		err := sub.session(ctx)
-		if ctx.Err() != nil {
-			var herr *es.HandlerError
-			if errors.As(err, &herr) {
-				return err
-			}
-			return nil
-		}
-		var herr *es.HandlerError
-		if errors.As(err, &herr) {
-			return err
-		}
-		if fatal(err) {
-			return fmt.Errorf("pgstore: subscription %q: %w", name, err)
-		}
-		if o.OnError != nil {
-			o.OnError(fmt.Errorf("pgstore: subscription %q: %w", name, err))
-		}
-		if sub.healthy || errors.Is(err, es.ErrCheckpointConflict) || errors.Is(err, errLeaseLost) {
-			backoff = o.ReconnectBackoff
-		}
-		sub.healthy = false
-		if !sleep(ctx, backoff) {
-			return nil
-		}
-		backoff = min(2*backoff, max(o.ReconnectBackoffMax, o.ReconnectBackoff))
+	if err := storekit.Run(ctx, src, cfg); err != nil {
+		return fmt.Errorf("pgstore: %w", err)
 	}
+	return nil
 }
 
-// fatal reports whether err cannot be cured by reconnecting: a bad
-// argument, a missing schema or function, refused credentials.
+// fatal reports whether err cannot be cured by reconnecting: a missing
+// schema or function, a missing database, refused credentials or
+// insufficient privilege.
 func fatal(err error) bool {
-	if errors.Is(err, es.ErrInvalidArgument) || errors.Is(err, es.ErrReadOnly) {
-		return true
-	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && len(pg.Code) == 5 {
 		switch pg.Code[:2] {
@@ -138,6 +125,65 @@ func fatal(err error) bool {
 		}
 	}
 	return false
+}
+
+// source opens the sessions of one subscription instance.
+type source struct {
+	s          *Store
+	name       string
+	holder     string   // this instance's lease holder id
+	categories []string // nil for all
+	types      []string // nil for all
+}
+
+// Open connects, takes the subscription's lease (waiting while another
+// instance holds it) and LISTENs.
+func (src *source) Open(ctx context.Context) (storekit.Session, error) {
+	c := &src.s.config.Subscriptions
+	l, err := src.s.connectListener(ctx, appName(src.name))
+	if err != nil {
+		return nil, fmt.Errorf("connecting: %w", err)
+	}
+	ss := &session{source: src, l: l}
+	ok := false
+	defer func() {
+		if !ok {
+			l.close()
+		}
+	}()
+	// A standby can neither LISTEN nor save checkpoints: fail at once
+	// rather than retry forever.
+	var standby bool
+	if err := l.conn.QueryRow(ctx, isInRecovery).Scan(&standby); err != nil {
+		return nil, fmt.Errorf("connecting: %w", err)
+	}
+	if standby {
+		return nil, fmt.Errorf("the server is a hot standby (in recovery): %w", es.ErrReadOnly)
+	}
+	// One active instance: wait for the lease, trying again every
+	// LeasePollInterval (each try is also a keepalive).
+	for {
+		got, err := src.s.acquireLease(ctx, l.conn, src.name, src.holder, c.LeaseTTL)
+		if err != nil {
+			return nil, fmt.Errorf("taking the subscription's lease: %w", err)
+		}
+		l.lastUsed = time.Now()
+		if got {
+			ss.renewed = l.lastUsed
+			break
+		}
+		if !sleep(ctx, c.LeasePollInterval) {
+			return nil, ctx.Err()
+		}
+	}
+	// LISTEN before reading: an append that commits after the first read
+	// has been notified to this connection.
+	if err := l.listen(ctx, src.s.Channel()); err != nil {
+		ss.releaseLease()
+		return nil, fmt.Errorf("listening: %w", err)
+	}
+	ok = true
+	return ss, nil
 }
 
 // sleep waits d, or returns false when ctx ends first.
@@ -150,98 +196,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// subscription is one running instance of a subscription.
-type subscription struct {
-	s          *Store
-	name       string
-	o          *es.SubscribeOpts
-	plain      es.Handler
-	txh        TxHandler
-	categories []string // nil for all
-	types      []string // nil for all
-
-	l       *listener // the current session's connection
-	healthy bool      // the current session got as far as following the log
-
-	holder  string    // this instance's lease holder id
-	renewed time.Time // when the lease was last taken or renewed
-
-	pos      es.Position // after the last event handled
-	saved    es.Position // the saved checkpoint
-	unsaved  int         // events handled (plain form) since the last save
-	lastSave time.Time
-
-	failedAt es.Position   // the event the handler last failed on
-	failures int           // how often in a row
-	retry    bool          // read again at once: a failed event is to be retried
-	limit    int           // >0: handle at most this many events of the next batch (transactional retry)
-	chasing  time.Duration // >0: the re-read delay while committed events are hidden
-	// hiddenSince is when the read first found committed events hidden
-	// behind an older running transaction (zero when none are).
-	hiddenSince time.Time
-	batch       []es.Event
-}
-
-// session runs the subscription on one listener connection: take the
-// lock, LISTEN, load the checkpoint, catch up, follow.
-func (sub *subscription) session(ctx context.Context) (err error) {
-	o := sub.o
-	l, err := sub.s.connectListener(ctx, appName(sub.name))
-	if err != nil {
-		return fmt.Errorf("connecting: %w", err)
-	}
-	sub.l = l
-	// A standby can neither LISTEN nor save checkpoints: fail at once
-	// rather than retry forever.
-	var standby bool
-	if err := l.conn.QueryRow(ctx, "SELECT pg_catalog.pg_is_in_recovery()").Scan(&standby); err != nil {
-		l.close()
-		sub.l = nil
-		return fmt.Errorf("connecting: %w", err)
-	}
-	if standby {
-		l.close()
-		sub.l = nil
-		return fmt.Errorf("the server is a hot standby (in recovery): %w", es.ErrReadOnly)
-	}
-	defer func() {
-		if ferr := sub.flushOnExit(); ferr != nil && err == nil {
-			err = ferr
-		}
-		sub.releaseLease()
-		l.close()
-		sub.l = nil
-	}()
-
-	// One active instance: wait for the lease, trying again every
-	// LockPollInterval (each try is also a keepalive).
-	for {
-		ok, err := sub.s.acquireLease(ctx, l.conn, sub.name, sub.holder, o.LeaseTTL)
-		if err != nil {
-			return fmt.Errorf("taking the subscription's lease: %w", err)
-		}
-		l.lastUsed = time.Now()
-		if ok {
-			sub.renewed = l.lastUsed
-			break
-		}
-		if !sleep(ctx, o.LockPollInterval) {
-			return ctx.Err()
-		}
-	}
-	// LISTEN before reading: an append that commits after the first read
-	// has been notified to this connection.
-	if err := l.listen(ctx, sub.s.Channel()); err != nil {
-		return fmt.Errorf("listening: %w", err)
-	}
-	runHook(sub.name, "listening")
-	if err := sub.load(ctx); err != nil {
-		return err
-	}
-	sub.healthy = true
-	return sub.follow(ctx)
 }
 
 // appName is the listener's application_name (at most 63 bytes).
@@ -259,354 +213,148 @@ func appName(name string) string {
 	return a
 }
 
-// load reads the checkpoint, or sets it at the end of the log for a new
-// subscription that starts there.
-func (sub *subscription) load(ctx context.Context) error {
-	pos, exists, err := sub.s.readCheckpoint(ctx, sub.l.conn, sub.name)
+// session is one connection of a subscription instance holding its lease.
+// Everything runs on the connection: reads, checkpoint saves, the
+// transactional form's transactions.
+type session struct {
+	*source
+	l       *listener
+	renewed time.Time  // when the lease was last taken or renewed
+	batch   []es.Event // reused by Read
+}
+
+func (ss *session) Checkpoint(ctx context.Context) (es.Position, bool, error) {
+	return ss.s.readCheckpoint(ctx, ss.l.conn, ss.name)
+}
+
+// End returns the end of the visible log (SQL log_end).
+func (ss *session) End(ctx context.Context) (es.Position, error) {
+	var tx uint64
+	var global int64
+	if err := ss.l.conn.QueryRow(ctx, ss.s.sql.logEnd).Scan(&tx, &global); err != nil {
+		return es.Position{}, fmt.Errorf("pgstore: subscription %q: finding the end of the log: %w", ss.name, interpretError(err))
+	}
+	return es.NewPosition(tx, global), nil
+}
+
+// Read reads up to max events after `after` (SQL read_all with the
+// subscription's filters).
+func (ss *session) Read(ctx context.Context, after es.Position, max int) ([]es.Event, error) {
+	rows, err := ss.l.conn.Query(ctx, ss.s.sql.readAll, after.TxKey(), after.Global(), max, ss.categories, ss.types)
 	if err != nil {
-		return err
+		return nil, interpretError(err)
 	}
-	if !exists && sub.o.Start == es.StartFromEnd {
-		var tx uint64
-		var global int64
-		err := sub.l.conn.QueryRow(ctx, "SELECT transaction_id, global_position FROM "+sub.s.config.Schema+
-			".log_end()").Scan(&tx, &global)
+	defer rows.Close()
+	batch := ss.batch[:0]
+	sc := newEventScanner(true)
+	for rows.Next() {
+		e, err := sc.scan(rows)
 		if err != nil {
-			return fmt.Errorf("pgstore: subscription %q: finding the end of the log: %w", sub.name, interpretError(err))
+			return nil, err
 		}
-		pos = es.NewPosition(tx, global)
-		if err := sub.s.advanceCheckpoint(ctx, sub.l.conn, sub.name, es.Position{}, pos); err != nil {
-			return err
-		}
+		batch = append(batch, e)
 	}
-	sub.pos, sub.saved, sub.unsaved, sub.lastSave = pos, pos, 0, time.Now()
-	sub.retry, sub.limit = false, 0
-	sub.l.lastUsed = time.Now()
-	return nil
+	if err := rows.Err(); err != nil {
+		return nil, interpretError(err)
+	}
+	ss.batch = batch
+	ss.l.lastUsed = time.Now()
+	return batch, nil
 }
 
-// follow catches up and then follows the log: it reads a batch, handles
-// it, and reads again at once when the batch was full; otherwise it waits
-// for a notification, RepollDelay after a read that found events or
-// followed a notification, or PollInterval, whichever comes first.
-func (sub *subscription) follow(ctx context.Context) error {
-	o := sub.o
-	notified, caughtUp := false, false
-	for {
-		n, err := sub.step(ctx)
-		if err != nil {
-			return err
-		}
-		if n == o.BatchSize || sub.retry {
-			sub.retry = false
-			continue
-		}
-		if !caughtUp {
-			caughtUp = true
-			runHook(sub.name, "caught-up")
-		}
-		delay := o.PollInterval
-		if n > 0 || notified {
-			// An append that skipped notifying (notifications are
-			// coalesced) may commit just after the one that did.
-			delay = min(delay, o.RepollDelay)
-		}
-		if n > 0 {
-			sub.chasing, sub.hiddenSince = 0, time.Time{}
-		} else {
-			// Committed events hidden behind an older transaction that is
-			// still running will not be notified again when it ends: read
-			// again soon, backing off (up to a second) while they stay
-			// hidden.
-			hidden, err := sub.hidden(ctx)
-			if err != nil {
-				return err
-			}
-			switch {
-			case !hidden:
-				sub.chasing, sub.hiddenSince = 0, time.Time{}
-			case sub.hiddenSince.IsZero() || time.Since(sub.hiddenSince) < chaseFast:
-				// Most often a short transaction (another
-				// subscription's batch, an append in flight): keep
-				// re-reading at RepollDelay for a while.
-				if sub.hiddenSince.IsZero() {
-					sub.hiddenSince = time.Now()
-				}
-				sub.chasing = min(o.RepollDelay, o.PollInterval)
-				delay = sub.chasing
-			default:
-				sub.chasing = min(max(2*sub.chasing, o.RepollDelay), o.PollInterval, maxChase)
-				delay = sub.chasing
-			}
-		}
-		notified = false
-		readAt := time.Now().Add(delay)
-		for {
-			now := time.Now()
-			if !now.Before(readAt) {
-				break
-			}
-			wake := readAt
-			var saveAt time.Time
-			if sub.unsaved > 0 {
-				saveAt = sub.lastSave.Add(o.CheckpointInterval)
-				wake = earliest(wake, saveAt)
-			}
-			pingAt := sub.l.lastUsed.Add(o.KeepaliveInterval)
-			wake = earliest(wake, pingAt)
-			renewAt := sub.renewed.Add(o.LeaseTTL / 3)
-			wake = earliest(wake, renewAt)
-			got, err := sub.l.wait(ctx, max(wake.Sub(now), 0))
-			if err != nil {
-				return fmt.Errorf("waiting for notifications: %w", err)
-			}
-			if got {
-				sub.l.drain()
-				notified = true
-				if n == 0 {
-					break // idle: read at once
-				}
-				// Busy (the last read found events): the read due at
-				// readAt, RepollDelay after it, covers this wake-up, so
-				// that a stream of notifications costs at most one read
-				// per RepollDelay.
-			}
-			now = time.Now()
-			if sub.unsaved > 0 && !now.Before(saveAt) {
-				if err := sub.flush(ctx); err != nil {
-					return err
-				}
-			}
-			if !now.Before(renewAt) {
-				if err := sub.keepLease(ctx); err != nil {
-					return err
-				}
-			}
-			if !now.Before(pingAt) && now.Before(readAt) {
-				if err := sub.l.ping(ctx); err != nil {
-					return fmt.Errorf("keepalive: %w", err)
-				}
-			}
-		}
-	}
-}
-
-func earliest(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-// While committed events are hidden behind an older running transaction,
-// the subscription re-reads every RepollDelay for chaseFast, then backs
-// off, doubling the delay up to maxChase.
-const (
-	chaseFast = 250 * time.Millisecond
-	maxChase  = time.Second
-)
-
-// hidden reports whether committed events after sub.pos are hidden from
-// read_all because an older transaction is still running.
-func (sub *subscription) hidden(ctx context.Context) (bool, error) {
+// Hidden reports whether committed events after `after` are hidden behind
+// the log's horizon (SQL log_hidden).
+func (ss *session) Hidden(ctx context.Context, after es.Position) (bool, error) {
 	var hidden bool
-	err := sub.l.conn.QueryRow(ctx, "SELECT "+sub.s.config.Schema+".log_hidden($1, $2)", sub.pos.TxKey(), sub.pos.Global()).Scan(&hidden)
-	if err != nil {
+	if err := ss.l.conn.QueryRow(ctx, ss.s.sql.logHidden, after.TxKey(), after.Global()).Scan(&hidden); err != nil {
 		return false, fmt.Errorf("reading: %w", interpretError(err))
 	}
 	return hidden, nil
 }
 
-// step reads one batch after sub.pos and handles it. It returns the
-// number of events read.
-func (sub *subscription) step(ctx context.Context) (int, error) {
-	if err := sub.keepLease(ctx); err != nil {
-		return 0, err
+// Advance saves the checkpoint on the session's connection, or through the
+// pool when the connection is gone (a session that ends after losing it
+// still saves what it handled; the compare-and-set keeps that safe should
+// another instance have taken over meanwhile).
+func (ss *session) Advance(ctx context.Context, expected, pos es.Position) error {
+	var q rowQuerier = ss.s.pool
+	if !ss.l.conn.IsClosed() {
+		q = ss.l.conn
 	}
-	batch, err := sub.read(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if len(batch) == 0 {
-		return 0, nil
-	}
-	n := len(batch)
-	if sub.limit > 0 && len(batch) > sub.limit {
-		batch = batch[:sub.limit]
-	}
-	sub.limit = 0
-	if sub.txh != nil {
-		return n, sub.handleTx(ctx, batch)
-	}
-	return n, sub.handlePlain(ctx, batch)
+	return ss.s.advanceCheckpoint(ctx, q, ss.name, expected, pos)
 }
 
-// read reads up to BatchSize events after sub.pos on the listener
-// connection.
-func (sub *subscription) read(ctx context.Context) ([]es.Event, error) {
-	rows, err := sub.l.conn.Query(ctx, sub.s.sql.readAll, sub.pos.TxKey(), sub.pos.Global(), sub.o.BatchSize, sub.categories, sub.types)
-	if err != nil {
-		return nil, fmt.Errorf("reading: %w", interpretError(err))
-	}
-	defer rows.Close()
-	batch := sub.batch[:0]
-	sc := newEventScanner(true)
-	for rows.Next() {
-		e, err := sc.scan(rows)
+// Wait waits up to d for a notification, pinging an idle connection every
+// KeepaliveInterval and renewing the lease when due meanwhile.
+func (ss *session) Wait(ctx context.Context, d time.Duration) (bool, error) {
+	c := &ss.s.config.Subscriptions
+	deadline := time.Now().Add(d)
+	for {
+		now := time.Now()
+		if !now.Before(deadline) {
+			return false, nil
+		}
+		pingAt := ss.l.lastUsed.Add(c.KeepaliveInterval)
+		renewAt := ss.renewed.Add(c.LeaseTTL / 3)
+		wake := min(deadline.Sub(now), max(pingAt.Sub(now), 0), max(renewAt.Sub(now), 0))
+		got, err := ss.l.wait(ctx, wake)
 		if err != nil {
-			return nil, fmt.Errorf("reading: %w", err)
+			return false, err
 		}
-		batch = append(batch, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading: %w", interpretError(err))
-	}
-	sub.batch = batch
-	sub.l.lastUsed = time.Now()
-	return batch, nil
-}
-
-// handlePlain hands the events to the plain handler one by one, saving
-// the checkpoint as the policy says.
-func (sub *subscription) handlePlain(ctx context.Context, batch []es.Event) error {
-	o := sub.o
-	for _, e := range batch {
-		if err := ctx.Err(); err != nil {
-			return err
+		if got {
+			ss.l.drain()
+			return true, nil
 		}
-		if err := sub.plain(ctx, e); err != nil {
-			return sub.failed(ctx, e, err)
+		if err := ss.Keep(ctx); err != nil {
+			return false, err
 		}
-		sub.failures = 0
-		sub.pos = e.Position
-		sub.unsaved++
-		if sub.unsaved >= o.CheckpointEvery || time.Since(sub.lastSave) >= o.CheckpointInterval {
-			if err := sub.flush(ctx); err != nil {
-				return err
+		if now := time.Now(); !now.Before(pingAt) && now.Before(deadline) {
+			if err := ss.l.ping(ctx); err != nil {
+				return false, fmt.Errorf("keepalive: %w", err)
 			}
 		}
 	}
-	return nil
 }
 
-// handleTx hands the events to the transactional handler in one
-// transaction that also advances the checkpoint.
-func (sub *subscription) handleTx(ctx context.Context, batch []es.Event) error {
-	tx, err := sub.l.conn.Begin(ctx)
+// Begin starts the transactional form's transaction on the connection.
+func (ss *session) Begin(ctx context.Context) (storekit.Tx, error) {
+	tx, err := ss.l.conn.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("beginning: %w", err)
+		return nil, err
 	}
-	rollback := func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-		defer cancel()
-		_ = tx.Rollback(rctx)
-	}
-	// The transaction holds an xid from the handler's first write until
-	// it ends, and while it does it holds back every reader of the global
-	// log in the cluster (other subscriptions included): commit after
-	// TxMaxDuration even when fewer than BatchSize events are handled, and
-	// read the rest again at once.
-	deadline := time.Now().Add(sub.o.TxMaxDuration)
-	for i, e := range batch {
-		if err := ctx.Err(); err != nil {
-			rollback()
-			return err
-		}
-		if i > 0 && !time.Now().Before(deadline) {
-			batch = batch[:i]
-			sub.retry = true
-			break
-		}
-		if err := sub.txh(ctx, tx, e); err != nil {
-			rollback()
-			if sub.l.conn.IsClosed() {
-				// Not the handler's fault: reconnect and carry on.
-				return fmt.Errorf("connection lost while handling: %w", err)
-			}
-			if i > 0 {
-				// The events before e were rolled back with it: handle
-				// them (only them) again first, then retry e.
-				sub.limit = i
-			}
-			return sub.failed(ctx, e, err)
-		}
-	}
-	last := batch[len(batch)-1].Position
-	if err := sub.s.advanceCheckpoint(ctx, tx, sub.name, sub.saved, last); err != nil {
-		rollback()
+	return &subscriptionTx{ss: ss, tx: tx, conn: ss.l.conn}, nil
+}
+
+// Close gives the lease up and closes the connection (which ends the
+// LISTEN).
+func (ss *session) Close() {
+	ss.releaseLease()
+	ss.l.close()
+}
+
+// subscriptionTx is a transaction of the transactional form.
+type subscriptionTx struct {
+	ss   *session
+	tx   pgx.Tx
+	conn *pgx.Conn
+}
+
+// Commit advances the checkpoint in the transaction and commits it.
+func (t *subscriptionTx) Commit(ctx context.Context, expected, pos es.Position) error {
+	if err := t.ss.s.advanceCheckpoint(ctx, t.tx, t.ss.name, expected, pos); err != nil {
+		t.Rollback()
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("pgstore: subscription %q: committing: %w", sub.name, interpretError(err))
+	if err := t.tx.Commit(ctx); err != nil {
+		return fmt.Errorf("pgstore: subscription %q: committing: %w", t.ss.name, interpretError(err))
 	}
-	sub.failures = 0
-	sub.pos, sub.saved, sub.lastSave = last, last, time.Now()
-	sub.l.lastUsed = sub.lastSave
+	t.ss.l.lastUsed = time.Now()
 	return nil
 }
 
-// failed records a handler failure on e (the events before it are
-// handled, or in the transactional form are to be handled again): it
-// saves the checkpoint of the handled events, and after a backoff returns
-// nil to retry e, or the *es.HandlerError when the retries are used up.
-func (sub *subscription) failed(ctx context.Context, e es.Event, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err() // stopping: e was not handled
-	}
-	if sub.failures == 0 || sub.failedAt != e.Position {
-		sub.failedAt, sub.failures = e.Position, 0
-	}
-	sub.failures++
-	if ferr := sub.flush(ctx); ferr != nil {
-		return ferr
-	}
-	if sub.failures > sub.o.HandlerRetries {
-		return &es.HandlerError{Subscription: sub.name, Event: e, Attempts: sub.failures, Err: err}
-	}
-	if !sleep(ctx, sub.o.RetryWait(sub.failures)) {
-		return ctx.Err()
-	}
-	sub.retry = true
-	return nil
-}
-
-// flush saves the checkpoint when events were handled since the last save.
-func (sub *subscription) flush(ctx context.Context) error {
-	sub.lastSave = time.Now()
-	if sub.pos == sub.saved {
-		sub.unsaved = 0
-		return nil
-	}
-	var q rowQuerier = sub.s.pool
-	if sub.l != nil && !sub.l.conn.IsClosed() {
-		q = sub.l.conn
-	}
-	if err := sub.s.advanceCheckpoint(ctx, q, sub.name, sub.saved, sub.pos); err != nil {
-		return err
-	}
-	sub.saved, sub.unsaved = sub.pos, 0
-	return nil
-}
-
-// flushOnExit saves the checkpoint of the handled events when a session
-// ends, even when ctx has been cancelled. When the listener connection
-// is gone it writes through the pool: the compare-and-set keeps that safe
-// should another instance have taken over meanwhile.
-func (sub *subscription) flushOnExit() error {
-	if sub.pos == sub.saved {
-		return nil
-	}
+// Rollback rolls the transaction back, also when ctx has been cancelled.
+func (t *subscriptionTx) Rollback() {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	return sub.flush(ctx)
-}
-
-// testHooks maps a subscription name to a function the tests run at named
-// stages of a session ("listening", "caught-up").
-var testHooks sync.Map
-
-func runHook(name, stage string) {
-	if f, ok := testHooks.Load(name); ok {
-		f.(func(string))(stage)
-	}
+	_ = t.tx.Rollback(ctx)
 }

@@ -76,9 +76,16 @@ func BenchmarkSubscribe(b *testing.B) {
 // follow runs a subscription with handler until the benchmark ends.
 func (env *benchEnv) follow(b *testing.B, name string, opts *es.SubscribeOpts, handler es.Handler) {
 	b.Helper()
+	env.followOn(b, env.store, name, opts, handler)
+}
+
+// followOn runs a subscription of store with handler until the benchmark
+// ends.
+func (env *benchEnv) followOn(b *testing.B, store *pgstore.Store, name string, opts *es.SubscribeOpts, handler es.Handler) {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- env.store.Subscribe(ctx, name, handler, opts) }()
+	go func() { done <- store.Subscribe(ctx, name, handler, opts) }()
 	b.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -100,7 +107,11 @@ func (env *benchEnv) followFromHere(b *testing.B, prefix string, poll time.Durat
 		" (SELECT global_position FROM "+s+".events ORDER BY transaction_id DESC, global_position DESC LIMIT 1))", name); err != nil {
 		b.Fatal(err)
 	}
-	env.follow(b, name, &es.SubscribeOpts{PollInterval: poll}, handler)
+	store, err := pgstore.New(env.pool, &pgstore.Config{Schema: benchSchema, Subscriptions: pgstore.SubscriptionConfig{PollInterval: poll}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	env.followOn(b, store, name, nil, handler)
 }
 
 // subName returns a fresh subscription name.

@@ -49,7 +49,7 @@ func TestSubscribeChild(t *testing.T) {
 	pool, err := pgxpool.New(ctx, connString)
 	require.NoError(t, err)
 	defer pool.Close()
-	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+	store, err := pgstore.New(pool, fastConfig(schema))
 	require.NoError(t, err)
 
 	handled := 0
@@ -61,8 +61,7 @@ func TestSubscribeChild(t *testing.T) {
 		}
 		return nil
 	}
-	opts := &es.SubscribeOpts{BatchSize: killBatch, CheckpointEvery: killBatch, CheckpointInterval: time.Hour,
-		PollInterval: 20 * time.Millisecond}
+	opts := &es.SubscribeOpts{BatchSize: killBatch, CheckpointEvery: killBatch, CheckpointInterval: time.Hour}
 	switch mode {
 	case "plain":
 		err = store.Subscribe(ctx, name, handle, opts)
@@ -92,7 +91,7 @@ func TestSubscribeKilledProcess(t *testing.T) {
 			)
 			ctx := t.Context()
 			pool, schema := pgtest.NewSchema(t)
-			store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+			store, err := pgstore.New(pool, fastConfig(schema))
 			require.NoError(t, err)
 			_, err = pool.Exec(ctx, "CREATE TABLE "+schema+".applied (event_id uuid PRIMARY KEY)")
 			require.NoError(t, err)

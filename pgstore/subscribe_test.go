@@ -19,6 +19,7 @@ import (
 	"github.com/pgevent/es"
 	"github.com/pgevent/es/internal/pgtest"
 	"github.com/pgevent/es/pgstore"
+	"github.com/pgevent/es/storekit"
 )
 
 // deliveryTimeout bounds every wait for a delivery (or for a subscription
@@ -34,15 +35,42 @@ const deliveryTimeout = 5 * time.Minute
 // fifteen times meanwhile.
 const quietWindow = 300 * time.Millisecond
 
-// fastOpts returns o with short intervals.
+// fastOpts returns o with a short retry backoff.
 func fastOpts(o es.SubscribeOpts) *es.SubscribeOpts {
-	o.PollInterval = cmpOr(o.PollInterval, 20*time.Millisecond)
-	o.RepollDelay = cmpOr(o.RepollDelay, 5*time.Millisecond)
-	o.LockPollInterval = cmpOr(o.LockPollInterval, 20*time.Millisecond)
-	o.ReconnectBackoff = cmpOr(o.ReconnectBackoff, 10*time.Millisecond)
-	o.ReconnectBackoffMax = cmpOr(o.ReconnectBackoffMax, 100*time.Millisecond)
 	o.RetryBackoff = cmpOr(o.RetryBackoff, time.Millisecond)
 	return &o
+}
+
+// fastConfig returns the config of a store on schema whose subscriptions
+// poll, re-read, wait for the lease and reconnect quickly; the fields set in
+// over (at most one) replace those.
+func fastConfig(schema string, over ...pgstore.SubscriptionConfig) *pgstore.Config {
+	c := pgstore.SubscriptionConfig{
+		PollInterval:        20 * time.Millisecond,
+		RepollDelay:         5 * time.Millisecond,
+		LeasePollInterval:   20 * time.Millisecond,
+		ReconnectBackoff:    10 * time.Millisecond,
+		ReconnectBackoffMax: 100 * time.Millisecond,
+	}
+	for _, o := range over {
+		c.PollInterval = cmpOr(o.PollInterval, c.PollInterval)
+		c.RepollDelay = cmpOr(o.RepollDelay, c.RepollDelay)
+		c.LeasePollInterval = cmpOr(o.LeasePollInterval, c.LeasePollInterval)
+		c.ReconnectBackoff = cmpOr(o.ReconnectBackoff, c.ReconnectBackoff)
+		c.ReconnectBackoffMax = cmpOr(o.ReconnectBackoffMax, c.ReconnectBackoffMax)
+		c.TxMaxDuration = cmpOr(o.TxMaxDuration, c.TxMaxDuration)
+		c.LeaseTTL = cmpOr(o.LeaseTTL, c.LeaseTTL)
+	}
+	return &pgstore.Config{Schema: schema, Subscriptions: c}
+}
+
+// fastStore returns a store on a schema of its own with fastConfig.
+func fastStore(t *testing.T, over ...pgstore.SubscriptionConfig) *pgstore.Store {
+	t.Helper()
+	pool, schema := pgtest.NewSchema(t)
+	store, err := pgstore.New(pool, fastConfig(schema, over...))
+	require.NoError(t, err)
+	return store
 }
 
 func cmpOr(d, def time.Duration) time.Duration {
@@ -176,7 +204,7 @@ func requireStreamOrder(t *testing.T, events []es.Event) {
 func TestSubscribeOutstandingTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	store := pgtest.Store(t)
+	store := fastStore(t)
 	c := newCollector()
 	sub := run(t, func(ctx context.Context) error {
 		return store.Subscribe(ctx, "outstanding", c.handle, fastOpts(es.SubscribeOpts{}))
@@ -233,7 +261,7 @@ func TestSubscribeStress(t *testing.T) {
 	)
 	ctx := t.Context()
 	pool, schema := pgtest.NewSchema(t)
-	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+	store, err := pgstore.New(pool, fastConfig(schema))
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "CREATE TABLE "+schema+".elsewhere (n int); CREATE TABLE "+schema+".projection (event_id uuid PRIMARY KEY, stream_id text, version bigint)")
 	require.NoError(t, err)
@@ -347,9 +375,9 @@ func TestSubscribeListenerKilled(t *testing.T) {
 				require.NoError(t, err)
 				t.Cleanup(writerPool.Close)
 			}
-			store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+			store, err := pgstore.New(pool, fastConfig(schema))
 			require.NoError(t, err)
-			writer, err := pgstore.New(writerPool, &pgstore.Config{Schema: schema})
+			writer, err := pgstore.New(writerPool, fastConfig(schema))
 			require.NoError(t, err)
 
 			name := "killed-" + schema
@@ -430,10 +458,16 @@ func requirePositionsNondecreasingPerRun(t *testing.T, events []es.Event) {
 // the fallback poll.
 func TestSubscribeRaceBetweenListenAndCatchUp(t *testing.T) {
 	t.Parallel()
-	store := pgtest.Store(t)
+	const fallbackPoll = time.Hour
+	require.Less(t, deliveryTimeout, fallbackPoll)
+	store := fastStore(t, pgstore.SubscriptionConfig{PollInterval: fallbackPoll})
 	name := "race-" + store.Schema()
 	appended := make(chan es.AppendResult, 2)
-	remove := pgstore.SetTestHook(name, func(stage string) {
+	pgstore.SetObserver(store, func(sub string, st storekit.Stage) {
+		stage := map[storekit.Stage]string{storekit.StageOpened: "listening", storekit.StageCaughtUp: "caught-up"}[st]
+		if sub != name || stage == "" {
+			return
+		}
 		res, err := store.Append(context.Background(), "race-"+stage, es.NoStream, newEvents(1, "Raced"))
 		if err != nil {
 			t.Error(err)
@@ -441,13 +475,10 @@ func TestSubscribeRaceBetweenListenAndCatchUp(t *testing.T) {
 		}
 		appended <- res
 	})
-	defer remove()
-	const fallbackPoll = time.Hour
-	require.Less(t, deliveryTimeout, fallbackPoll)
 	c := newCollector()
 	start := time.Now()
 	sub := run(t, func(ctx context.Context) error {
-		return store.Subscribe(ctx, name, c.handle, fastOpts(es.SubscribeOpts{PollInterval: fallbackPoll}))
+		return store.Subscribe(ctx, name, c.handle, fastOpts(es.SubscribeOpts{}))
 	})
 	got := c.waitUntil(t, "both raced events", func(events []es.Event) bool { return len(events) >= 2 })
 	require.Less(t, time.Since(start), fallbackPoll, "delivered by the fallback poll, not at once")
@@ -465,11 +496,11 @@ func TestSubscribeRaceBetweenListenAndCatchUp(t *testing.T) {
 func TestSubscribeTakeOverWhenActiveDies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	store := pgtest.Store(t)
+	store := fastStore(t, pgstore.SubscriptionConfig{ReconnectBackoff: 500 * time.Millisecond, ReconnectBackoffMax: time.Second})
 	name := "takeover"
 
 	a, b := newCollector(), newCollector()
-	opts := fastOpts(es.SubscribeOpts{CheckpointEvery: 1, ReconnectBackoff: 500 * time.Millisecond, ReconnectBackoffMax: time.Second})
+	opts := fastOpts(es.SubscribeOpts{CheckpointEvery: 1})
 	// A's OnError, which runs before A reconnects, holds A back until B
 	// has taken over: A's backoff alone races B's lock polls, a race a
 	// busy machine can make B lose. (OnError must not block in real use;
@@ -526,7 +557,7 @@ func TestSubscribeTxRollsBackFailedBatch(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	pool, schema := pgtest.NewSchema(t)
-	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+	store, err := pgstore.New(pool, fastConfig(schema))
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "CREATE TABLE "+schema+".applied (event_id uuid PRIMARY KEY, version bigint)")
 	require.NoError(t, err)
@@ -597,7 +628,7 @@ func pgtestAwaitCheckpoint(t *testing.T, store *pgstore.Store, name string, want
 func TestSubscribeStaleInstanceCannotMoveCheckpointBack(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	store := pgtest.Store(t)
+	store := fastStore(t)
 	res, err := store.Append(ctx, "s-1", es.NoStream, newEvents(3, "S"))
 	require.NoError(t, err)
 	c := newCollector()
@@ -623,7 +654,7 @@ func TestSubscribeStaleInstanceCannotMoveCheckpointBack(t *testing.T) {
 // goleak must see no other test's goroutines.
 func TestSubscribeNoLeaks(t *testing.T) {
 	ctx := t.Context()
-	store := pgtest.Store(t)
+	store := fastStore(t)
 	ignore := goleak.IgnoreCurrent()
 
 	c := newCollector()
@@ -689,8 +720,10 @@ func TestSubscribeMissingSchemaIsFatal(t *testing.T) {
 func TestSubscribeTxBoundsTransactionTime(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	store := pgtest.Store(t)
-	_, err := store.Append(ctx, "bound-1", es.NoStream, newEvents(6, "T"))
+	pool, schema := pgtest.NewSchema(t)
+	writer, err := pgstore.New(pool, fastConfig(schema))
+	require.NoError(t, err)
+	_, err = writer.Append(ctx, "bound-1", es.NoStream, newEvents(6, "T"))
 	require.NoError(t, err)
 
 	for _, tc := range []struct {
@@ -701,6 +734,8 @@ func TestSubscribeTxBoundsTransactionTime(t *testing.T) {
 		var mu sync.Mutex
 		txs := map[string]bool{}
 		c := newCollector()
+		store, err := pgstore.New(pool, fastConfig(schema, pgstore.SubscriptionConfig{TxMaxDuration: tc.max}))
+		require.NoError(t, err)
 		sub := run(t, func(ctx context.Context) error {
 			return store.SubscribeTx(ctx, "bound-"+tc.name, func(ctx context.Context, tx pgx.Tx, e es.Event) error {
 				// Writing assigns the transaction its xid, as a
@@ -714,7 +749,7 @@ func TestSubscribeTxBoundsTransactionTime(t *testing.T) {
 				mu.Unlock()
 				c.add(e)
 				return nil
-			}, fastOpts(es.SubscribeOpts{TxMaxDuration: tc.max, BatchSize: 100}))
+			}, fastOpts(es.SubscribeOpts{BatchSize: 100}))
 		})
 		c.waitUntil(t, "all six events", func(events []es.Event) bool { return len(events) >= 6 })
 		require.NoError(t, sub.stop(t))

@@ -3,6 +3,7 @@ package storekit_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -54,4 +55,64 @@ func TestValidateSubscriptionName(t *testing.T) {
 	for _, bad := range []string{"", "a\x00b", "\xff", string(make([]byte, es.MaxSubscriptionNameLength+1))} {
 		require.ErrorIs(t, storekit.ValidateSubscriptionName(bad), es.ErrInvalidArgument, "%q", bad)
 	}
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	t.Parallel()
+	o, err := storekit.Options(nil)
+	require.NoError(t, err)
+	require.Equal(t, es.SubscribeOpts{
+		BatchSize:          1000,
+		CheckpointEvery:    100,
+		CheckpointInterval: time.Second,
+		RetryBackoff:       100 * time.Millisecond,
+	}, o)
+
+	// Set fields are kept; the filters are copied.
+	cats := []string{"order"}
+	o, err = storekit.Options(&es.SubscribeOpts{BatchSize: 7, CheckpointInterval: time.Minute, Categories: cats})
+	require.NoError(t, err)
+	require.Equal(t, 7, o.BatchSize)
+	require.Equal(t, time.Minute, o.CheckpointInterval)
+	require.Equal(t, []string{"order"}, o.Categories)
+	require.Equal(t, 100, o.CheckpointEvery)
+	cats[0] = "changed"
+	require.Equal(t, []string{"order"}, o.Categories)
+}
+
+func TestOptionsValidate(t *testing.T) {
+	t.Parallel()
+	for name, o := range map[string]es.SubscribeOpts{
+		"batch":      {BatchSize: -1},
+		"huge batch": {BatchSize: 1_000_001},
+		"every":      {CheckpointEvery: -5},
+		"interval":   {CheckpointInterval: -time.Millisecond},
+		"retries":    {HandlerRetries: -1},
+		"backoff":    {RetryBackoff: -1},
+		"start":      {Start: es.StartPosition(2)},
+		"category":   {Categories: []string{"order", ""}},
+		"type":       {EventTypes: []string{""}},
+	} {
+		_, err := storekit.Options(&o)
+		require.ErrorIs(t, err, es.ErrInvalidArgument, name)
+	}
+}
+
+func TestMatches(t *testing.T) {
+	t.Parallel()
+	e := es.Event{StreamID: "order-1", Type: "OrderPlaced"}
+	require.True(t, storekit.Matches(&es.SubscribeOpts{}, &e))
+	require.True(t, storekit.Matches(&es.SubscribeOpts{Categories: []string{"invoice", "order"}}, &e))
+	require.False(t, storekit.Matches(&es.SubscribeOpts{Categories: []string{"invoice"}}, &e))
+	require.True(t, storekit.Matches(&es.SubscribeOpts{EventTypes: []string{"OrderPlaced"}}, &e))
+	require.False(t, storekit.Matches(&es.SubscribeOpts{Categories: []string{"order"}, EventTypes: []string{"OrderPaid"}}, &e))
+}
+
+func TestRetryWait(t *testing.T) {
+	t.Parallel()
+	o := &es.SubscribeOpts{RetryBackoff: 10 * time.Millisecond}
+	require.Equal(t, 10*time.Millisecond, storekit.RetryWait(o, 1))
+	require.Equal(t, 20*time.Millisecond, storekit.RetryWait(o, 2))
+	require.Equal(t, 80*time.Millisecond, storekit.RetryWait(o, 4))
+	require.Equal(t, time.Minute, storekit.RetryWait(o, 100), "capped")
 }

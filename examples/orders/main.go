@@ -98,7 +98,8 @@ func connect(ctx context.Context, w io.Writer) (es.Store, *pgxpool.Pool, func())
 		return fallback(err)
 	}
 	cleanups = append(cleanups, pool.Close)
-	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema})
+	store, err := pgstore.New(pool, &pgstore.Config{Schema: schema,
+		Subscriptions: pgstore.SubscriptionConfig{PollInterval: 200 * time.Millisecond}})
 	if err != nil {
 		return fallback(err)
 	}

@@ -102,10 +102,7 @@ func startProjection(ctx context.Context, store *pgstore.Store, db *pgxpool.Pool
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- store.SubscribeTx(ctx, projectionName, p.apply, &es.SubscribeOpts{
-			Categories:   []string{"order"},
-			PollInterval: 200 * time.Millisecond,
-		})
+		done <- store.SubscribeTx(ctx, projectionName, p.apply, &es.SubscribeOpts{Categories: []string{"order"}})
 	}()
 	return func() error {
 		cancel()

@@ -1,0 +1,55 @@
+package pgstore
+
+// queries are every statement the store sends, qualified with its schema:
+// the one place that knows the SQL (the functions themselves live in the
+// schema package's code package). Statements that take no schema-qualified
+// object (LISTEN, SAVEPOINT) are built where they are sent.
+type queries struct {
+	// Appends (append.go, snapshot.go).
+	append, appendWithSnapshot string
+	// Reads (read.go).
+	readStream, readStreamBackward, readAll, streamInfo string
+	// Snapshots (snapshot.go).
+	saveSnapshot, readSnapshot, load string
+	// Checkpoints (checkpoint.go).
+	readCheckpoint, advanceCheckpoint, deleteCheckpoint string
+	// Subscriptions (subscribe.go, lease.go): the end of the visible log,
+	// whether events are hidden behind the horizon, the leases.
+	logEnd, logHidden, acquireLease, renewLease, releaseLease string
+}
+
+// Statements that do not depend on the schema.
+const (
+	setApplicationName = "SELECT pg_catalog.set_config('application_name', $1, false)"
+	isInRecovery       = "SELECT pg_catalog.pg_is_in_recovery()"
+)
+
+func newQueries(schema string) queries {
+	const (
+		eventColumns  = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at"
+		appendColumns = "stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id"
+	)
+	return queries{
+		append:             "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6)",
+		appendWithSnapshot: "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6, $7, $8)",
+
+		readStream:         "SELECT " + eventColumns + " FROM " + schema + ".read_stream($1, $2, $3)",
+		readStreamBackward: "SELECT " + eventColumns + " FROM " + schema + ".read_stream_backward($1, $2, $3)",
+		readAll:            "SELECT stream_id, " + eventColumns + " FROM " + schema + ".read_all($1, $2, $3, $4, $5)",
+		streamInfo:         "SELECT version, stream_exists, created_at, updated_at FROM " + schema + ".stream_info($1)",
+
+		saveSnapshot: "SELECT " + schema + ".save_snapshot($1, $2, $3, $4)",
+		readSnapshot: "SELECT version, schema_version, state, created_at FROM " + schema + ".snapshots WHERE stream_id = $1",
+		load:         "SELECT " + eventColumns + ", snapshot_schema_version, snapshot_state FROM " + schema + ".load($1, $2) LIMIT $3",
+
+		readCheckpoint:    "SELECT transaction_id, global_position, checkpoint_exists FROM " + schema + ".read_checkpoint($1)",
+		advanceCheckpoint: "SELECT 1 FROM " + schema + ".advance_checkpoint($1, $2, $3, $4, $5)",
+		deleteCheckpoint:  "SELECT " + schema + ".delete_checkpoint($1)",
+
+		logEnd:       "SELECT transaction_id, global_position FROM " + schema + ".log_end()",
+		logHidden:    "SELECT " + schema + ".log_hidden($1, $2)",
+		acquireLease: "SELECT " + schema + ".acquire_lease($1, $2, $3)",
+		renewLease:   "SELECT " + schema + ".renew_lease($1, $2, $3)",
+		releaseLease: "SELECT " + schema + ".release_lease($1, $2)",
+	}
+}

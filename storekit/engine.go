@@ -1,0 +1,509 @@
+package storekit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pgevent/es"
+)
+
+// The subscription engine: what a subscription does, written once for
+// every store. A store supplies a [Source], which opens [Session]s (one
+// connection, one turn as the active instance of the name); the engine
+// loads the checkpoint, reads batches, hands events to the handler in
+// order, saves the checkpoint by compare-and-set, retries failed handlers,
+// waits for wake-ups, and opens a new session when one fails.
+
+// Source opens the sessions of one subscription on a store.
+type Source interface {
+	// Open waits until this instance may run the subscription (no other
+	// instance of its name is active), prepares to be woken by appends,
+	// and returns the session. It returns ctx's error when ctx ends first.
+	Open(ctx context.Context) (Session, error)
+}
+
+// Session is one turn of a subscription on a store.
+type Session interface {
+	// Checkpoint returns the subscription's saved position and whether it
+	// has one.
+	Checkpoint(ctx context.Context) (es.Position, bool, error)
+	// End returns the position of the last event a Read could return now
+	// (the zero Position for an empty log).
+	End(ctx context.Context) (es.Position, error)
+	// Read returns up to max events after `after`, in the global order,
+	// that pass the subscription's filters.
+	Read(ctx context.Context, after es.Position, max int) ([]es.Event, error)
+	// Hidden reports whether events after `after` exist that Read cannot
+	// return yet (committed behind an older running transaction), and will
+	// not be signalled again when they become readable.
+	Hidden(ctx context.Context, after es.Position) (bool, error)
+	// Advance moves the checkpoint from expected to pos, a compare-and-set
+	// failing with [es.ErrCheckpointConflict]. It must work, if it can at
+	// all, after the session's connection was lost (the engine saves what
+	// it handled when a session ends).
+	Advance(ctx context.Context, expected, pos es.Position) error
+	// Wait waits up to d for a wake-up (an append may have stored events)
+	// and reports whether one came. It keeps the session alive meanwhile.
+	Wait(ctx context.Context, d time.Duration) (bool, error)
+	// Keep renews whatever the session holds (a lease), when due; the
+	// engine calls it before every read. An error ends the session.
+	Keep(ctx context.Context) error
+	// Begin starts a transaction for the transactional form. Sessions of
+	// stores without transactions return an error.
+	Begin(ctx context.Context) (Tx, error)
+	// Close ends the session and gives up what it holds.
+	Close()
+}
+
+// Tx is a transaction of the transactional form: the handler's writes and
+// the checkpoint's advance commit together, or not at all.
+type Tx interface {
+	// Commit advances the checkpoint from expected to pos in the
+	// transaction (compare-and-set) and commits it.
+	Commit(ctx context.Context, expected, pos es.Position) error
+	// Rollback rolls the transaction back, even when ctx has ended.
+	Rollback()
+}
+
+// TxHandler handles one event in the transaction tx; the store passes its
+// own transaction type to the user's handler.
+type TxHandler func(ctx context.Context, tx Tx, e es.Event) error
+
+// ErrSessionLost is wrapped by the errors a store returns when its session
+// broke (a lost connection) while a handler ran: the engine then opens a
+// new session instead of counting a handler failure.
+var ErrSessionLost = errors.New("storekit: the subscription's session was lost")
+
+// Stage is a point of a session the engine reports to [Config.Observe].
+type Stage int
+
+const (
+	// StageOpened: the session is open (the instance is the active one and
+	// will be woken by appends) and about to load its checkpoint.
+	StageOpened Stage = iota + 1
+	// StageCaughtUp: the session has read the whole visible log.
+	StageCaughtUp
+)
+
+// Config is a subscription run by [Run].
+type Config struct {
+	// Name is the subscription's name, valid (see
+	// [ValidateSubscriptionName]).
+	Name string
+	// Opts are the subscription's options, with defaults (see [Options]).
+	Opts es.SubscribeOpts
+	// Handler is the plain (at-least-once) handler; TxHandler the
+	// transactional one. Exactly one is set.
+	Handler   es.Handler
+	TxHandler TxHandler
+
+	// PollInterval is the longest the engine waits without reading (the
+	// fallback poll). Defaults to an hour.
+	PollInterval time.Duration
+	// RepollDelay is how soon the engine reads again after a read that
+	// found events or followed a wake-up. Defaults to 0.
+	RepollDelay time.Duration
+	// ReconnectBackoff and ReconnectBackoffMax bound the wait before a new
+	// session after one failed (doubling). Default to 100 ms and 5 s.
+	ReconnectBackoff, ReconnectBackoffMax time.Duration
+	// TxMaxDuration is how long a transaction of the transactional form
+	// runs at most before it commits (at least one event). Defaults to
+	// 20 ms.
+	TxMaxDuration time.Duration
+	// Fatal reports whether a session's error cannot be cured by a new
+	// session, so that Run returns it. Defaults to none (but for invalid
+	// arguments, read-only stores and handler errors, always fatal).
+	Fatal func(error) bool
+	// Observe, when set, is called at each [Stage] of each session, for
+	// tests. It must not block. Defaults to nil.
+	Observe func(Stage)
+}
+
+// Run runs the subscription until ctx is cancelled (it saves the checkpoint
+// of the events handled and returns nil) or an error that a new session
+// cannot cure: a *[es.HandlerError] when the handler's retries are used
+// up, or an error Config.Fatal accepts (wrapped). Other errors are passed to
+// Opts.OnError and a new session is opened after a backoff.
+func Run(ctx context.Context, src Source, cfg Config) error {
+	if (cfg.Handler == nil) == (cfg.TxHandler == nil) {
+		return fmt.Errorf("%w: subscription %q: nil handler", es.ErrInvalidArgument, cfg.Name)
+	}
+	cfg.PollInterval = orDefault(cfg.PollInterval, time.Hour)
+	cfg.ReconnectBackoff = orDefault(cfg.ReconnectBackoff, 100*time.Millisecond)
+	cfg.ReconnectBackoffMax = max(orDefault(cfg.ReconnectBackoffMax, 5*time.Second), cfg.ReconnectBackoff)
+	cfg.TxMaxDuration = orDefault(cfg.TxMaxDuration, 20*time.Millisecond)
+	r := &runner{cfg: &cfg, o: &cfg.Opts}
+
+	backoff := cfg.ReconnectBackoff
+	for {
+		err := r.session(ctx, src)
+		var herr *es.HandlerError
+		switch {
+		case errors.As(err, &herr):
+			return err
+		case ctx.Err() != nil:
+			return nil
+		case r.fatal(err):
+			return fmt.Errorf("subscription %q: %w", cfg.Name, err)
+		}
+		if r.o.OnError != nil {
+			r.o.OnError(fmt.Errorf("subscription %q: %w", cfg.Name, err))
+		}
+		if r.healthy || errors.Is(err, es.ErrCheckpointConflict) {
+			backoff = cfg.ReconnectBackoff
+		}
+		r.healthy = false
+		if !sleep(ctx, backoff) {
+			return nil
+		}
+		backoff = min(2*backoff, cfg.ReconnectBackoffMax)
+	}
+}
+
+func (r *runner) fatal(err error) bool {
+	return errors.Is(err, es.ErrInvalidArgument) || errors.Is(err, es.ErrReadOnly) ||
+		(r.cfg.Fatal != nil && r.cfg.Fatal(err))
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// sleep waits d, or returns false when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// runner is one running instance of a subscription.
+type runner struct {
+	cfg     *Config
+	o       *es.SubscribeOpts
+	s       Session // the current session
+	healthy bool    // the current session got as far as following the log
+
+	pos      es.Position // after the last event handled
+	saved    es.Position // the saved checkpoint
+	unsaved  int         // events handled (plain form) since the last save
+	lastSave time.Time
+
+	failedAt es.Position // the event the handler last failed on
+	failures int         // how often in a row
+	retry    bool        // read again at once: a failed event is to be retried, or a batch was cut short
+	limit    int         // >0: handle at most this many events of the next batch (transactional retry)
+
+	chasing     time.Duration // >0: the re-read delay while committed events are hidden
+	hiddenSince time.Time     // when events were first found hidden (zero when none are)
+}
+
+// While committed events are hidden behind an older running transaction,
+// the engine re-reads every RepollDelay for chaseFast, then backs off,
+// doubling the delay up to maxChase.
+const (
+	chaseFast = 250 * time.Millisecond
+	maxChase  = time.Second
+)
+
+// session runs one session: open, load the checkpoint, catch up, follow.
+func (r *runner) session(ctx context.Context, src Source) (err error) {
+	s, err := src.Open(ctx)
+	if err != nil {
+		return err
+	}
+	r.s = s
+	defer func() {
+		if ferr := r.flushOnExit(); ferr != nil && err == nil {
+			err = ferr
+		}
+		s.Close()
+		r.s = nil
+	}()
+	r.observe(StageOpened)
+	if err := r.load(ctx); err != nil {
+		return err
+	}
+	r.healthy = true
+	return r.follow(ctx)
+}
+
+func (r *runner) observe(st Stage) {
+	if r.cfg.Observe != nil {
+		r.cfg.Observe(st)
+	}
+}
+
+// load reads the checkpoint, or sets it at the end of the log for a new
+// subscription that starts there.
+func (r *runner) load(ctx context.Context) error {
+	pos, exists, err := r.s.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if !exists && r.o.Start == es.StartFromEnd {
+		if pos, err = r.s.End(ctx); err != nil {
+			return err
+		}
+		if err := r.s.Advance(ctx, es.Position{}, pos); err != nil {
+			return err
+		}
+	}
+	r.pos, r.saved, r.unsaved, r.lastSave = pos, pos, 0, time.Now()
+	r.retry, r.limit = false, 0
+	return nil
+}
+
+// follow catches up and then follows the log: it reads a batch, handles
+// it, and reads again at once when the batch was full; otherwise it waits
+// for a wake-up, RepollDelay after a read that found events or followed a
+// wake-up, or PollInterval, whichever comes first.
+func (r *runner) follow(ctx context.Context) error {
+	cfg, o := r.cfg, r.o
+	notified, caughtUp := false, false
+	for {
+		n, err := r.step(ctx)
+		if err != nil {
+			return err
+		}
+		if n == o.BatchSize || r.retry {
+			r.retry = false
+			continue
+		}
+		if !caughtUp {
+			caughtUp = true
+			r.observe(StageCaughtUp)
+		}
+		delay := cfg.PollInterval
+		if n > 0 || notified {
+			// An append that did not signal (notifications are coalesced)
+			// may commit just after the one that did.
+			delay = min(delay, cfg.RepollDelay)
+		}
+		if n > 0 {
+			r.chasing, r.hiddenSince = 0, time.Time{}
+		} else if delay, err = r.chase(ctx, delay); err != nil {
+			return err
+		}
+		notified = false
+		readAt := time.Now().Add(delay)
+		for {
+			now := time.Now()
+			if !now.Before(readAt) {
+				break
+			}
+			wake := readAt
+			var saveAt time.Time
+			if r.unsaved > 0 {
+				saveAt = r.lastSave.Add(o.CheckpointInterval)
+				wake = earliest(wake, saveAt)
+			}
+			got, err := r.s.Wait(ctx, max(wake.Sub(now), 0))
+			if err != nil {
+				return fmt.Errorf("waiting: %w", err)
+			}
+			if got {
+				notified = true
+				if n == 0 {
+					break // idle: read at once
+				}
+				// Busy (the last read found events): the read due at
+				// readAt, RepollDelay after it, covers this wake-up, so
+				// that a stream of wake-ups costs at most one read per
+				// RepollDelay.
+			}
+			if r.unsaved > 0 && !time.Now().Before(saveAt) {
+				if err := r.flush(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// chase returns the delay before the next read after a read that found
+// nothing: when committed events are hidden behind an older transaction
+// that is still running, they will not be signalled again when it ends, so
+// read again soon, backing off (up to a second) while they stay hidden.
+func (r *runner) chase(ctx context.Context, delay time.Duration) (time.Duration, error) {
+	hidden, err := r.s.Hidden(ctx, r.pos)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case !hidden:
+		r.chasing, r.hiddenSince = 0, time.Time{}
+		return delay, nil
+	case r.hiddenSince.IsZero() || time.Since(r.hiddenSince) < chaseFast:
+		// Most often a short transaction (another subscription's batch,
+		// an append in flight): keep re-reading at RepollDelay for a
+		// while.
+		if r.hiddenSince.IsZero() {
+			r.hiddenSince = time.Now()
+		}
+		r.chasing = min(r.cfg.RepollDelay, r.cfg.PollInterval)
+	default:
+		r.chasing = min(max(2*r.chasing, r.cfg.RepollDelay), r.cfg.PollInterval, maxChase)
+	}
+	return r.chasing, nil
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// step reads one batch after r.pos and handles it. It returns the number
+// of events read.
+func (r *runner) step(ctx context.Context) (int, error) {
+	if err := r.s.Keep(ctx); err != nil {
+		return 0, err
+	}
+	batch, err := r.s.Read(ctx, r.pos, r.o.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("reading: %w", err)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	n := len(batch)
+	if r.limit > 0 && len(batch) > r.limit {
+		batch = batch[:r.limit]
+	}
+	r.limit = 0
+	if r.cfg.TxHandler != nil {
+		return n, r.handleTx(ctx, batch)
+	}
+	return n, r.handlePlain(ctx, batch)
+}
+
+// handlePlain hands the events to the plain handler one by one, saving the
+// checkpoint as the options say.
+func (r *runner) handlePlain(ctx context.Context, batch []es.Event) error {
+	o := r.o
+	for _, e := range batch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.cfg.Handler(ctx, e); err != nil {
+			return r.failed(ctx, e, err)
+		}
+		r.failures = 0
+		r.pos = e.Position
+		r.unsaved++
+		if r.unsaved >= o.CheckpointEvery || time.Since(r.lastSave) >= o.CheckpointInterval {
+			if err := r.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// handleTx hands the events to the transactional handler in one
+// transaction that also advances the checkpoint. The transaction holds back
+// every reader of the global log while it runs (PostgreSQL: from its first
+// write): it commits after TxMaxDuration even when fewer events are handled,
+// and the rest are read again at once.
+func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
+	tx, err := r.s.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("beginning: %w", err)
+	}
+	deadline := time.Now().Add(r.cfg.TxMaxDuration)
+	for i, e := range batch {
+		if err := ctx.Err(); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if i > 0 && !time.Now().Before(deadline) {
+			batch = batch[:i]
+			r.retry = true
+			break
+		}
+		if err := r.cfg.TxHandler(ctx, tx, e); err != nil {
+			tx.Rollback()
+			if errors.Is(err, ErrSessionLost) {
+				return err // not the handler's fault: a new session
+			}
+			if i > 0 {
+				// The events before e were rolled back with it: handle
+				// them (only them) again first, then retry e.
+				r.limit = i
+			}
+			return r.failed(ctx, e, err)
+		}
+	}
+	last := batch[len(batch)-1].Position
+	if err := tx.Commit(ctx, r.saved, last); err != nil {
+		return err
+	}
+	r.failures = 0
+	r.pos, r.saved, r.lastSave = last, last, time.Now()
+	return nil
+}
+
+// failed records a handler failure on e (the events before it are handled,
+// or in the transactional form are to be handled again): it saves the
+// checkpoint of the handled events, and after a backoff returns nil to
+// retry e, or the *es.HandlerError when the retries are used up.
+func (r *runner) failed(ctx context.Context, e es.Event, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err() // stopping: e was not handled
+	}
+	if r.failures == 0 || r.failedAt != e.Position {
+		r.failedAt, r.failures = e.Position, 0
+	}
+	r.failures++
+	if ferr := r.flush(ctx); ferr != nil {
+		return ferr
+	}
+	if r.failures > r.o.HandlerRetries {
+		return &es.HandlerError{Subscription: r.cfg.Name, Event: e, Attempts: r.failures, Err: err}
+	}
+	if !sleep(ctx, RetryWait(r.o, r.failures)) {
+		return ctx.Err()
+	}
+	r.retry = true
+	return nil
+}
+
+// flush saves the checkpoint when events were handled since the last save.
+func (r *runner) flush(ctx context.Context) error {
+	r.lastSave = time.Now()
+	if r.pos == r.saved {
+		r.unsaved = 0
+		return nil
+	}
+	if err := r.s.Advance(ctx, r.saved, r.pos); err != nil {
+		return err
+	}
+	r.saved, r.unsaved = r.pos, 0
+	return nil
+}
+
+// flushOnExitTimeout bounds the checkpoint save of a session that ends.
+const flushOnExitTimeout = 5 * time.Second
+
+// flushOnExit saves the checkpoint of the handled events when a session
+// ends, even when ctx has been cancelled. The compare-and-set keeps that
+// safe should another instance have taken over meanwhile.
+func (r *runner) flushOnExit() error {
+	if r.pos == r.saved {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), flushOnExitTimeout)
+	defer cancel()
+	return r.flush(ctx)
+}
