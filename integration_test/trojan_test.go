@@ -184,15 +184,16 @@ func setupTrojan(t *testing.T) *trojanEnv {
 	require.NoError(t, err)
 	env := &trojanEnv{schema: "t_" + hex.EncodeToString(rnd[:]), fired: map[string]map[string]bool{}}
 	s := env.schema
-	reader, writer := s+"_reader", s+"_writer"
+	reader, writer, snapshotter := s+"_reader", s+"_writer", s+"_snapshotter"
 
 	// Cleanups run last in, first out: the database goes first, then the
 	// logins and roles that had privileges in it.
 	t.Cleanup(func() {
-		_, err := admin.Exec(context.Background(), fmt.Sprintf("DROP ROLE IF EXISTS %s, %s", reader, writer))
+		_, err := admin.Exec(context.Background(), fmt.Sprintf("DROP ROLE IF EXISTS %s, %s, %s", reader, writer, snapshotter))
 		require.NoError(t, err)
 	})
-	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s NOLOGIN; CREATE ROLE %s NOLOGIN", reader, writer))
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s",
+		reader, writer, snapshotter))
 	require.NoError(t, err)
 	ownerCfg := createLogin(t, ctx, admin, s+"_owner")
 	planterCfg := createLogin(t, ctx, admin, s+"_planter")
@@ -728,6 +729,22 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 		{fn: "delete_checkpoint/1", detail: "existing", writer: true, want: rowsAre("true"), sql: []string{"SELECT %[1]s.delete_checkpoint('sub-1')::pg_catalog.text"}},
 		{fn: "delete_checkpoint/1", detail: "missing", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.delete_checkpoint('sub-9')::pg_catalog.text"}},
 		{fn: "delete_checkpoint/1", detail: "empty", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.delete_checkpoint('')::pg_catalog.text"}},
+		{fn: "acquire_lease/3", detail: "take", writer: true, want: rowsAre("true"), sql: []string{"SELECT %[1]s.acquire_lease('sub-1', 'h-1', '1 minute')::pg_catalog.text"}},
+		{fn: "acquire_lease/3", detail: "empty holder", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.acquire_lease('sub-1', '', '1 minute')::pg_catalog.text"}},
+		{fn: "renew_lease/3", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.renew_lease('sub-9', 'h-1', '1 minute')::pg_catalog.text"}},
+		{fn: "renew_lease/3", detail: "null ttl", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.renew_lease('sub-1', 'h-1', NULL)::pg_catalog.text"}},
+		{fn: "release_lease/2", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.release_lease('sub-9', 'h-1')::pg_catalog.text"}},
+		{fn: "log_end/0", detail: "the end", sql: []string{each + "%[1]s.log_end() AS r"}, retry: true},
+		{fn: "log_hidden/2", detail: "from the start", sql: []string{"SELECT %[1]s.log_hidden('0', 0)::pg_catalog.text"}, retry: true},
+		{fn: "log_horizon/0", detail: "above the log", want: rowsAre("true"), retry: true,
+			sql: []string{"SELECT (%[1]s.log_horizon() OPERATOR(pg_catalog.>) '1'::pg_catalog.xid8)::pg_catalog.text"}},
+		{fn: "keys_behind/2", detail: "far ahead", want: rowsAre("true"), sql: []string{"SELECT %[1]s.keys_behind(0, '4000000000')::pg_catalog.text"}},
+		{fn: "keys_behind/2", detail: "not behind", want: rowsAre("false"), sql: []string{"SELECT %[1]s.keys_behind(0, '1')::pg_catalog.text"}},
+		{fn: "transaction_key/0", detail: "a key", want: rowsAre("true"),
+			sql: []string{"SELECT (%[1]s.transaction_key() IS NOT NULL)::pg_catalog.text"}},
+		{fn: "raise_key_base/0", detail: "not behind", want: rowsAre("0"), sql: []string{"SELECT %[1]s.raise_key_base()::pg_catalog.text"}},
+		{fn: "store_snapshot/4", detail: "older: kept", want: rowsAre("false"), sql: []string{`SELECT %[1]s.store_snapshot('order-1', 1, 1, '\x80')::pg_catalog.text`}},
+		{fn: "check_lease_arguments/4", detail: "valid", sql: []string{"SELECT %[1]s.check_lease_arguments('f', 'sub-1', 'h-1', '1 minute')::pg_catalog.text"}},
 
 		{fn: "events_view", detail: "every row", sorted: true, sql: []string{"SELECT v::pg_catalog.text FROM %[1]s.events_view AS v"}},
 		{fn: "streams_view", detail: "every row", sorted: true, sql: []string{"SELECT v::pg_catalog.text FROM %[1]s.streams_view AS v"}},

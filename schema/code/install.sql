@@ -18,6 +18,10 @@ with psql.
 A change to a function's arguments or result type must drop the old form
 first: add its DROP FUNCTION IF EXISTS to retired.sql.
 */ -}}
+-- Everything below names the schema's objects in full and resolves the
+-- rest in pg_catalog only: nothing another login put in public (or a
+-- search_path of the installing session) is run or used while installing.
+SET LOCAL search_path = pg_catalog, pg_temp;
 {{ template "retired.sql" . }}
 {{ template "immutability.sql" . }}
 {{ template "keys.sql" . }}

@@ -7,6 +7,9 @@
 -- privileges live in the code package in sql/, which is installed again
 -- after the migrations (pgstore.Migrate does both in one transaction).
 
+-- Resolve every name in pg_catalog (see the code package's install.sql).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE SCHEMA IF NOT EXISTS {{ $s }};
 
 -- One row per stream. version = number of events (0 = none); transaction_id
@@ -71,6 +74,8 @@ CREATE TABLE {{ $s }}.checkpoints (
 
 ---- create above / drop below ----
 {{- $s := .schema | default "es" }}
+
+SET LOCAL search_path = pg_catalog, pg_temp;
 
 -- Removes everything es installed in the schema (the code package's
 -- functions and views included), but not the schema itself, which holds

@@ -3,6 +3,9 @@
 -- leases. See schema/code/keys.sql, append.sql and leases.sql for how the
 -- functions use them.
 
+-- Resolve every name in pg_catalog (see the code package's install.sql).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 -- The installation's transaction key base (one row): an event's key is
 -- this base plus its transaction's xid. It is raised (never lowered) when
 -- the database finds itself in a cluster whose xid counter is behind its
@@ -48,5 +51,7 @@ CREATE TABLE {{ $s }}.subscription_leases (
 
 ---- create above / drop below ----
 {{- $s := .schema | default "es" }}
+
+SET LOCAL search_path = pg_catalog, pg_temp;
 
 DROP TABLE {{ $s }}.subscription_leases, {{ $s }}.notify_token, {{ $s }}.transaction_key_base;
