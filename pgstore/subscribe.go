@@ -172,7 +172,7 @@ func (src *source) Open(ctx context.Context) (storekit.Session, error) {
 			ss.renewed = l.lastUsed
 			break
 		}
-		if !sleep(ctx, c.LeasePollInterval) {
+		if !storekit.Sleep(ctx, c.LeasePollInterval) {
 			return nil, ctx.Err()
 		}
 	}
@@ -184,18 +184,6 @@ func (src *source) Open(ctx context.Context) (storekit.Session, error) {
 	}
 	ok = true
 	return ss, nil
-}
-
-// sleep waits d, or returns false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // appName is the listener's application_name (at most 63 bytes).

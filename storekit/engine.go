@@ -155,7 +155,7 @@ func Run(ctx context.Context, src Source, cfg Config) error {
 			backoff = cfg.ReconnectBackoff
 		}
 		r.healthy = false
-		if !sleep(ctx, backoff) {
+		if !Sleep(ctx, backoff) {
 			return nil
 		}
 		backoff = min(2*backoff, cfg.ReconnectBackoffMax)
@@ -174,8 +174,9 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// sleep waits d, or returns false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d, or returns false when ctx ends first. Stores use it for
+// their own waits (a lease taken by another instance).
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -472,7 +473,7 @@ func (r *runner) failed(ctx context.Context, e es.Event, err error) error {
 	if r.failures > r.o.HandlerRetries {
 		return &es.HandlerError{Subscription: r.cfg.Name, Event: e, Attempts: r.failures, Err: err}
 	}
-	if !sleep(ctx, RetryWait(r.o, r.failures)) {
+	if !Sleep(ctx, RetryWait(r.o, r.failures)) {
 		return ctx.Err()
 	}
 	r.retry = true

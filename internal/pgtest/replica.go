@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"time"
+
+	"github.com/pgevent/es/storekit"
 )
 
 // replicaSettings are the defaults a replica adds to the primary's
@@ -93,7 +95,7 @@ func (c *Cluster) waitStreaming(ctx context.Context) error {
 		if status == "streaming" {
 			return nil
 		}
-		if !sleepCtx(ctx, replicaPoll) {
+		if !storekit.Sleep(ctx, replicaPoll) {
 			return fmt.Errorf("pgtest: the replica is not streaming (WAL receiver: %s): %w; log: %s", status, ctx.Err(), c.logPath)
 		}
 	}
@@ -136,20 +138,8 @@ func (c *Cluster) WaitReplayed(ctx context.Context) error {
 		if done {
 			return nil
 		}
-		if !sleepCtx(ctx, replicaPoll) {
+		if !storekit.Sleep(ctx, replicaPoll) {
 			return fmt.Errorf("pgtest: the replica replayed up to %s, not %s: %w", replayed, target, ctx.Err())
 		}
-	}
-}
-
-// sleepCtx waits d, or returns false when ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

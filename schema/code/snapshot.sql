@@ -7,7 +7,8 @@
 --
 -- A snapshot is a cache of an aggregate's state at a version of its stream:
 -- {{ $s }}.snapshots keeps the newest one per stream. Events stay the truth; a
--- snapshot only saves replaying the events up to its version.
+-- snapshot only saves replaying the events up to its version. Loading a
+-- stream from its snapshot is a read path: load, in read.sql.
 
 -- save_snapshot stores the state of the stream's aggregate at version
 -- p_version, encoded by the client in the shape p_schema_version names. It
@@ -80,60 +81,4 @@ BEGIN
      WHERE (s.version, s.schema_version) < (excluded.version, excluded.schema_version);
     RETURN FOUND;
 END
-$$;
-
--- load returns, in one query, what rebuilding the stream's aggregate needs:
--- the stream's snapshot when its schema version is p_snapshot_schema_version,
--- then the events after it in version order; without such a snapshot (none,
--- another schema version, or p_snapshot_schema_version NULL), every event.
---
--- The snapshot row comes first: its snapshot_state is not NULL, version is
--- the snapshot's version, recorded_at its creation time, and the event
--- columns are NULL. Event rows have snapshot_schema_version and
--- snapshot_state NULL. A stream with no events returns no rows. The
--- function is plain SQL, so PostgreSQL inlines it into the calling query:
--- the union below is planned as a merge of two index scans (the one
--- snapshot row, the events after it in version order), rows stream, and a
--- LIMIT on the call limits the scan. Both parts read one MVCC snapshot, so
--- the events always continue the snapshot.
-CREATE OR REPLACE FUNCTION {{ $s }}.load(
-    p_stream_id               text,
-    p_snapshot_schema_version int
-) RETURNS TABLE (
-    global_position         bigint,
-    transaction_id          xid8,
-    stream_id               text,
-    version                 bigint,
-    event_id                uuid,
-    event_type              text,
-    data                    bytea,
-    metadata                bytea,
-    recorded_at             timestamptz,
-    snapshot_schema_version int,
-    snapshot_state          bytea
-)
-LANGUAGE sql STABLE AS $$
-    SELECT u.global_position, u.transaction_id, u.stream_id, u.version, u.event_id, u.event_type, u.data, u.metadata,
-           u.recorded_at, u.snapshot_schema_version, u.snapshot_state
-      FROM (SELECT NULL::pg_catalog.int8 AS global_position, NULL::pg_catalog.xid8 AS transaction_id, s.stream_id, s.version,
-                   NULL::pg_catalog.uuid AS event_id, NULL::pg_catalog.text AS event_type, NULL::pg_catalog.bytea AS data,
-                   NULL::pg_catalog.bytea AS metadata, s.created_at AS recorded_at,
-                   s.schema_version AS snapshot_schema_version, s.state AS snapshot_state
-              FROM {{ $s }}.snapshots AS s
-            UNION ALL
-            SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id, e.event_type, e.data,
-                   e.metadata, e.recorded_at, NULL::pg_catalog.int4, NULL::pg_catalog.bytea
-              FROM {{ $s }}.events AS e) AS u
-     WHERE u.stream_id OPERATOR(pg_catalog.=) p_stream_id
-       AND CASE WHEN u.snapshot_state IS NOT NULL
-                THEN u.snapshot_schema_version OPERATOR(pg_catalog.=) p_snapshot_schema_version
-                ELSE u.version OPERATOR(pg_catalog.>) COALESCE((SELECT s.version FROM {{ $s }}.snapshots AS s
-                                                                 WHERE s.stream_id OPERATOR(pg_catalog.=) p_stream_id
-                                                                   AND s.schema_version OPERATOR(pg_catalog.=) p_snapshot_schema_version),
-                                                                0::pg_catalog.int8) END
-       AND CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
-                THEN {{ $s }}.invalid_argument('load', 'stream_id', 'must not be null or empty',
-                                               pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
-                ELSE true END
-     ORDER BY u.version
 $$;
