@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgevent/es/internal/codec"
 	"github.com/pgevent/es/internal/sqlcheck"
 )
@@ -47,14 +45,6 @@ type RepositoryConfig struct {
 
 // defaultMaxRetries is the default of [RepositoryConfig.MaxRetries].
 const defaultMaxRetries = 3
-
-// TxAppender is a [Store] that can append in the caller's pgx transaction
-// (pgstore.Store is one). [Repository.SaveTx] needs it.
-type TxAppender interface {
-	// AppendTx is [Store.Append] inside tx: the events become visible when
-	// tx commits and are discarded if it rolls back.
-	AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expected ExpectedVersion, events []NewEvent) (AppendResult, error)
-}
 
 // Repository loads and saves aggregates of type A, each in its own stream
 // "<category>-<id>", through a [Store] and a [Registry]. It works the same
@@ -171,6 +161,17 @@ func defaultCategory[A Aggregate](newAggregate func() A) string {
 		t = t.Elem()
 	}
 	return strings.ToLower(t.Name())
+}
+
+// WithStore returns a repository like r (same registry, aggregates,
+// category and snapshot policy) on another store: typically a store bound
+// to the caller's transaction, so that loads and saves run in it, e.g.
+// orders.WithStore(pgStore.WithTx(tx)).
+func (r *Repository[A]) WithStore(store Store) *Repository[A] {
+	c := *r
+	c.store = store
+	c.snapshots, _ = store.(SnapshotStore)
+	return &c
 }
 
 // StreamID returns the id of the stream of the aggregate with id id:
@@ -359,52 +360,14 @@ func (r *Repository[A]) decodeNext(e Event, last *int64) (any, error) {
 // [Repository.Update], which does. A nil aggregate, an empty id or an
 // event of an unregistered type is an error wrapping [ErrInvalidArgument],
 // and nothing is written.
-func (r *Repository[A]) Save(ctx context.Context, agg A) error {
-	var withSnapshot appendSnapshotFunc
-	if r.snapshots != nil {
-		withSnapshot = r.snapshots.AppendWithSnapshot
-	}
-	return r.save(ctx, agg, r.store.Append, withSnapshot)
-}
-
-// SaveTx is [Repository.Save] in the caller's transaction tx, so that the
-// events are stored if and only if the caller's other writes are (a
-// read-model row, an outbox message): the store must be a [TxAppender]
-// (pgstore.Store is), otherwise SaveTx returns an error wrapping
-// [ErrInvalidArgument].
 //
-// The aggregate is marked committed as soon as the append succeeds, before
-// tx commits. If tx then rolls back, the aggregate no longer matches the
-// store: throw it away and load it again.
-func (r *Repository[A]) SaveTx(ctx context.Context, tx pgx.Tx, agg A) error {
-	txa, ok := r.store.(TxAppender)
-	if !ok {
-		return fmt.Errorf("%w: SaveTx: store %T cannot append in a caller's transaction (it is not an es.TxAppender)", ErrInvalidArgument, r.store)
-	}
-	if tx == nil {
-		return fmt.Errorf("%w: SaveTx: nil transaction", ErrInvalidArgument)
-	}
-	var withSnapshot appendSnapshotFunc
-	if sa, ok := r.store.(SnapshotTxAppender); ok {
-		withSnapshot = func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent, snapshot NewSnapshot) (AppendResult, error) {
-			return sa.AppendWithSnapshotTx(ctx, tx, streamID, expected, events, snapshot)
-		}
-	}
-	return r.save(ctx, agg, func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent) (AppendResult, error) {
-		return txa.AppendTx(ctx, tx, streamID, expected, events)
-	}, withSnapshot)
-}
-
-// appendFunc is Store.Append or a TxAppender's AppendTx in a transaction.
-type appendFunc func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent) (AppendResult, error)
-
-// appendSnapshotFunc is SnapshotStore.AppendWithSnapshot or a
-// SnapshotTxAppender's AppendWithSnapshotTx in a transaction.
-type appendSnapshotFunc func(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent, snapshot NewSnapshot) (AppendResult, error)
-
-// save is Save and SaveTx. withSnapshot is nil when the store cannot store
-// a snapshot with the events.
-func (r *Repository[A]) save(ctx context.Context, agg A, appendEvents appendFunc, withSnapshot appendSnapshotFunc) error {
+// To save in a transaction of your own (with a read-model row, an outbox
+// message), save through a repository on a store bound to it:
+// r.WithStore(pgStore.WithTx(tx)).Save(ctx, agg). The aggregate is marked
+// committed as soon as the append succeeds, before tx commits; if tx then
+// rolls back, the aggregate no longer matches the store: throw it away and
+// load it again.
+func (r *Repository[A]) Save(ctx context.Context, agg A) error {
 	b, err := baseOf(agg)
 	if err != nil {
 		return fmt.Errorf("saving %s: %w", r.category, err)
@@ -438,9 +401,9 @@ func (r *Repository[A]) save(ctx context.Context, agg A, appendEvents appendFunc
 	if v := agg.StoredVersion(); v > 0 {
 		expected = Exactly(v)
 	}
-	if withSnapshot != nil {
+	if r.snapshots != nil {
 		if snapshot, ok := r.dueSnapshot(agg, b, streamID); ok {
-			if _, err := withSnapshot(ctx, streamID, expected, events, snapshot); err != nil {
+			if _, err := r.snapshots.AppendWithSnapshot(ctx, streamID, expected, events, snapshot); err != nil {
 				return fmt.Errorf("saving %q: %w", streamID, err)
 			}
 			agg.Commit()
@@ -448,7 +411,7 @@ func (r *Repository[A]) save(ctx context.Context, agg A, appendEvents appendFunc
 			return nil
 		}
 	}
-	if _, err := appendEvents(ctx, streamID, expected, events); err != nil {
+	if _, err := r.store.Append(ctx, streamID, expected, events); err != nil {
 		return fmt.Errorf("saving %q: %w", streamID, err)
 	}
 	agg.Commit()

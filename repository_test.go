@@ -405,16 +405,27 @@ func TestRepositoryInvalidArguments(t *testing.T) {
 	require.ErrorIs(t, err, es.ErrInvalidArgument)
 }
 
-func TestRepositorySaveTxNeedsTxAppender(t *testing.T) {
+// WithStore gives a repository with the same configuration on another
+// store: loads and saves go there, and snapshots follow that store.
+func TestRepositoryWithStore(t *testing.T) {
 	t.Parallel()
 	b := repoSetup(t, nil)
-	c := b.repo.New("c1")
+	ctx := t.Context()
+	other := memstore.New(nil)
+	moved := b.repo.WithStore(other)
+	require.Equal(t, b.repo.StreamID("c1"), moved.StreamID("c1"))
+	c := moved.New("c1")
 	require.NoError(t, c.Open("ada"))
-	err := b.repo.SaveTx(t.Context(), nil, c)
-	require.ErrorIs(t, err, es.ErrInvalidArgument)
-	require.Contains(t, err.Error(), "TxAppender")
-	require.Len(t, c.Pending(), 1)
-	require.Zero(t, b.streamVersion(t, "cart-c1"))
+	require.NoError(t, moved.Save(ctx, c))
+	require.Zero(t, b.streamVersion(t, "cart-c1"), "saved to the other store only")
+	info, err := other.StreamInfo(ctx, "cart-c1")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, info.Version)
+	loaded, err := moved.Load(ctx, "c1")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, loaded.StoredVersion())
+	_, err = b.repo.Load(ctx, "c1")
+	require.ErrorIs(t, err, es.ErrNotFound)
 }
 
 func TestRepositoryCategory(t *testing.T) {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // ErrSnapshotBeyondStream is returned when a snapshot's version is beyond
@@ -104,17 +102,6 @@ type SnapshotStore interface {
 	// schema version that does not fit in 32 bits (checked before anything
 	// is written).
 	AppendWithSnapshot(ctx context.Context, streamID string, expected ExpectedVersion, events []NewEvent, snapshot NewSnapshot) (AppendResult, error)
-}
-
-// SnapshotTxAppender is a store that can append with a snapshot in the
-// caller's pgx transaction (pgstore.Store is one). [Repository.SaveTx]
-// uses it to store a snapshot that is due; with a store that is only a
-// [TxAppender], SaveTx saves the events without the snapshot.
-type SnapshotTxAppender interface {
-	// AppendWithSnapshotTx is [SnapshotStore.AppendWithSnapshot] inside tx:
-	// the events and the snapshot become visible when tx commits and are
-	// discarded if it rolls back.
-	AppendWithSnapshotTx(ctx context.Context, tx pgx.Tx, streamID string, expected ExpectedVersion, events []NewEvent, snapshot NewSnapshot) (AppendResult, error)
 }
 
 // Snapshotter is implemented by aggregates that opt in to snapshots. A

@@ -120,7 +120,7 @@ func TestListenNotify(t *testing.T) {
 		tx, err := b.store.Pool().Begin(b.ctx)
 		require.NoError(t, err)
 		defer func() { _ = tx.Rollback(context.Background()) }()
-		res, err := b.store.AppendTx(b.ctx, tx, "order-7", es.NoStream, someEvents(2))
+		res, err := b.store.WithTx(tx).Append(b.ctx, "order-7", es.NoStream, someEvents(2))
 		require.NoError(t, err)
 
 		require.Nil(t, b.next(t, quietWindow), "a notification before commit")
@@ -130,7 +130,7 @@ func TestListenNotify(t *testing.T) {
 		// A plain append notifies too, and a rolled-back one does not.
 		tx, err = b.store.Pool().Begin(b.ctx)
 		require.NoError(t, err)
-		_, err = b.store.AppendTx(b.ctx, tx, "order-8", es.NoStream, someEvents(1))
+		_, err = b.store.WithTx(tx).Append(b.ctx, "order-8", es.NoStream, someEvents(1))
 		require.NoError(t, err)
 		require.NoError(t, tx.Rollback(b.ctx))
 		res, err = b.store.Append(b.ctx, "invoice-1", es.NoStream, someEvents(3))
@@ -147,7 +147,7 @@ func TestListenNotify(t *testing.T) {
 
 		tx, err := quiet.Begin(b.ctx)
 		require.NoError(t, err)
-		_, err = b.store.AppendTx(b.ctx, tx, "quiet-1", es.NoStream, someEvents(1))
+		_, err = b.store.WithTx(tx).Append(b.ctx, "quiet-1", es.NoStream, someEvents(1))
 		require.NoError(t, err)
 		require.NoError(t, tx.Commit(b.ctx))
 		_, err = quiet.Exec(b.ctx, fmt.Sprintf(`SELECT %s.append_event('quiet-2', 'Happened', '\x80')`,
@@ -166,7 +166,7 @@ func TestListenNotify(t *testing.T) {
 		require.NoError(t, err)
 		tx, err = quiet.Begin(b.ctx)
 		require.NoError(t, err)
-		res, err = b.store.AppendTx(b.ctx, tx, "quiet-3", es.NoStream, someEvents(1))
+		res, err = b.store.WithTx(tx).Append(b.ctx, "quiet-3", es.NoStream, someEvents(1))
 		require.NoError(t, err)
 		require.NoError(t, tx.Commit(b.ctx))
 		b.requireNotification(t, b.next(t, arrivalTimeout), "quiet-3", res)

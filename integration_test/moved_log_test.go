@@ -408,7 +408,7 @@ func appendAfterWritingElsewhere(t testing.TB, ctx context.Context, pool *pgxpoo
 	other, err := store.Append(ctx, stream, es.Any, events)
 	require.NoError(t, err)
 	events, ids := newEvents(movedType, 2)
-	res, err := store.AppendTx(ctx, tx, stream, es.Any, events)
+	res, err := store.WithTx(tx).Append(ctx, stream, es.Any, events)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
 	return []es.AppendResult{other, res}, append(otherIDs, ids...)

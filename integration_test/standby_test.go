@@ -82,7 +82,7 @@ func TestStandby(t *testing.T) {
 							if _, err := tx.Exec(ctx, "INSERT INTO side_effects (note) VALUES ('before an append')"); err != nil {
 								return err
 							}
-							_, err := pstore.AppendTx(ctx, tx, stream, es.Any, events)
+							_, err := pstore.WithTx(tx).Append(ctx, stream, es.Any, events)
 							return err
 						})
 						if err == nil {
@@ -225,7 +225,7 @@ func standbyRolledBack(ctx context.Context, pool *pgxpool.Pool, store *pgstore.S
 	if _, err := tx.Exec(ctx, "INSERT INTO side_effects (note) VALUES ('rolled back')"); err != nil {
 		return err
 	}
-	if _, err := store.AppendTx(ctx, tx, stream, es.Any, events); err != nil {
+	if _, err := store.WithTx(tx).Append(ctx, stream, es.Any, events); err != nil {
 		return err
 	}
 	if err := tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {

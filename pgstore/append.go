@@ -12,45 +12,32 @@ import (
 )
 
 // Append appends events to a stream atomically in one round trip; see
-// [es.Store.Append] for the semantics and errors.
+// [es.Store.Append] for the semantics and errors. On a store bound to a
+// transaction ([Store.WithTx]) it appends in that transaction, inside a
+// savepoint.
 func (s *Store) Append(ctx context.Context, streamID string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
 	args, err := appendArgs(streamID, expected, events)
 	if err != nil {
 		return es.AppendResult{}, err
 	}
-	res, err := scanAppendResult(s.pool.QueryRow(ctx, s.sql.append, args...), streamID)
+	return s.runAppend(ctx, streamID, s.sql.append, args)
+}
+
+// runAppend runs query (an append) with args: in one round trip on the
+// pool, or in the bound transaction inside a savepoint.
+func (s *Store) runAppend(ctx context.Context, streamID, query string, args []any) (es.AppendResult, error) {
+	if s.tx != nil {
+		return s.appendTx(ctx, s.tx, streamID, query, args)
+	}
+	res, err := scanAppendResult(s.db.QueryRow(ctx, query, args...), streamID)
 	if err != nil {
 		return es.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", streamID, interpretError(err))
 	}
 	return res, nil
 }
 
-// AppendTx appends events within the caller's transaction tx, so that the
-// events commit (or roll back) together with the caller's other writes.
-//
-// The append runs inside a savepoint, sent with it in one round trip: when
-// it fails (a version conflict, a duplicate id, bad input) the savepoint is
-// rolled back and tx stays usable, so the caller may continue, retry or
-// commit its other work. (A ctx cancelled while the append is in flight is
-// different: pgx then closes the connection, which ends tx.)
-//
-// The events are visible to readers of the global log only once tx commits,
-// and while tx is open it holds the stream's row lock (other appends to the
-// same stream wait for it) and holds readers of the global log back: keep
-// such transactions short.
-func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
-	if tx == nil {
-		return es.AppendResult{}, fmt.Errorf("%w: AppendTx needs a transaction", es.ErrInvalidArgument)
-	}
-	args, err := appendArgs(streamID, expected, events)
-	if err != nil {
-		return es.AppendResult{}, err
-	}
-	return s.appendTx(ctx, tx, streamID, s.sql.append, args)
-}
-
 // appendTx runs query (an append) with args in tx inside a savepoint; see
-// AppendTx.
+// WithTx.
 func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, streamID, query string, args []any) (es.AppendResult, error) {
 	// One round trip: SAVEPOINT, append, RELEASE, pipelined.
 	b := &pgx.Batch{}

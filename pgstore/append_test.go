@@ -21,17 +21,17 @@ func TestAppendTxCancelledContextKeepsTransaction(t *testing.T) {
 	b := orderingSetup(t)
 
 	tx := b.begin(t)
-	first, err := b.store.AppendTx(b.ctx, tx, "tx-1", es.NoStream, newEvents(1, "E"))
+	first, err := b.store.WithTx(tx).Append(b.ctx, "tx-1", es.NoStream, newEvents(1, "E"))
 	require.NoError(t, err)
 
 	cancelled, cancel := context.WithCancel(b.ctx)
 	cancel()
-	_, err = b.store.AppendTx(cancelled, tx, "tx-1", es.Exactly(1), newEvents(1, "E"))
+	_, err = b.store.WithTx(tx).Append(cancelled, "tx-1", es.Exactly(1), newEvents(1, "E"))
 	require.ErrorIs(t, err, context.Canceled)
 
 	var one int
 	require.NoError(t, tx.QueryRow(b.ctx, "SELECT 1").Scan(&one), "the transaction is still usable")
-	second, err := b.store.AppendTx(b.ctx, tx, "tx-1", es.Exactly(1), newEvents(1, "E"))
+	second, err := b.store.WithTx(tx).Append(b.ctx, "tx-1", es.Exactly(1), newEvents(1, "E"))
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(b.ctx))
 

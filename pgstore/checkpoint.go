@@ -46,7 +46,7 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (es.Position, bool,
 	if err := storekit.ValidateSubscriptionName(name); err != nil {
 		return es.Position{}, false, err
 	}
-	return s.readCheckpoint(ctx, s.pool, name)
+	return s.readCheckpoint(ctx, s.db, name)
 }
 
 // DeleteCheckpoint removes the subscription's checkpoint (SQL
@@ -56,7 +56,7 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error)
 		return false, err
 	}
 	var deleted bool
-	err := s.pool.QueryRow(ctx, s.sql.deleteCheckpoint, name).Scan(&deleted)
+	err := s.db.QueryRow(ctx, s.sql.deleteCheckpoint, name).Scan(&deleted)
 	if err != nil {
 		return false, fmt.Errorf("pgstore: deleting checkpoint %q: %w", name, interpretError(err))
 	}

@@ -16,9 +16,11 @@
 // # Transactions
 //
 // [Store.Append] runs in its own (implicit) transaction in one round trip.
-// [Store.AppendTx] appends inside the caller's pgx.Tx, so events commit
-// together with the caller's other writes (an outbox, a read model); it uses
-// a savepoint so that a failed append leaves the transaction usable.
+// [Store.WithTx] binds the store to the caller's pgx.Tx, so that events
+// (and snapshots) commit together with the caller's other writes (an
+// outbox, a read model); an append there uses a savepoint so that a failed
+// append leaves the transaction usable. es.Repository.WithStore gives a
+// repository on such a store.
 //
 // # Errors
 //
@@ -49,8 +51,8 @@
 //
 // The store is an [es.SnapshotStore]: [Store.SaveSnapshot], [Store.Load]
 // (the snapshot and the events after it, one statement), and
-// [Store.AppendWithSnapshot] / [Store.AppendWithSnapshotTx], which store a
-// snapshot in the same call as the events. es.Repository uses them for
+// [Store.AppendWithSnapshot], which stores a snapshot in the same call as
+// the events. es.Repository uses them for
 // aggregates that implement es.Snapshotter.
 //
 // # Subscriptions

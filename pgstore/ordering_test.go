@@ -167,7 +167,7 @@ func TestOrderingOutstandingTransactionHoldsReadAllBack(t *testing.T) {
 		txA := b.begin(t)
 		a := orderedAppend{stream: "a-1", events: newEvents(2, "A")}
 		var err error
-		a.res, err = b.store.AppendTx(b.ctx, txA, a.stream, es.NoStream, a.events)
+		a.res, err = b.store.WithTx(txA).Append(b.ctx, a.stream, es.NoStream, a.events)
 		require.NoError(t, err)
 
 		bb := orderedAppend{stream: "b-1", events: newEvents(1, "B")}
@@ -223,12 +223,12 @@ func TestOrderingOutstandingTransactionHoldsReadAllBack(t *testing.T) {
 		txA := b.begin(t)
 		a := orderedAppend{stream: "a-1", events: newEvents(2, "A")}
 		var err error
-		a.res, err = b.store.AppendTx(b.ctx, txA, a.stream, es.NoStream, a.events)
+		a.res, err = b.store.WithTx(txA).Append(b.ctx, a.stream, es.NoStream, a.events)
 		require.NoError(t, err)
 		require.Greater(t, a.res.LastPosition.TxKey(), xidD)
 
 		d := orderedAppend{stream: "d-1", events: newEvents(1, "D")}
-		d.res, err = b.store.AppendTx(b.ctx, txD, d.stream, es.NoStream, d.events)
+		d.res, err = b.store.WithTx(txD).Append(b.ctx, d.stream, es.NoStream, d.events)
 		require.NoError(t, err)
 		require.Equal(t, xidD, d.res.LastPosition.TxKey())
 		require.Greater(t, d.res.FirstPosition.Global(), a.res.LastPosition.Global(),
@@ -261,7 +261,7 @@ func TestOrderingPerStreamOrderWhenTransactionWroteElsewhereFirst(t *testing.T) 
 	tx1 := b.begin(t)
 	x := orderedAppend{stream: "x-1", events: newEvents(1, "X")}
 	var err error
-	x.res, err = b.store.AppendTx(b.ctx, tx1, x.stream, es.NoStream, x.events)
+	x.res, err = b.store.WithTx(tx1).Append(b.ctx, x.stream, es.NoStream, x.events)
 	require.NoError(t, err)
 	var xid1 uint64
 	var pid1 uint32
@@ -271,7 +271,7 @@ func TestOrderingPerStreamOrderWhenTransactionWroteElsewhereFirst(t *testing.T) 
 	// T2, a later transaction, appends version 1 and holds the stream row.
 	tx2 := b.begin(t)
 	v1 := orderedAppend{stream: "s-1", events: newEvents(1, "V1")}
-	v1.res, err = b.store.AppendTx(b.ctx, tx2, v1.stream, es.NoStream, v1.events)
+	v1.res, err = b.store.WithTx(tx2).Append(b.ctx, v1.stream, es.NoStream, v1.events)
 	require.NoError(t, err)
 	xid2 := v1.res.LastPosition.TxKey()
 	require.Less(t, xid1, xid2, "T1's xid must be below T2's")
@@ -284,7 +284,7 @@ func TestOrderingPerStreamOrderWhenTransactionWroteElsewhereFirst(t *testing.T) 
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := b.store.AppendTx(b.ctx, tx1, v2.stream, es.Any, v2.events)
+		res, err := b.store.WithTx(tx1).Append(b.ctx, v2.stream, es.Any, v2.events)
 		done <- result{res, err}
 	}()
 	waitForLockWait(t, b, pid1, done)
@@ -374,7 +374,7 @@ func TestOrderingFailedExpectedVersionBurnsNoPosition(t *testing.T) {
 	}
 	// The same in a caller's transaction, which then commits other work.
 	tx := b.begin(t)
-	_, err = b.store.AppendTx(b.ctx, tx, "s-1", es.Exactly(1), newEvents(2, "Lost"))
+	_, err = b.store.WithTx(tx).Append(b.ctx, "s-1", es.Exactly(1), newEvents(2, "Lost"))
 	require.ErrorIs(t, err, es.ErrWrongVersion)
 	require.NoError(t, tx.Commit(b.ctx))
 
@@ -423,24 +423,24 @@ func TestOrderingAppendTx(t *testing.T) {
 		require.NoError(t, err)
 
 		e1 := orderedAppend{stream: "acct-1", events: newEvents(2, "Deposited")}
-		_, err = b.store.AppendTx(b.ctx, tx, e1.stream, es.NoStream, e1.events)
+		_, err = b.store.WithTx(tx).Append(b.ctx, e1.stream, es.NoStream, e1.events)
 		var conflict *es.VersionConflictError
 		require.ErrorAs(t, err, &conflict)
 		require.Equal(t, es.NoStream, conflict.Expected)
 		require.Equal(t, int64(1), conflict.Actual)
 
-		_, err = b.store.AppendTx(b.ctx, tx, "other-1", es.Any, e0.events)
+		_, err = b.store.WithTx(tx).Append(b.ctx, "other-1", es.Any, e0.events)
 		require.ErrorIs(t, err, es.ErrDuplicateEvent)
 
 		// The transaction is still usable: the right version, other writes.
-		e1.res, err = b.store.AppendTx(b.ctx, tx, e1.stream, es.Exactly(conflict.Actual), e1.events)
+		e1.res, err = b.store.WithTx(tx).Append(b.ctx, e1.stream, es.Exactly(conflict.Actual), e1.events)
 		require.NoError(t, err)
 		require.Equal(t, int64(2), e1.res.FirstVersion)
 		require.Equal(t, int64(3), e1.res.StreamVersion)
 		_, err = tx.Exec(b.ctx, fmt.Sprintf("INSERT INTO %s.side VALUES ('written with the events')", b.schema))
 		require.NoError(t, err)
 		e2 := orderedAppend{stream: "acct-2", events: newEvents(1, "Opened")}
-		e2.res, err = b.store.AppendTx(b.ctx, tx, e2.stream, es.NoStream, e2.events)
+		e2.res, err = b.store.WithTx(tx).Append(b.ctx, e2.stream, es.NoStream, e2.events)
 		require.NoError(t, err)
 
 		// Uncommitted: invisible to ReadAll, ReadStream and StreamInfo.
@@ -472,7 +472,7 @@ func TestOrderingAppendTx(t *testing.T) {
 		discarded := newEvents(2, "Discarded")
 
 		tx := b.begin(t)
-		res, err := b.store.AppendTx(b.ctx, tx, "r-1", es.NoStream, discarded)
+		res, err := b.store.WithTx(tx).Append(b.ctx, "r-1", es.NoStream, discarded)
 		require.NoError(t, err)
 		require.Equal(t, int64(2), res.StreamVersion)
 		require.NoError(t, tx.Rollback(b.ctx))
@@ -520,7 +520,7 @@ func TestOrderingSQLStateMapping(t *testing.T) {
 				tx, err := b.pool.Begin(ctx)
 				require.NoError(t, err)
 				defer func() { require.NoError(t, tx.Rollback(ctx)) }()
-				return b.store.AppendTx(ctx, tx, stream, expected, events)
+				return b.store.WithTx(tx).Append(ctx, stream, expected, events)
 			}
 			for name, appendFn := range map[string]func(context.Context, string, es.ExpectedVersion, []es.NewEvent) (es.AppendResult, error){
 				"Append": b.store.Append, "AppendTx": appendTx,

@@ -69,7 +69,7 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts *es.ReadSt
 // stopped, or an error was yielded).
 func (s *Store) readStreamPage(ctx context.Context, query, streamID string, from int64, limit int,
 	yield func(es.Event, error) bool) (int, int64, bool) {
-	rows, err := s.pool.Query(ctx, query, streamID, from, limit)
+	rows, err := s.db.Query(ctx, query, streamID, from, limit)
 	if err != nil {
 		yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, interpretError(err)))
 		return 0, 0, false
@@ -146,7 +146,7 @@ func (s *Store) ReadAll(ctx context.Context, opts *es.ReadAllOpts) iter.Seq2[es.
 // when iteration must stop (the consumer stopped, or an error was yielded).
 func (s *Store) readAllPage(ctx context.Context, after *es.Position, limit int, categories, types []string,
 	yield func(es.Event, error) bool) (int, bool) {
-	rows, err := s.pool.Query(ctx, s.sql.readAll, after.TxKey(), after.Global(), limit, categories, types)
+	rows, err := s.db.Query(ctx, s.sql.readAll, after.TxKey(), after.Global(), limit, categories, types)
 	if err != nil {
 		yield(es.Event{}, fmt.Errorf("pgstore: read all: %w", interpretError(err)))
 		return 0, false
@@ -216,7 +216,7 @@ func (s *Store) StreamInfo(ctx context.Context, streamID string) (es.StreamInfo,
 		created *time.Time
 		updated *time.Time
 	)
-	err := s.pool.QueryRow(ctx, s.sql.streamInfo, streamID).Scan(&info.Version, &exists, &created, &updated)
+	err := s.db.QueryRow(ctx, s.sql.streamInfo, streamID).Scan(&info.Version, &exists, &created, &updated)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return es.StreamInfo{}, fmt.Errorf("pgstore: stream %q: %w", streamID, es.ErrNotFound)

@@ -242,7 +242,7 @@ func TestRepositoryUpdateConcurrentGivesUp(t *testing.T) {
 	t.Logf("%d of %d updates gave up", gaveUp, workers*updates)
 }
 
-func TestRepositorySaveTx(t *testing.T) {
+func TestRepositorySaveInTransaction(t *testing.T) {
 	t.Parallel()
 	b := repoSetup(t, nil)
 	ctx := t.Context()
@@ -258,10 +258,10 @@ func TestRepositorySaveTx(t *testing.T) {
 		if err := es.Record(a, tallyOpened{Name: "t1"}); err != nil {
 			return err
 		}
-		if err := b.repo.SaveTx(ctx, tx, a); err != nil {
+		if err := b.repo.WithStore(b.store.WithTx(tx)).Save(ctx, a); err != nil {
 			return err
 		}
-		require.EqualValues(t, 1, a.StoredVersion(), "committed once AppendTx succeeds")
+		require.EqualValues(t, 1, a.StoredVersion(), "committed once the append in tx succeeds")
 		_, err := tx.Exec(ctx, insertName, "t1")
 		return err
 	})
@@ -276,7 +276,7 @@ func TestRepositorySaveTx(t *testing.T) {
 	a := b.repo.New("t2")
 	require.NoError(t, es.Record(a, tallyOpened{Name: "t2"}))
 	require.NoError(t, a.Add(1, "ada"))
-	require.NoError(t, b.repo.SaveTx(ctx, tx, a))
+	require.NoError(t, b.repo.WithStore(b.store.WithTx(tx)).Save(ctx, a))
 	_, err = tx.Exec(ctx, insertName, "t2")
 	require.NoError(t, err)
 	require.NoError(t, tx.Rollback(ctx))
@@ -294,7 +294,7 @@ func TestRepositorySaveTx(t *testing.T) {
 	require.NoError(t, err)
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		require.NoError(t, stale.Add(5, "eve"))
-		err := b.repo.SaveTx(ctx, tx, stale)
+		err := b.repo.WithStore(b.store.WithTx(tx)).Save(ctx, stale)
 		require.ErrorIs(t, err, es.ErrWrongVersion)
 		require.Len(t, stale.Pending(), 1)
 		_, err = tx.Exec(ctx, insertName, "t3")

@@ -13,10 +13,7 @@ import (
 	"github.com/pgevent/es/storekit"
 )
 
-var (
-	_ es.SnapshotStore      = (*Store)(nil)
-	_ es.SnapshotTxAppender = (*Store)(nil)
-)
+var _ es.SnapshotStore = (*Store)(nil)
 
 // SaveSnapshot stores a snapshot with the SQL function save_snapshot; see
 // [es.SnapshotStore.SaveSnapshot].
@@ -25,7 +22,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snapshot es.Snapshot) (bool, e
 		return false, err
 	}
 	var stored bool
-	err := s.pool.QueryRow(ctx, s.sql.saveSnapshot, snapshot.StreamID, snapshot.Version,
+	err := s.db.QueryRow(ctx, s.sql.saveSnapshot, snapshot.StreamID, snapshot.Version,
 		int32(snapshot.SchemaVersion), nonNil(snapshot.State)).Scan(&stored)
 	if err != nil {
 		return false, fmt.Errorf("pgstore: saving snapshot of %q at version %d: %w", snapshot.StreamID, snapshot.Version, interpretError(err))
@@ -34,33 +31,15 @@ func (s *Store) SaveSnapshot(ctx context.Context, snapshot es.Snapshot) (bool, e
 }
 
 // AppendWithSnapshot appends events and stores snapshot in one call of the
-// SQL function append (its eight-argument form), in one transaction; see
+// SQL function append (its eight-argument form), in one transaction (or in
+// the bound one, see [Store.WithTx]); see
 // [es.SnapshotStore.AppendWithSnapshot].
 func (s *Store) AppendWithSnapshot(ctx context.Context, streamID string, expected es.ExpectedVersion, events []es.NewEvent, snapshot es.NewSnapshot) (es.AppendResult, error) {
 	args, err := appendSnapshotArgs(streamID, expected, events, snapshot)
 	if err != nil {
 		return es.AppendResult{}, err
 	}
-	res, err := scanAppendResult(s.pool.QueryRow(ctx, s.sql.appendWithSnapshot, args...), streamID)
-	if err != nil {
-		return es.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", streamID, interpretError(err))
-	}
-	return res, nil
-}
-
-// AppendWithSnapshotTx is [Store.AppendWithSnapshot] within the caller's
-// transaction tx, like [Store.AppendTx]: the events and the snapshot commit
-// or roll back with tx, and a failed append is undone in a savepoint so tx
-// stays usable. es.Repository.SaveTx uses it when a snapshot is due.
-func (s *Store) AppendWithSnapshotTx(ctx context.Context, tx pgx.Tx, streamID string, expected es.ExpectedVersion, events []es.NewEvent, snapshot es.NewSnapshot) (es.AppendResult, error) {
-	if tx == nil {
-		return es.AppendResult{}, fmt.Errorf("%w: AppendWithSnapshotTx needs a transaction", es.ErrInvalidArgument)
-	}
-	args, err := appendSnapshotArgs(streamID, expected, events, snapshot)
-	if err != nil {
-		return es.AppendResult{}, err
-	}
-	return s.appendTx(ctx, tx, streamID, s.sql.appendWithSnapshot, args)
+	return s.runAppend(ctx, streamID, s.sql.appendWithSnapshot, args)
 }
 
 // appendSnapshotArgs returns the arguments of the eight-argument append.
@@ -92,7 +71,7 @@ func (s *Store) ReadSnapshot(ctx context.Context, streamID string) (es.Snapshot,
 	}
 	snap := es.Snapshot{StreamID: streamID}
 	var schema int32
-	err := s.pool.QueryRow(ctx, s.sql.readSnapshot, streamID).Scan(&snap.Version, &schema, &snap.State, &snap.CreatedAt)
+	err := s.db.QueryRow(ctx, s.sql.readSnapshot, streamID).Scan(&snap.Version, &schema, &snap.State, &snap.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return es.Snapshot{}, fmt.Errorf("pgstore: snapshot of %q: %w", streamID, es.ErrNotFound)
 	}
@@ -146,7 +125,7 @@ func (s *Store) loadFirstPage(ctx context.Context, streamID string, schemaVersio
 	fail := func(err error) {
 		yield(es.Loaded{}, fmt.Errorf("pgstore: loading %q: %w", streamID, interpretError(err)))
 	}
-	rows, err := s.pool.Query(ctx, s.sql.load, streamID, schemaVersion, limit)
+	rows, err := s.db.Query(ctx, s.sql.load, streamID, schemaVersion, limit)
 	if err != nil {
 		fail(err)
 		return 0, 0, false

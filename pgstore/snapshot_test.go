@@ -59,9 +59,9 @@ func newLedgerRepo(t *testing.T, s *pgstore.Store, policy es.SnapshotPolicy, err
 	return repo
 }
 
-// TestSnapshotSaveTx saves with a due snapshot in the caller's transaction:
+// TestSnapshotSaveInTransaction saves with a due snapshot in the caller's transaction:
 // events and snapshot commit together, or roll back together.
-func TestSnapshotSaveTx(t *testing.T) {
+func TestSnapshotSaveInTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.Store(t)
@@ -72,7 +72,7 @@ func TestSnapshotSaveTx(t *testing.T) {
 	require.NoError(t, l.post(5))
 	tx, err := s.Pool().Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, repo.SaveTx(ctx, tx, l))
+	require.NoError(t, repo.WithStore(s.WithTx(tx)).Save(ctx, l))
 	require.NoError(t, tx.Rollback(ctx))
 	_, err = s.ReadSnapshot(ctx, repo.StreamID("l1"))
 	require.ErrorIs(t, err, es.ErrNotFound, "rolled back with the events")
@@ -84,7 +84,7 @@ func TestSnapshotSaveTx(t *testing.T) {
 	require.NoError(t, l.post(5))
 	tx, err = s.Pool().Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, repo.SaveTx(ctx, tx, l))
+	require.NoError(t, repo.WithStore(s.WithTx(tx)).Save(ctx, l))
 	require.NoError(t, tx.Commit(ctx))
 	snap, err := s.ReadSnapshot(ctx, repo.StreamID("l1"))
 	require.NoError(t, err)
@@ -110,9 +110,9 @@ func TestSnapshotAppendWithSnapshotTxConflict(t *testing.T) {
 	tx, err := s.Pool().Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = s.AppendWithSnapshotTx(ctx, tx, "acct-1", es.Exactly(1), estest.Events(1), es.NewSnapshot{SchemaVersion: 1, State: []byte("x")})
+	_, err = s.WithTx(tx).AppendWithSnapshot(ctx, "acct-1", es.Exactly(1), estest.Events(1), es.NewSnapshot{SchemaVersion: 1, State: []byte("x")})
 	require.ErrorIs(t, err, es.ErrWrongVersion)
-	res, err := s.AppendWithSnapshotTx(ctx, tx, "acct-1", es.Exactly(2), estest.Events(1), es.NewSnapshot{SchemaVersion: 1, State: []byte("y")})
+	res, err := s.WithTx(tx).AppendWithSnapshot(ctx, "acct-1", es.Exactly(2), estest.Events(1), es.NewSnapshot{SchemaVersion: 1, State: []byte("y")})
 	require.NoError(t, err, "the transaction is still usable")
 	require.Equal(t, int64(3), res.StreamVersion)
 	require.NoError(t, tx.Commit(ctx))
@@ -121,7 +121,7 @@ func TestSnapshotAppendWithSnapshotTxConflict(t *testing.T) {
 	require.Equal(t, int64(3), snap.Version)
 	require.Equal(t, []byte("y"), snap.State)
 
-	_, err = s.AppendWithSnapshotTx(ctx, nil, "acct-1", es.Any, estest.Events(1), es.NewSnapshot{})
+	_, err = s.WithTx(nil).AppendWithSnapshot(ctx, "acct-1", es.Any, estest.Events(1), es.NewSnapshot{})
 	require.ErrorIs(t, err, es.ErrInvalidArgument)
 }
 

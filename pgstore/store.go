@@ -2,10 +2,12 @@ package pgstore
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgevent/es"
@@ -109,11 +111,17 @@ const maxBatch = math.MaxInt32 - 1
 
 // Store is the PostgreSQL event store. It calls the PL/pgSQL functions of
 // the es schema; it holds no state of its own beyond the pool and is safe
-// for concurrent use.
+// for concurrent use. [Store.WithTx] returns one bound to a transaction.
 type Store struct {
 	pool   *pgxpool.Pool
 	config Config
 	sql    queries
+	// db runs the store's statements: the pool, or tx.
+	db querier
+	// tx is the caller's transaction a store from WithTx is bound to; nil
+	// otherwise. bound is set by WithTx (also for a nil tx).
+	tx    pgx.Tx
+	bound bool
 	// observe, set by tests only, sees the stages of every subscription
 	// session.
 	observe func(name string, st storekit.Stage)
@@ -137,8 +145,57 @@ func New(pool *pgxpool.Pool, config *Config) (*Store, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	return &Store{pool: pool, config: c, sql: newQueries(c.Schema)}, nil
+	return &Store{pool: pool, config: c, sql: newQueries(c.Schema), db: pool}, nil
 }
+
+// querier is what the store's statements run on: a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// WithTx returns the store bound to the caller's transaction tx: its
+// appends (with or without a snapshot), snapshot saves, reads and
+// checkpoint reads and deletions run in tx, so that they commit or roll
+// back with the caller's other writes (a read-model row, an outbox
+// message). It is an [es.Store] and an [es.SnapshotStore] like s, so a
+// repository saves in the transaction with
+//
+//	orders.WithStore(store.WithTx(tx)).Save(ctx, order)
+//
+// An append runs inside a savepoint, sent with it in one round trip: when
+// it fails (a version conflict, a duplicate id, bad input) the savepoint is
+// rolled back and tx stays usable, so the caller may continue, retry or
+// commit its other work. (A ctx cancelled while the append is in flight is
+// different: pgx then closes the connection, which ends tx.)
+//
+// The events are visible to readers of the global log only once tx
+// commits, and while tx is open it holds the stream's row lock (other
+// appends to the same stream wait for it) and holds back every reader of
+// the global log in the cluster: keep such transactions short. A
+// transaction runs one statement at a time: finish iterating a read before
+// sending another statement in tx. A bound store cannot subscribe.
+func (s *Store) WithTx(tx pgx.Tx) *Store {
+	b := *s
+	b.db, b.tx, b.bound = tx, tx, true
+	if tx == nil {
+		b.db = noTx{}
+	}
+	return &b
+}
+
+// noTx is the querier of a store bound to a nil transaction: every
+// statement fails with es.ErrInvalidArgument.
+type noTx struct{}
+
+var errNoTx = fmt.Errorf("%w: WithTx needs a transaction, got nil", es.ErrInvalidArgument)
+
+func (noTx) Query(context.Context, string, ...any) (pgx.Rows, error) { return nil, errNoTx }
+func (noTx) QueryRow(context.Context, string, ...any) pgx.Row        { return errRow{} }
+
+type errRow struct{}
+
+func (errRow) Scan(...any) error { return errNoTx }
 
 // Pool returns the pool the store uses.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -137,11 +137,11 @@ func (w *stressWriter) batch(ctx context.Context) error {
 		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
 		events1, events2 := w.events(), w.events()
-		res1, err := w.store.AppendTx(ctx, tx, first, es.Any, events1)
+		res1, err := w.store.WithTx(tx).Append(ctx, first, es.Any, events1)
 		if err != nil {
 			return fmt.Errorf("first AppendTx: %w", err)
 		}
-		res2, err := w.store.AppendTx(ctx, tx, second, w.expected(second), events2)
+		res2, err := w.store.WithTx(tx).Append(ctx, second, w.expected(second), events2)
 		ok2, err := w.note(second, res2, err)
 		if err != nil {
 			return fmt.Errorf("second AppendTx: %w", err)

@@ -87,6 +87,9 @@ func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOp
 	if err := storekit.ValidateSubscriptionName(name); err != nil {
 		return err
 	}
+	if s.bound {
+		return fmt.Errorf("%w: subscription %q: a store bound to a transaction (WithTx) cannot subscribe", es.ErrInvalidArgument, name)
+	}
 	o, err := storekit.Options(opts)
 	if err != nil {
 		return err

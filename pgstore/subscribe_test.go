@@ -213,7 +213,7 @@ func TestSubscribeOutstandingTransaction(t *testing.T) {
 	txA, err := store.Pool().Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = txA.Rollback(context.Background()) }()
-	_, err = store.AppendTx(ctx, txA, "a-1", es.NoStream, newEvents(1, "A"))
+	_, err = store.WithTx(txA).Append(ctx, "a-1", es.NoStream, newEvents(1, "A"))
 	require.NoError(t, err)
 	resB, err := store.Append(ctx, "b-1", es.NoStream, newEvents(2, "B"))
 	require.NoError(t, err)
@@ -237,7 +237,7 @@ func TestSubscribeOutstandingTransaction(t *testing.T) {
 	// Roll back: the subscription moves on past it.
 	txA2, err := store.Pool().Begin(ctx)
 	require.NoError(t, err)
-	_, err = store.AppendTx(ctx, txA2, "a-2", es.NoStream, newEvents(1, "A"))
+	_, err = store.WithTx(txA2).Append(ctx, "a-2", es.NoStream, newEvents(1, "A"))
 	require.NoError(t, err)
 	resB2, err := store.Append(ctx, "b-2", es.NoStream, newEvents(1, "B"))
 	require.NoError(t, err)
@@ -300,7 +300,7 @@ func TestSubscribeStress(t *testing.T) {
 					}
 					_, err = tx.Exec(ctx, "INSERT INTO "+schema+".elsewhere VALUES (1)")
 					if err == nil {
-						_, err = store.AppendTx(ctx, tx, stream, es.Any, events)
+						_, err = store.WithTx(tx).Append(ctx, stream, es.Any, events)
 					}
 					if err == nil && b%6 == 0 {
 						if err := tx.Rollback(ctx); err != nil { // rolled back: never delivered
