@@ -54,3 +54,96 @@ func (e *VersionConflictError) Is(target error) bool { return target == ErrWrong
 
 // MaxStreamIDLength is the longest stream id accepted, in bytes.
 const MaxStreamIDLength = 1000
+
+// ErrUnknownEventType is returned (as a *[UnknownEventTypeError]) when an
+// event's type name is not registered in the [Registry] that decodes it.
+var ErrUnknownEventType = errors.New("es: unknown event type")
+
+// ErrUpcasterLoop is returned when a chain of upcasters leads back to a type
+// name it already passed through.
+var ErrUpcasterLoop = errors.New("es: upcaster loop")
+
+// UnknownEventTypeError reports an event whose type is not registered.
+// errors.Is(err, ErrUnknownEventType) is true for it.
+type UnknownEventTypeError struct {
+	// Type is the type name that is not registered: the stored type, or the
+	// name the upcasters turned it into.
+	Type string
+	// StreamID is the stream the event was read from.
+	StreamID string
+	// Version is the event's version in its stream.
+	Version int64
+}
+
+// Error implements error.
+func (e *UnknownEventTypeError) Error() string {
+	return fmt.Sprintf("es: unknown event type %q (stream %q, version %d)", e.Type, e.StreamID, e.Version)
+}
+
+// Is makes errors.Is(err, ErrUnknownEventType) true.
+func (e *UnknownEventTypeError) Is(target error) bool { return target == ErrUnknownEventType }
+
+// ErrSnapshotBeyondStream is returned when a snapshot's version is beyond
+// its stream's version (a stream that does not exist is at version 0): a
+// snapshot can never be ahead of its stream. It wraps [ErrInvalidArgument],
+// so errors.Is(err, ErrInvalidArgument) is true for it too. Nothing is
+// written.
+var ErrSnapshotBeyondStream = fmt.Errorf("%w: snapshot version beyond the stream's version", ErrInvalidArgument)
+
+// SnapshotError reports a snapshot the repository could not use or store.
+// The repository does not fail because of it: a load replays the events
+// instead, a save stores the events without the snapshot. It reaches
+// [RepositoryConfig.OnSnapshotError].
+type SnapshotError struct {
+	// StreamID is the aggregate's stream.
+	StreamID string
+	// Version is the snapshot's version (the one loaded, or the one a
+	// save would have stored).
+	Version int64
+	// Op is "restore" (a stored snapshot could not be decoded) or
+	// "marshal" (the aggregate could not encode its state at a save).
+	Op string
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error.
+func (e *SnapshotError) Error() string {
+	return fmt.Sprintf("es: snapshot %s of stream %q at version %d: %v", e.Op, e.StreamID, e.Version, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *SnapshotError) Unwrap() error { return e.Err }
+
+// ErrCorruptSnapshot is the cause of a *[SnapshotError] whose stored state
+// failed the repository's integrity check (see [Repository]).
+var ErrCorruptSnapshot = errors.New("es: corrupt snapshot state")
+
+// ErrCheckpointConflict is returned when a subscription's checkpoint is not
+// where the instance saving it expected: another instance of the
+// subscription moved it. The checkpoint is left as it is; a running
+// subscription that meets it reads the checkpoint again and carries on
+// from there.
+var ErrCheckpointConflict = errors.New("es: checkpoint conflict")
+
+// HandlerError is the error a subscription stops with when its handler
+// fails (after any retries). The checkpoint stays before Event.
+type HandlerError struct {
+	// Subscription is the subscription's name.
+	Subscription string
+	// Event is the event the handler failed on.
+	Event Event
+	// Attempts is how many times the handler was called with Event.
+	Attempts int
+	// Err is the handler's last error.
+	Err error
+}
+
+// Error implements error.
+func (e *HandlerError) Error() string {
+	return fmt.Sprintf("es: subscription %q: handler failed on event %s (stream %q version %d, position %s) after %d attempt(s): %v",
+		e.Subscription, e.Event.ID, e.Event.StreamID, e.Event.Version, e.Event.Position, e.Attempts, e.Err)
+}
+
+// Unwrap returns the handler's error.
+func (e *HandlerError) Unwrap() error { return e.Err }

@@ -1,7 +1,6 @@
 package es
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -9,34 +8,6 @@ import (
 	"github.com/pgevent/es/internal/codec"
 	"github.com/pgevent/es/internal/sqlcheck"
 )
-
-// ErrUnknownEventType is returned (as a *[UnknownEventTypeError]) when an
-// event's type name is not registered in the [Registry] that decodes it.
-var ErrUnknownEventType = errors.New("es: unknown event type")
-
-// ErrUpcasterLoop is returned when a chain of upcasters leads back to a type
-// name it already passed through.
-var ErrUpcasterLoop = errors.New("es: upcaster loop")
-
-// UnknownEventTypeError reports an event whose type is not registered.
-// errors.Is(err, ErrUnknownEventType) is true for it.
-type UnknownEventTypeError struct {
-	// Type is the type name that is not registered: the stored type, or the
-	// name the upcasters turned it into.
-	Type string
-	// StreamID is the stream the event was read from.
-	StreamID string
-	// Version is the event's version in its stream.
-	Version int64
-}
-
-// Error implements error.
-func (e *UnknownEventTypeError) Error() string {
-	return fmt.Sprintf("es: unknown event type %q (stream %q, version %d)", e.Type, e.StreamID, e.Version)
-}
-
-// Is makes errors.Is(err, ErrUnknownEventType) true.
-func (e *UnknownEventTypeError) Is(target error) bool { return target == ErrUnknownEventType }
 
 // Registry maps stable event type names to Go struct types and encodes and
 // decodes events with msgpack. There is no global registry: create one with

@@ -2,18 +2,9 @@ package es
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"iter"
 	"time"
 )
-
-// ErrSnapshotBeyondStream is returned when a snapshot's version is beyond
-// its stream's version (a stream that does not exist is at version 0): a
-// snapshot can never be ahead of its stream. It wraps [ErrInvalidArgument],
-// so errors.Is(err, ErrInvalidArgument) is true for it too. Nothing is
-// written.
-var ErrSnapshotBeyondStream = fmt.Errorf("%w: snapshot version beyond the stream's version", ErrInvalidArgument)
 
 // Snapshot is a stored snapshot: the state of a stream's aggregate at a
 // version of the stream, encoded by the application in the shape its
@@ -173,32 +164,3 @@ type SnapshotPolicyFunc func(c SnapshotCandidate) bool
 
 // SnapshotDue calls f.
 func (f SnapshotPolicyFunc) SnapshotDue(c SnapshotCandidate) bool { return f(c) }
-
-// SnapshotError reports a snapshot the repository could not use or store.
-// The repository does not fail because of it: a load replays the events
-// instead, a save stores the events without the snapshot. It reaches
-// [RepositoryConfig.OnSnapshotError].
-type SnapshotError struct {
-	// StreamID is the aggregate's stream.
-	StreamID string
-	// Version is the snapshot's version (the one loaded, or the one a
-	// save would have stored).
-	Version int64
-	// Op is "restore" (a stored snapshot could not be decoded) or
-	// "marshal" (the aggregate could not encode its state at a save).
-	Op string
-	// Err is the cause.
-	Err error
-}
-
-// Error implements error.
-func (e *SnapshotError) Error() string {
-	return fmt.Sprintf("es: snapshot %s of stream %q at version %d: %v", e.Op, e.StreamID, e.Version, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *SnapshotError) Unwrap() error { return e.Err }
-
-// ErrCorruptSnapshot is the cause of a *[SnapshotError] whose stored state
-// failed the repository's integrity check (see [Repository]).
-var ErrCorruptSnapshot = errors.New("es: corrupt snapshot state")

@@ -2,7 +2,6 @@ package es
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -121,32 +120,3 @@ type Subscriber interface {
 	// Use it with no instance running, e.g. to rebuild a read model.
 	DeleteCheckpoint(ctx context.Context, name string) (bool, error)
 }
-
-// ErrCheckpointConflict is returned when a subscription's checkpoint is not
-// where the instance saving it expected: another instance of the
-// subscription moved it. The checkpoint is left as it is; a running
-// subscription that meets it reads the checkpoint again and carries on
-// from there.
-var ErrCheckpointConflict = errors.New("es: checkpoint conflict")
-
-// HandlerError is the error a subscription stops with when its handler
-// fails (after any retries). The checkpoint stays before Event.
-type HandlerError struct {
-	// Subscription is the subscription's name.
-	Subscription string
-	// Event is the event the handler failed on.
-	Event Event
-	// Attempts is how many times the handler was called with Event.
-	Attempts int
-	// Err is the handler's last error.
-	Err error
-}
-
-// Error implements error.
-func (e *HandlerError) Error() string {
-	return fmt.Sprintf("es: subscription %q: handler failed on event %s (stream %q version %d, position %s) after %d attempt(s): %v",
-		e.Subscription, e.Event.ID, e.Event.StreamID, e.Event.Version, e.Event.Position, e.Attempts, e.Err)
-}
-
-// Unwrap returns the handler's error.
-func (e *HandlerError) Unwrap() error { return e.Err }
