@@ -1,13 +1,22 @@
-// Package es is a Postgres-native event store for Go.
+// Package es is a Postgres-native event store for Go: this package is the
+// API for applications.
 //
 // The write path (append with an expected-version check and idempotent
 // retries), the read paths, snapshots, subscription checkpoints and wake-up
-// notifications live in PL/pgSQL functions in one PostgreSQL schema (see the sql and migrations
-// directories). Package pgstore calls them; package memstore mirrors the
-// same semantics in memory for tests; package estest holds the conformance
-// suite both pass.
+// notifications live in PL/pgSQL functions in one PostgreSQL schema (see
+// package schema). The packages, by audience:
 //
-// This package holds the value types every other package shares: [Event],
+//   - applications: es (this package: value types, the Store,
+//     SnapshotStore and Subscriber interfaces, the errors, the Registry,
+//     aggregates, the Repository), a store — pgstore (PostgreSQL, pgx v5)
+//     or memstore (in memory, for tests) — snapshot (snapshot policies and
+//     state encoding) and estest (given/when/then for aggregates);
+//   - store implementers: storekit (the argument rules and the one
+//     subscription engine both stores run) and storetest (the conformance
+//     suite every store passes);
+//   - the database: schema (the tern migrations and code package, embedded).
+//
+// This package holds the value types: [Event],
 // [NewEvent], [ExpectedVersion], [Position], [AppendResult], [StreamInfo],
 // [Snapshot], the [Store], [SnapshotStore] and [Subscriber] interfaces, the
 // registry and codec, aggregates, the [Repository], and the errors.
@@ -88,6 +97,9 @@
 //   - [ErrUnknownEventType] / *[UnknownEventTypeError]: a stored event type
 //     the [Registry] does not know ([Registry.Decode]);
 //   - [ErrSnapshotBeyondStream]: a snapshot version beyond its stream's;
+//   - [ErrCorruptSnapshot] / *[SnapshotError]: a snapshot the repository
+//     could not use (it replayed the events instead);
+//   - [ErrReadOnly]: the store cannot write (a hot standby);
 //   - [ErrCheckpointConflict]: a checkpoint that is not where its writer
 //     expected (another instance moved it);
 //   - *[HandlerError]: a subscription's handler failed.

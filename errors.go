@@ -52,9 +52,6 @@ func (e *VersionConflictError) Error() string {
 // Is makes errors.Is(err, ErrWrongVersion) true.
 func (e *VersionConflictError) Is(target error) bool { return target == ErrWrongVersion }
 
-// MaxStreamIDLength is the longest stream id accepted, in bytes.
-const MaxStreamIDLength = 1000
-
 // ErrUnknownEventType is returned (as a *[UnknownEventTypeError]) when an
 // event's type name is not registered in the [Registry] that decodes it.
 var ErrUnknownEventType = errors.New("es: unknown event type")

@@ -63,6 +63,9 @@ type AppendResult struct {
 	LastPosition Position
 }
 
+// MaxStreamIDLength is the longest stream id accepted, in bytes.
+const MaxStreamIDLength = 1000
+
 // StreamInfo describes a stream that exists.
 type StreamInfo struct {
 	// StreamID is the stream's id.
@@ -107,7 +110,7 @@ type ReadAllOpts struct {
 }
 
 // Store is an event store. pgstore and memstore implement it with identical
-// semantics, checked by the conformance suite in package estest.
+// semantics, checked by the conformance suite in package storetest.
 type Store interface {
 	// Append appends events to a stream atomically, after checking the
 	// stream's version against expected. Either every event is stored or

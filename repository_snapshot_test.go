@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgevent/es"
-	"github.com/pgevent/es/estest"
 	"github.com/pgevent/es/memstore"
 	"github.com/pgevent/es/snapshot"
+	"github.com/pgevent/es/storetest"
 )
 
 // plainStore hides every method of a store but those of es.Store.
@@ -106,7 +106,7 @@ func TestRepositoryNilPolicyUsesSnapshots(t *testing.T) {
 	require.Equal(t, int64(6), snap.Version, "no policy: no snapshot")
 	state, err := snapshot.Marshal(&Account{Owner: "Ada", Balance: 1000})
 	require.NoError(t, err)
-	stored, err := mem.SaveSnapshot(ctx, es.Snapshot{StreamID: "account-a1", Version: 7, SchemaVersion: 1, State: estest.Sealed(7, state)})
+	stored, err := mem.SaveSnapshot(ctx, es.Snapshot{StreamID: "account-a1", Version: 7, SchemaVersion: 1, State: storetest.Sealed(7, state)})
 	require.NoError(t, err)
 	require.True(t, stored)
 	got, err := none.Load(ctx, "a1")

@@ -52,7 +52,7 @@ type Loaded struct {
 
 // SnapshotStore is a [Store] that keeps snapshots. pgstore and memstore
 // implement it with identical semantics, checked by the conformance suite
-// in package estest.
+// in package storetest.
 //
 // Keeping only the newest: a snapshot replaces the stream's stored one
 // when its version is higher, or equal with a higher schema version;

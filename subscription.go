@@ -87,7 +87,7 @@ const MaxSubscriptionNameLength = 1000
 
 // Subscriber is a [Store] that runs named subscriptions. pgstore and
 // memstore implement it with the same semantics, checked by the
-// conformance suite in package estest.
+// conformance suite in package storetest.
 //
 // A subscription delivers the events of the global log after its
 // checkpoint to its handler, one at a time, in the global order (so every

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/pgevent/es"
-	"github.com/pgevent/es/estest"
 	"github.com/pgevent/es/memstore"
+	"github.com/pgevent/es/storetest"
 )
 
 func BenchmarkAppend(b *testing.B) {
@@ -14,7 +14,7 @@ func BenchmarkAppend(b *testing.B) {
 		b.Run(fmt.Sprintf("events=%d", size), func(b *testing.B) {
 			ctx := b.Context()
 			s := memstore.New(nil)
-			events := estest.Events(size)
+			events := storetest.Events(size)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := s.Append(ctx, "bench-1", es.Any, events); err != nil {
@@ -31,7 +31,7 @@ func BenchmarkReadStream(b *testing.B) {
 	ctx := b.Context()
 	s := memstore.New(nil)
 	for range n / 100 {
-		if _, err := s.Append(ctx, "bench-1", es.Any, estest.Events(100)); err != nil {
+		if _, err := s.Append(ctx, "bench-1", es.Any, storetest.Events(100)); err != nil {
 			b.Fatal(err)
 		}
 	}

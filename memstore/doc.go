@@ -3,7 +3,7 @@
 // It has exactly the semantics of the PostgreSQL store (package pgstore):
 // the same errors for the same inputs, gapless 1-based stream versions, the
 // same idempotency rule for retried appends, and a global log ordered by
-// [es.Position]. The conformance suite in package estest runs against both
+// [es.Position]. The conformance suite in package storetest runs against both
 // stores, so that "the same semantics" is checked rather than hoped for. Use
 // memstore in the tests of code built on [es.Store] where a database would
 // only slow things down; use pgstore where the database itself matters.

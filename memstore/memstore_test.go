@@ -8,8 +8,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pgevent/es"
-	"github.com/pgevent/es/estest"
 	"github.com/pgevent/es/memstore"
+	"github.com/pgevent/es/storetest"
 )
 
 func TestMain(m *testing.M) {
@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	estest.Run(t, func(t *testing.T) es.Store { return memstore.New(nil) })
+	storetest.Run(t, func(t *testing.T) es.Store { return memstore.New(nil) })
 }
 
 func TestPositions(t *testing.T) {
@@ -28,11 +28,11 @@ func TestPositions(t *testing.T) {
 
 	// One transaction key per append, one global position per event, and
 	// failed appends take neither.
-	r1, err := s.Append(ctx, "a-1", es.NoStream, estest.Events(2))
+	r1, err := s.Append(ctx, "a-1", es.NoStream, storetest.Events(2))
 	require.NoError(t, err)
-	_, err = s.Append(ctx, "a-1", es.NoStream, estest.Events(1))
+	_, err = s.Append(ctx, "a-1", es.NoStream, storetest.Events(1))
 	require.ErrorIs(t, err, es.ErrWrongVersion)
-	r2, err := s.Append(ctx, "b-1", es.Any, estest.Events(3))
+	r2, err := s.Append(ctx, "b-1", es.Any, storetest.Events(3))
 	require.NoError(t, err)
 
 	require.Equal(t, es.NewPosition(1, 1), r1.FirstPosition)
@@ -47,10 +47,10 @@ func TestConfigNow(t *testing.T) {
 	now := time.Date(2025, 1, 2, 3, 4, 5, 6789, time.UTC)
 	s := memstore.New(&memstore.Config{Now: func() time.Time { return now }})
 
-	_, err := s.Append(ctx, "a-1", es.NoStream, estest.Events(1))
+	_, err := s.Append(ctx, "a-1", es.NoStream, storetest.Events(1))
 	require.NoError(t, err)
 	now = now.Add(time.Hour)
-	_, err = s.Append(ctx, "a-1", es.Exactly(1), estest.Events(1))
+	_, err = s.Append(ctx, "a-1", es.Exactly(1), storetest.Events(1))
 	require.NoError(t, err)
 
 	info, err := s.StreamInfo(ctx, "a-1")
@@ -105,9 +105,9 @@ func TestReadAllOptionsAreCopied(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := memstore.New(nil)
-	_, err := s.Append(ctx, "a-1", es.NoStream, estest.Events(1))
+	_, err := s.Append(ctx, "a-1", es.NoStream, storetest.Events(1))
 	require.NoError(t, err)
-	_, err = s.Append(ctx, "b-1", es.NoStream, estest.Events(1))
+	_, err = s.Append(ctx, "b-1", es.NoStream, storetest.Events(1))
 	require.NoError(t, err)
 
 	opts := &es.ReadAllOpts{Categories: []string{"a"}}
@@ -126,7 +126,7 @@ func TestDuplicateErrorNamesIDAndStream(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := memstore.New(nil)
-	res, err := s.Append(ctx, "a-1", es.NoStream, estest.Events(1))
+	res, err := s.Append(ctx, "a-1", es.NoStream, storetest.Events(1))
 	require.NoError(t, err)
 	var stored es.Event
 	for e, err := range s.ReadStream(ctx, "a-1", nil) {

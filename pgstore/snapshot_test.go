@@ -10,10 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgevent/es"
-	"github.com/pgevent/es/estest"
 	"github.com/pgevent/es/internal/pgtest"
 	"github.com/pgevent/es/pgstore"
 	"github.com/pgevent/es/snapshot"
+	"github.com/pgevent/es/storetest"
 )
 
 // ledgerPosted is the event of the ledger aggregate.
@@ -104,15 +104,15 @@ func TestSnapshotAppendWithSnapshotTxConflict(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.Store(t)
-	_, err := s.Append(ctx, "acct-1", es.NoStream, estest.Events(2))
+	_, err := s.Append(ctx, "acct-1", es.NoStream, storetest.Events(2))
 	require.NoError(t, err)
 
 	tx, err := s.Pool().Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = s.WithTx(tx).AppendWithSnapshot(ctx, "acct-1", es.Exactly(1), estest.Events(1), es.NewSnapshot{SchemaVersion: 1, State: []byte("x")})
+	_, err = s.WithTx(tx).AppendWithSnapshot(ctx, "acct-1", es.Exactly(1), storetest.Events(1), es.NewSnapshot{SchemaVersion: 1, State: []byte("x")})
 	require.ErrorIs(t, err, es.ErrWrongVersion)
-	res, err := s.WithTx(tx).AppendWithSnapshot(ctx, "acct-1", es.Exactly(2), estest.Events(1), es.NewSnapshot{SchemaVersion: 1, State: []byte("y")})
+	res, err := s.WithTx(tx).AppendWithSnapshot(ctx, "acct-1", es.Exactly(2), storetest.Events(1), es.NewSnapshot{SchemaVersion: 1, State: []byte("y")})
 	require.NoError(t, err, "the transaction is still usable")
 	require.Equal(t, int64(3), res.StreamVersion)
 	require.NoError(t, tx.Commit(ctx))
@@ -121,7 +121,7 @@ func TestSnapshotAppendWithSnapshotTxConflict(t *testing.T) {
 	require.Equal(t, int64(3), snap.Version)
 	require.Equal(t, []byte("y"), snap.State)
 
-	_, err = s.WithTx(nil).AppendWithSnapshot(ctx, "acct-1", es.Any, estest.Events(1), es.NewSnapshot{})
+	_, err = s.WithTx(nil).AppendWithSnapshot(ctx, "acct-1", es.Any, storetest.Events(1), es.NewSnapshot{})
 	require.ErrorIs(t, err, es.ErrInvalidArgument)
 }
 
@@ -131,7 +131,7 @@ func TestSnapshotBeyondStreamError(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.Store(t)
-	_, err := s.Append(ctx, "acct-1", es.NoStream, estest.Events(1))
+	_, err := s.Append(ctx, "acct-1", es.NoStream, storetest.Events(1))
 	require.NoError(t, err)
 	_, err = s.SaveSnapshot(ctx, es.Snapshot{StreamID: "acct-1", Version: 2, SchemaVersion: 1, State: []byte("x")})
 	require.ErrorIs(t, err, es.ErrSnapshotBeyondStream)

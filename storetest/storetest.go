@@ -1,4 +1,4 @@
-package estest
+package storetest
 
 import (
 	"testing"
@@ -20,7 +20,7 @@ func Run(t *testing.T, newStore func(t *testing.T) es.Store) {
 					t.Parallel()
 					s := newStore(t)
 					if s == nil {
-						t.Fatal("estest: newStore returned nil")
+						t.Fatal("storetest: newStore returned nil")
 					}
 					tc.run(t, s)
 				})

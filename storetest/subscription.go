@@ -1,4 +1,4 @@
-package estest
+package storetest
 
 import (
 	"context"
@@ -378,7 +378,7 @@ func testSubscribeCheckpointInterval(t *testing.T, s es.Store) {
 }
 
 // errHandler is the error the failing handlers return.
-var errHandler = errors.New("estest: handler failed")
+var errHandler = errors.New("storetest: handler failed")
 
 func testSubscribeHandlerErrorStops(t *testing.T, s es.Store) {
 	sub := subscriber(t, s)

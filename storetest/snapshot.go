@@ -1,4 +1,4 @@
-package estest
+package storetest
 
 import (
 	"bytes"
@@ -48,7 +48,7 @@ func snapshotStore(t *testing.T, s es.Store) es.SnapshotStore {
 	t.Helper()
 	ss, ok := s.(es.SnapshotStore)
 	if !ok {
-		t.Fatalf("estest: store %T does not implement es.SnapshotStore", s)
+		t.Fatalf("storetest: store %T does not implement es.SnapshotStore", s)
 	}
 	return ss
 }

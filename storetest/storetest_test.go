@@ -1,4 +1,4 @@
-package estest_test
+package storetest_test
 
 import (
 	"testing"
@@ -6,17 +6,17 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgevent/es/estest"
+	"github.com/pgevent/es/storetest"
 )
 
 func TestEvents(t *testing.T) {
 	t.Parallel()
-	events := estest.Events(300)
+	events := storetest.Events(300)
 	require.Len(t, events, 300)
 	seen := map[string]bool{}
 	for _, e := range events {
 		require.Equal(t, uuid.Nil, e.ID)
-		require.Equal(t, estest.EventType, e.Type)
+		require.Equal(t, storetest.EventType, e.Type)
 		require.Nil(t, e.Metadata)
 		require.False(t, seen[string(e.Data)], "data %x twice", e.Data)
 		seen[string(e.Data)] = true

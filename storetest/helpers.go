@@ -1,4 +1,4 @@
-package estest
+package storetest
 
 import (
 	"encoding/binary"
@@ -16,7 +16,7 @@ import (
 )
 
 // EventType is the type of the events [Events] returns.
-const EventType = "estest.Event"
+const EventType = "storetest.Event"
 
 // Events returns n events ready to append, of type [EventType], with zero
 // ids (the store fills them) and no metadata. Event i (from 0) has as data
