@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgevent/es"
@@ -18,8 +19,6 @@ const (
 	codeImmutable          = "PE005"
 	codeCheckpointConflict = "PE007"
 	codeSnapshotAhead      = "PE008"
-	codeUniqueViolation    = "23505"
-	codeReadOnly           = "25006" // read_only_sql_transaction: a hot standby
 )
 
 // dbError is an error raised by an es function: it matches its es sentinel
@@ -55,7 +54,7 @@ func interpretError(err error) error {
 		return &es.VersionConflictError{StreamID: d.StreamID, Expected: es.ExpectedVersionFromSQL(d.Expected), Actual: d.Actual}
 	case codeDuplicateEvent:
 		return &dbError{kind: es.ErrDuplicateEvent, pg: pg}
-	case codeUniqueViolation:
+	case pgerrcode.UniqueViolation:
 		if pg.ConstraintName == "events_event_id_key" {
 			return &dbError{kind: es.ErrDuplicateEvent, pg: pg}
 		}
@@ -65,7 +64,7 @@ func interpretError(err error) error {
 		return &dbError{kind: es.ErrCheckpointConflict, pg: pg}
 	case codeSnapshotAhead:
 		return &dbError{kind: es.ErrSnapshotBeyondStream, pg: pg}
-	case codeReadOnly:
+	case pgerrcode.ReadOnlySQLTransaction: // a hot standby
 		return &dbError{kind: es.ErrReadOnly, pg: pg}
 	}
 	return err

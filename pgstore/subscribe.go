@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgevent/es"
@@ -121,13 +122,11 @@ func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOp
 // insufficient privilege.
 func fatal(err error) bool {
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) && len(pg.Code) == 5 {
-		switch pg.Code[:2] {
-		case "42", "3F", "3D", "28":
-			return true
-		}
+	if !errors.As(err, &pg) {
+		return false
 	}
-	return false
+	return pgerrcode.IsSyntaxErrororAccessRuleViolation(pg.Code) || pgerrcode.IsInvalidSchemaName(pg.Code) ||
+		pgerrcode.IsInvalidCatalogName(pg.Code) || pgerrcode.IsInvalidAuthorizationSpecification(pg.Code)
 }
 
 // source opens the sessions of one subscription instance.
