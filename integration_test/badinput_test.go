@@ -244,7 +244,6 @@ var badCases = []badCase{
 	{key: "keys_behind/2", name: "a key far ahead: behind", sql: `SELECT %[1]s.keys_behind(0, '4000000000')`, want: returnsRows("(t)")},
 
 	// The internal helpers (only the owner's functions call them).
-	{key: "transaction_key/0", name: "a key", sql: `SELECT %[1]s.transaction_key() IS NOT NULL`, want: returnsRows("(t)")},
 	{key: "raise_key_base/0", name: "not behind: the base stays", sql: `SELECT %[1]s.raise_key_base()`, want: returnsRows("(0)")},
 	{key: "store_snapshot/4", name: "null state", sql: `SELECT %[1]s.store_snapshot('order-1', 1, 1, NULL)`, want: rejects("23502")},
 	{key: "check_lease_arguments/4", name: "empty holder", sql: `SELECT %[1]s.check_lease_arguments('f', 'sub-1', '', NULL)`, want: rejects(invalidArgument)},

@@ -35,7 +35,7 @@ var (
 		"acquire_lease/3", "renew_lease/3", "release_lease/2"}
 	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
 	// Called only by the owner's functions.
-	ownerFunctions   = []string{"transaction_key/0", "raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4"}
+	ownerFunctions   = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4"}
 	triggerFunctions = []string{"refuse_event_change/0"}
 
 	// The plain-SQL read functions PostgreSQL inlines into the calling
@@ -134,7 +134,6 @@ var roleCalls = []roleCall{
 	{"log_hidden/2", `SELECT %[1]s.log_hidden('0', 0)`, ""},
 	{"log_horizon/0", `SELECT %[1]s.log_horizon()`, ""},
 	{"keys_behind/2", `SELECT %[1]s.keys_behind(0, '1')`, ""},
-	{"transaction_key/0", `SELECT %[1]s.transaction_key()`, ""},
 	{"raise_key_base/0", `SELECT %[1]s.raise_key_base()`, ""},
 	{"store_snapshot/4", `SELECT %[1]s.store_snapshot('order-1', 1, 1, '\x80')`, ""},
 	{"check_lease_arguments/4", `SELECT %[1]s.check_lease_arguments('f', 'sub-1', 'me', '1 minute')`, ""},

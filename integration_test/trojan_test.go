@@ -740,8 +740,6 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 			sql: []string{"SELECT (%[1]s.log_horizon() OPERATOR(pg_catalog.>) '1'::pg_catalog.xid8)::pg_catalog.text"}},
 		{fn: "keys_behind/2", detail: "far ahead", want: rowsAre("true"), sql: []string{"SELECT %[1]s.keys_behind(0, '4000000000')::pg_catalog.text"}},
 		{fn: "keys_behind/2", detail: "not behind", want: rowsAre("false"), sql: []string{"SELECT %[1]s.keys_behind(0, '1')::pg_catalog.text"}},
-		{fn: "transaction_key/0", detail: "a key", want: rowsAre("true"),
-			sql: []string{"SELECT (%[1]s.transaction_key() IS NOT NULL)::pg_catalog.text"}},
 		{fn: "raise_key_base/0", detail: "not behind", want: rowsAre("0"), sql: []string{"SELECT %[1]s.raise_key_base()::pg_catalog.text"}},
 		{fn: "store_snapshot/4", detail: "older: kept", want: rowsAre("false"), sql: []string{`SELECT %[1]s.store_snapshot('order-1', 1, 1, '\x80')::pg_catalog.text`}},
 		{fn: "check_lease_arguments/4", detail: "valid", sql: []string{"SELECT %[1]s.check_lease_arguments('f', 'sub-1', 'h-1', '1 minute')::pg_catalog.text"}},

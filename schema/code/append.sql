@@ -106,8 +106,14 @@ BEGIN
         END IF;
     END IF;
 
-    -- This transaction's key: the key base plus its xid (keys.sql).
-    v_key := {{ $s }}.transaction_key();
+    -- This transaction's key: the key base plus its xid, the base raised
+    -- first when the log's keys are ahead of this cluster's counter
+    -- (keys.sql). One statement: it runs on every append.
+    SELECT (CASE WHEN {{ $s }}.keys_behind(b.base, (SELECT max(e.transaction_id) FROM {{ $s }}.events AS e))
+                 THEN {{ $s }}.raise_key_base() ELSE b.base END
+            + pg_current_xact_id()::text::bigint)::text::xid8
+      INTO STRICT v_key
+      FROM {{ $s }}.transaction_key_base AS b;
 
     -- Take the stream row: appends to one stream serialise on it, appends
     -- to different streams never wait on each other. For an existing

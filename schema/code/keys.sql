@@ -25,7 +25,8 @@
 --   * keys_behind tells when the log holds a key that this cluster's
 --     counter does not reach (a key at or above base + the next xid: in a
 --     cluster that produced all the keys, every key is below it);
---   * append then raises the base (raise_key_base) before taking its key,
+--   * append then raises the base (raise_key_base) before taking its key
+--     (base + its xid),
 --     so that base + every xid still to come is above every stored key;
 --   * until an append has done so, the horizon is just above the largest
 --     key: every event of the log is committed (none can be appended
@@ -85,25 +86,6 @@ BEGIN
     RAISE LOG 'es: schema {{ $s }}: raised the transaction key base from % to %: the log holds keys up to % and this cluster''s transactions start at %',
         v_base, v_new, v_max, v_xmin;
     RETURN v_new::bigint;
-END
-$$;
-
--- transaction_key returns the key of the calling transaction (assigning it
--- an xid), raising the key base first when needed. append takes it once
--- per call.
-CREATE OR REPLACE FUNCTION {{ $s }}.transaction_key() RETURNS xid8
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_base bigint;
-BEGIN
-    SELECT b.base INTO v_base
-      FROM {{ $s }}.transaction_key_base AS b
-     WHERE NOT {{ $s }}.keys_behind(b.base, (SELECT max(e.transaction_id) FROM {{ $s }}.events AS e));
-    IF NOT FOUND THEN
-        v_base := {{ $s }}.raise_key_base();
-    END IF;
-    RETURN (v_base + pg_current_xact_id()::text::bigint)::text::xid8;
 END
 $$;
 

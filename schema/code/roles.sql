@@ -61,7 +61,7 @@ DECLARE
     v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
                                            'acquire_lease/3', 'renew_lease/3', 'release_lease/2'];
     v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/8'];
-    v_owner_fns   CONSTANT text[] := ARRAY['transaction_key/0', 'raise_key_base/0', 'store_snapshot/4',
+    v_owner_fns   CONSTANT text[] := ARRAY['raise_key_base/0', 'store_snapshot/4',
                                            'check_lease_arguments/4'];
     v_role        text;
     v_fn          record;
