@@ -34,23 +34,24 @@ func Example_repository() {
 	acc := accounts.New("acc-1")
 	_ = es.Record(acc, AccountOpened{AccountID: "acc-1", Owner: "Ada"})
 	_ = acc.Deposit(100)
-	fmt.Println("save:", accounts.Save(ctx, acc), "stored version:", acc.StoredVersion())
+	_, err = accounts.Save(ctx, acc)
+	fmt.Println("save:", err, "stored version:", acc.StoredVersion())
 
 	// Load replays the stream.
 	loaded, err := accounts.Load(ctx, "acc-1")
 	fmt.Println(accounts.StreamID("acc-1"), loaded.Owner, loaded.Balance, loaded.StoredVersion(), err)
 
 	// Update: load, command, save (retried on a version conflict).
-	updated, err := accounts.Update(ctx, "acc-1", func(a *Account) error { return a.Withdraw(30) })
+	updated, _, err := accounts.Update(ctx, "acc-1", func(a *Account) error { return a.Withdraw(30) })
 	fmt.Println("update:", updated.Balance, updated.StoredVersion(), err)
 
 	// A command that refuses saves nothing.
-	_, err = accounts.Update(ctx, "acc-1", func(a *Account) error { return a.Withdraw(500) })
+	_, _, err = accounts.Update(ctx, "acc-1", func(a *Account) error { return a.Withdraw(500) })
 	fmt.Println(errors.Is(err, ErrInsufficientFunds), err)
 
 	// A stale copy cannot overwrite newer events.
 	_ = acc.Deposit(1)
-	err = accounts.Save(ctx, acc)
+	_, err = accounts.Save(ctx, acc)
 	var conflict *es.VersionConflictError
 	fmt.Println(errors.As(err, &conflict), conflict.Expected, conflict.Actual, len(acc.Pending()))
 

@@ -46,10 +46,10 @@ func Example_snapshots() {
 
 	acc := accounts.New("acc-1")
 	_ = es.Record(acc, AccountOpened{AccountID: "acc-1", Owner: "Ada"})
-	_ = accounts.Save(ctx, acc) // version 1
+	_, _ = accounts.Save(ctx, acc) // version 1
 	for _, amount := range []int{10, 20, 30, 40} {
 		_ = acc.Deposit(amount)
-		_ = accounts.Save(ctx, acc) // versions 2..5: the save to 3 crosses a multiple of 3
+		_, _ = accounts.Save(ctx, acc) // versions 2..5: the save to 3 crosses a multiple of 3
 	}
 	snap, err := store.ReadSnapshot(ctx, "account-acc-1")
 	fmt.Println("snapshot at version", snap.Version, "schema", snap.SchemaVersion, err)

@@ -276,8 +276,11 @@ func (r *Repository[A]) decodeNext(e Event, last *int64) (any, error) {
 
 // Save appends the aggregate's pending events to its stream, expecting the
 // stream to be at the aggregate's StoredVersion ([NoStream] for a new
-// aggregate), and then marks them committed ([Aggregate.Commit]). With
-// nothing pending it does nothing and returns nil.
+// aggregate), and then marks them committed ([Aggregate.Commit]). It
+// returns the append's result: its LastPosition is what
+// [Subscriber.WaitFor] takes to wait until a read model shows the save.
+// With nothing pending it does nothing and returns the zero AppendResult
+// (whose position WaitFor does not wait for).
 //
 // Every event is encoded with the registry; metadata set on ctx with
 // [WithMetadata] is stored on every event of the save. Either all the
@@ -296,32 +299,32 @@ func (r *Repository[A]) decodeNext(e Event, last *int64) (any, error) {
 // committed as soon as the append succeeds, before tx commits; if tx then
 // rolls back, the aggregate no longer matches the store: throw it away and
 // load it again.
-func (r *Repository[A]) Save(ctx context.Context, agg A) error {
+func (r *Repository[A]) Save(ctx context.Context, agg A) (AppendResult, error) {
 	b, err := baseOf(agg)
 	if err != nil {
-		return fmt.Errorf("saving %s: %w", r.category, err)
+		return AppendResult{}, fmt.Errorf("saving %s: %w", r.category, err)
 	}
 	id := agg.ID()
 	if id == "" {
-		return fmt.Errorf("%w: saving %s: aggregate has an empty id", ErrInvalidArgument, r.category)
+		return AppendResult{}, fmt.Errorf("%w: saving %s: aggregate has an empty id", ErrInvalidArgument, r.category)
 	}
 	streamID := r.StreamID(id)
 	pending := agg.Pending()
 	if len(pending) == 0 {
-		return nil
+		return AppendResult{}, nil
 	}
 	var meta []byte
 	if md, ok := MetadataFrom(ctx); ok {
 		var err error
 		if meta, err = EncodeMetadata(&md); err != nil {
-			return fmt.Errorf("saving %q: %w", streamID, err)
+			return AppendResult{}, fmt.Errorf("saving %q: %w", streamID, err)
 		}
 	}
 	events := make([]NewEvent, len(pending))
 	for i, p := range pending {
 		e, err := r.registry.NewEvent(p, nil)
 		if err != nil {
-			return fmt.Errorf("saving %q: pending event %d (%T): %w", streamID, i, p, err)
+			return AppendResult{}, fmt.Errorf("saving %q: pending event %d (%T): %w", streamID, i, p, err)
 		}
 		e.Metadata = meta
 		events[i] = e
@@ -332,19 +335,21 @@ func (r *Repository[A]) Save(ctx context.Context, agg A) error {
 	}
 	if r.snapshots != nil {
 		if snapshot, ok := r.dueSnapshot(agg, b, streamID); ok {
-			if _, err := r.snapshots.AppendWithSnapshot(ctx, streamID, expected, events, snapshot); err != nil {
-				return fmt.Errorf("saving %q: %w", streamID, err)
+			res, err := r.snapshots.AppendWithSnapshot(ctx, streamID, expected, events, snapshot)
+			if err != nil {
+				return AppendResult{}, fmt.Errorf("saving %q: %w", streamID, err)
 			}
 			agg.Commit()
 			b.snapshotVersion, b.snapshotAt = agg.StoredVersion(), time.Now()
-			return nil
+			return res, nil
 		}
 	}
-	if _, err := r.store.Append(ctx, streamID, expected, events); err != nil {
-		return fmt.Errorf("saving %q: %w", streamID, err)
+	res, err := r.store.Append(ctx, streamID, expected, events)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("saving %q: %w", streamID, err)
 	}
 	agg.Commit()
-	return nil
+	return res, nil
 }
 
 // Update loads the aggregate, runs command on it and saves the events the
@@ -355,32 +360,33 @@ func (r *Repository[A]) Save(ctx context.Context, agg A) error {
 // error (a *[VersionConflictError]). command must therefore be safe to run
 // more than once, and must only change the aggregate (through [Record]).
 //
-// It returns the saved aggregate. An error returned by command is returned
+// It returns the saved aggregate and the append's result (see
+// [Repository.Save]). An error returned by command is returned
 // as is and nothing is saved. Update of an aggregate whose stream has no
 // events fails with [ErrNotFound]: create aggregates with
 // [Repository.New], commands and [Repository.Save].
-func (r *Repository[A]) Update(ctx context.Context, id string, command func(A) error) (A, error) {
+func (r *Repository[A]) Update(ctx context.Context, id string, command func(A) error) (A, AppendResult, error) {
 	var zero A
 	if command == nil {
-		return zero, fmt.Errorf("%w: updating %s: nil command", ErrInvalidArgument, r.category)
+		return zero, AppendResult{}, fmt.Errorf("%w: updating %s: nil command", ErrInvalidArgument, r.category)
 	}
 	for attempt := 0; ; attempt++ {
 		agg, err := r.Load(ctx, id)
 		if err != nil {
-			return zero, err
+			return zero, AppendResult{}, err
 		}
 		if err := command(agg); err != nil {
-			return zero, err
+			return zero, AppendResult{}, err
 		}
-		err = r.Save(ctx, agg)
+		res, err := r.Save(ctx, agg)
 		if err == nil {
-			return agg, nil
+			return agg, res, nil
 		}
 		if !errors.Is(err, ErrWrongVersion) {
-			return zero, err
+			return zero, AppendResult{}, err
 		}
 		if attempt >= r.maxRetries {
-			return zero, fmt.Errorf("updating %q: giving up after %d retries: %w", r.StreamID(id), r.maxRetries, err)
+			return zero, AppendResult{}, fmt.Errorf("updating %q: giving up after %d retries: %w", r.StreamID(id), r.maxRetries, err)
 		}
 	}
 }

@@ -102,7 +102,7 @@ func (b *repoBundle) create(t *testing.T, id string) *cart {
 	c := b.repo.New(id)
 	require.NoError(t, c.Open("ada"))
 	require.NoError(t, c.Add("apple", 1))
-	require.NoError(t, b.repo.Save(t.Context(), c))
+	require.NoError(t, saved(b.repo.Save(t.Context(), c)))
 	return c
 }
 
@@ -138,7 +138,7 @@ func TestRepositoryRoundTrip(t *testing.T) {
 	require.NoError(t, c.Open("ada"))
 	require.NoError(t, c.Add("apple", 2))
 	require.NoError(t, c.Add("pear", 1))
-	require.NoError(t, b.repo.Save(ctx, c))
+	require.NoError(t, saved(b.repo.Save(ctx, c)))
 	require.Empty(t, c.Pending())
 	require.EqualValues(t, 3, c.StoredVersion())
 	require.EqualValues(t, 3, c.Version())
@@ -161,11 +161,11 @@ func TestRepositoryRoundTrip(t *testing.T) {
 
 	// A second save appends at the loaded version.
 	require.NoError(t, got.Add("apple", 5))
-	require.NoError(t, b.repo.Save(ctx, got))
+	require.NoError(t, saved(b.repo.Save(ctx, got)))
 	require.EqualValues(t, 4, got.StoredVersion())
 	// The first instance is now stale: its next save conflicts.
 	require.NoError(t, c.Add("fig", 1))
-	require.ErrorIs(t, b.repo.Save(ctx, c), es.ErrWrongVersion)
+	require.ErrorIs(t, saved(b.repo.Save(ctx, c)), es.ErrWrongVersion)
 
 	again, err := b.repo.Load(ctx, "c1")
 	require.NoError(t, err)
@@ -180,7 +180,7 @@ func TestRepositoryLoadNotFound(t *testing.T) {
 	require.ErrorIs(t, err, es.ErrNotFound)
 	require.Contains(t, err.Error(), `"cart-absent"`)
 
-	_, err = b.repo.Update(t.Context(), "absent", func(c *cart) error { return c.Add("x", 1) })
+	_, _, err = b.repo.Update(t.Context(), "absent", func(c *cart) error { return c.Add("x", 1) })
 	require.ErrorIs(t, err, es.ErrNotFound)
 	require.Zero(t, b.streamVersion(t, "cart-absent"))
 }
@@ -190,13 +190,13 @@ func TestRepositorySaveNothingPendingIsNoOp(t *testing.T) {
 	b := repoSetup(t, nil)
 	ctx := t.Context()
 
-	require.NoError(t, b.repo.Save(ctx, b.repo.New("fresh")))
+	require.NoError(t, saved(b.repo.Save(ctx, b.repo.New("fresh"))))
 	require.Zero(t, b.streamVersion(t, "cart-fresh"))
 
 	b.create(t, "c1")
 	c, err := b.repo.Load(ctx, "c1")
 	require.NoError(t, err)
-	require.NoError(t, b.repo.Save(ctx, c))
+	require.NoError(t, saved(b.repo.Save(ctx, c)))
 	require.EqualValues(t, 2, b.streamVersion(t, "cart-c1"))
 	require.EqualValues(t, 2, c.StoredVersion())
 }
@@ -212,11 +212,11 @@ func TestRepositorySaveConflictKeepsPending(t *testing.T) {
 	second, err := b.repo.Load(ctx, "c1")
 	require.NoError(t, err)
 	require.NoError(t, first.Add("pear", 1))
-	require.NoError(t, b.repo.Save(ctx, first))
+	require.NoError(t, saved(b.repo.Save(ctx, first)))
 
 	require.NoError(t, second.Add("fig", 1))
 	require.NoError(t, second.Add("fig", 2))
-	err = b.repo.Save(ctx, second)
+	_, err = b.repo.Save(ctx, second)
 	require.ErrorIs(t, err, es.ErrWrongVersion)
 	var conflict *es.VersionConflictError
 	require.ErrorAs(t, err, &conflict)
@@ -230,7 +230,7 @@ func TestRepositorySaveConflictKeepsPending(t *testing.T) {
 	// A new aggregate over an existing stream conflicts too (NoStream).
 	dup := b.repo.New("c1")
 	require.NoError(t, dup.Open("eve"))
-	err = b.repo.Save(ctx, dup)
+	_, err = b.repo.Save(ctx, dup)
 	require.ErrorAs(t, err, &conflict)
 	require.Equal(t, es.NoStream, conflict.Expected)
 	require.Len(t, dup.Pending(), 1)
@@ -243,7 +243,7 @@ func TestRepositoryUpdateRetriesAfterConflict(t *testing.T) {
 	b.create(t, "c1")
 
 	calls := 0
-	got, err := b.repo.Update(ctx, "c1", func(c *cart) error {
+	got, _, err := b.repo.Update(ctx, "c1", func(c *cart) error {
 		calls++
 		if calls == 1 {
 			// A concurrent writer gets in between this load and its save.
@@ -273,7 +273,7 @@ func TestRepositoryUpdateGivesUp(t *testing.T) {
 	b.create(t, "c1")
 
 	calls := 0
-	got, err := b.repo.Update(ctx, "c1", func(c *cart) error {
+	got, _, err := b.repo.Update(ctx, "c1", func(c *cart) error {
 		calls++
 		e, err := b.registry.NewEvent(cartItemAdded{SKU: "pear", Qty: 1}, nil)
 		require.NoError(t, err)
@@ -300,7 +300,7 @@ func TestRepositoryUpdateCommandError(t *testing.T) {
 	b.create(t, "c1")
 
 	boom := errors.New("boom")
-	got, err := b.repo.Update(ctx, "c1", func(c *cart) error {
+	got, _, err := b.repo.Update(ctx, "c1", func(c *cart) error {
 		require.NoError(t, c.Add("pear", 1)) // recorded, then the command fails
 		return boom
 	})
@@ -308,7 +308,7 @@ func TestRepositoryUpdateCommandError(t *testing.T) {
 	require.Nil(t, got)
 	require.EqualValues(t, 2, b.streamVersion(t, "cart-c1"), "nothing saved")
 
-	_, err = b.repo.Update(ctx, "c1", func(c *cart) error {
+	_, _, err = b.repo.Update(ctx, "c1", func(c *cart) error {
 		if err := es.Record(c, cartCheckedOut{}); err != nil {
 			return err
 		}
@@ -318,7 +318,7 @@ func TestRepositoryUpdateCommandError(t *testing.T) {
 	require.EqualValues(t, 2, b.streamVersion(t, "cart-c1"), "nothing saved")
 
 	// A command that records nothing saves nothing and succeeds.
-	got, err = b.repo.Update(ctx, "c1", func(*cart) error { return nil })
+	got, _, err = b.repo.Update(ctx, "c1", func(*cart) error { return nil })
 	require.NoError(t, err)
 	require.EqualValues(t, 2, got.StoredVersion())
 }
@@ -333,9 +333,9 @@ func TestRepositorySaveMetadataFromContext(t *testing.T) {
 	require.NoError(t, c.Open("ada"))
 	require.NoError(t, c.Add("apple", 1))
 	require.NoError(t, c.Add("pear", 1))
-	require.NoError(t, b.repo.Save(ctx, c))
+	require.NoError(t, saved(b.repo.Save(ctx, c)))
 
-	_, err := b.repo.Update(es.WithMetadata(t.Context(), es.Metadata{CorrelationID: "corr-2"}), "c1",
+	_, _, err := b.repo.Update(es.WithMetadata(t.Context(), es.Metadata{CorrelationID: "corr-2"}), "c1",
 		func(c *cart) error { return c.Add("fig", 1) })
 	require.NoError(t, err)
 
@@ -359,7 +359,7 @@ func TestRepositorySaveUnregisteredEvent(t *testing.T) {
 	c := b.repo.New("c1")
 	require.NoError(t, c.Open("ada"))
 	require.NoError(t, es.Record(c, cartNote{Text: "hi"}))
-	err := b.repo.Save(ctx, c)
+	_, err := b.repo.Save(ctx, c)
 	require.ErrorIs(t, err, es.ErrInvalidArgument)
 	require.Contains(t, err.Error(), "cartNote")
 	require.Contains(t, err.Error(), `"cart-c1"`)
@@ -373,18 +373,18 @@ func TestRepositoryInvalidArguments(t *testing.T) {
 	b := repoSetup(t, nil)
 	ctx := t.Context()
 
-	require.ErrorIs(t, b.repo.Save(ctx, nil), es.ErrInvalidArgument)
+	require.ErrorIs(t, saved(b.repo.Save(ctx, nil)), es.ErrInvalidArgument)
 	noID := b.repo.New("")
 	require.NoError(t, noID.Open("ada"))
-	require.ErrorIs(t, b.repo.Save(ctx, noID), es.ErrInvalidArgument)
+	require.ErrorIs(t, saved(b.repo.Save(ctx, noID)), es.ErrInvalidArgument)
 	require.Len(t, noID.Pending(), 1)
 
 	_, err := b.repo.Load(ctx, "")
 	require.ErrorIs(t, err, es.ErrInvalidArgument)
-	_, err = b.repo.Update(ctx, "", func(*cart) error { return nil })
+	_, _, err = b.repo.Update(ctx, "", func(*cart) error { return nil })
 	require.ErrorIs(t, err, es.ErrInvalidArgument)
 	b.create(t, "c1")
-	_, err = b.repo.Update(ctx, "c1", nil)
+	_, _, err = b.repo.Update(ctx, "c1", nil)
 	require.ErrorIs(t, err, es.ErrInvalidArgument)
 
 	_, err = es.NewRepository[*cart](nil, b.registry, newCart, nil)
@@ -416,7 +416,7 @@ func TestRepositoryWithStore(t *testing.T) {
 	require.Equal(t, b.repo.StreamID("c1"), moved.StreamID("c1"))
 	c := moved.New("c1")
 	require.NoError(t, c.Open("ada"))
-	require.NoError(t, moved.Save(ctx, c))
+	require.NoError(t, saved(moved.Save(ctx, c)))
 	require.Zero(t, b.streamVersion(t, "cart-c1"), "saved to the other store only")
 	info, err := other.StreamInfo(ctx, "cart-c1")
 	require.NoError(t, err)
@@ -453,7 +453,7 @@ func TestRepositoryCategory(t *testing.T) {
 	// The category is what the stream's category is.
 	c := named.New("42")
 	require.NoError(t, c.Open("ada"))
-	require.NoError(t, named.Save(t.Context(), c))
+	require.NoError(t, saved(named.Save(t.Context(), c)))
 	for e, err := range store.ReadStream(t.Context(), "basket-42", nil) {
 		require.NoError(t, err)
 		require.Equal(t, "basket", e.Category())
@@ -490,7 +490,7 @@ func TestRepositoryLoadStreams(t *testing.T) {
 	for i := range n - 1 {
 		require.NoError(t, c.Add(fmt.Sprintf("sku-%d", i%10), 1))
 	}
-	require.NoError(t, b.repo.Save(ctx, c))
+	require.NoError(t, saved(b.repo.Save(ctx, c)))
 
 	s := &streamingStore{Store: b.store}
 	repo, err := es.NewRepository(s, b.registry, func() *cart {
@@ -576,3 +576,6 @@ func TestRepositoryLoadRefusesGaps(t *testing.T) {
 	require.ErrorContains(t, err, "store returned version 2 where 1 was expected")
 	require.ErrorContains(t, err, `"cart-c1"`)
 }
+
+// saved returns the error of a Repository.Save, for require.NoError.
+func saved(_ es.AppendResult, err error) error { return err }

@@ -79,6 +79,10 @@ type SubscribeOpts struct {
 	// reconnecting; a checkpoint conflict, before taking over again), for
 	// logging. It must not block. Defaults to nil.
 	OnError func(err error)
+	// OnStatus, when set, is called with the subscription's status each
+	// time its state changes (for example live to catching up: it fell
+	// behind). It must not block. Defaults to nil.
+	OnStatus func(SubscriptionStatus)
 }
 
 // MaxSubscriptionNameLength is the longest subscription name accepted, in
@@ -119,4 +123,125 @@ type Subscriber interface {
 	// next run starts as its options say, and reports whether it had one.
 	// Use it with no instance running, e.g. to rebuild a read model.
 	DeleteCheckpoint(ctx context.Context, name string) (bool, error)
+
+	// WaitFor waits until the subscription name has handled the event at
+	// pos and every event before it (a handler returned for each one the
+	// subscription's filters keep; in the transactional form, committed):
+	// read-your-writes for a read model. Pass it the position a write
+	// returned ([AppendResult.LastPosition]).
+	//
+	// An instance of name running in this process answers it exactly,
+	// also for positions its filters skip. Otherwise WaitFor polls the
+	// saved checkpoint (every 100 ms), which an instance in another
+	// process moves after the events it keeps, in the plain form only
+	// every [SubscribeOpts.CheckpointEvery] events or
+	// [SubscribeOpts.CheckpointInterval]. It returns nil at once for the
+	// zero Position, and ctx's error when ctx ends first: give it a
+	// deadline.
+	WaitFor(ctx context.Context, name string, pos Position) error
+
+	// SubscriptionStatus returns the state of the subscription name in
+	// this process: stopped when no instance of it runs here.
+	SubscriptionStatus(name string) SubscriptionStatus
+}
+
+// TxSubscriber is a [Subscriber] with the transactional handler form:
+// the handler's writes and the checkpoint commit together, or not at all.
+// pgstore and memstore implement it.
+type TxSubscriber interface {
+	Subscriber
+
+	// SubscribeTx runs the subscription name with a transactional handler:
+	// for each batch of events it opens a transaction, hands it to handler
+	// with every event, advances the checkpoint in it (a compare-and-set)
+	// and commits. An event's effect is applied exactly once, whatever
+	// crashes; a handler error rolls the batch back (then retries or
+	// stops, see [SubscribeOpts.HandlerRetries]). Otherwise as
+	// [Subscriber.Subscribe].
+	SubscribeTx(ctx context.Context, name string, handler TxHandler, opts *SubscribeOpts) error
+}
+
+// TxHandler handles one event in the transaction tx in which the
+// subscription's checkpoint advances past it. It must not commit or roll
+// back tx.
+type TxHandler func(ctx context.Context, tx Tx, e Event) error
+
+// Tx is the transaction of a transactional subscription handler. A store
+// gives access to its own transaction through it: pgstore.PgxTx(tx)
+// returns the pgx.Tx to write a read model with. In memory (memstore),
+// where there is nothing to write to but the application's own
+// structures, a handler makes its writes transactional with OnRollback
+// (undo) or OnCommit (apply later).
+type Tx interface {
+	// OnCommit registers fn to run after the transaction, with the
+	// checkpoint, has committed.
+	OnCommit(fn func())
+	// OnRollback registers fn to run after the transaction has rolled
+	// back or failed to commit (then the events are delivered again). Run
+	// in the reverse order of registration, these functions can undo the
+	// handler's writes to memory. (With PostgreSQL, a commit whose
+	// acknowledgement was lost with the connection may still have
+	// committed.)
+	OnRollback(fn func())
+}
+
+// SubscriptionState is the state of a subscription in this process.
+type SubscriptionState int
+
+const (
+	// SubscriptionStopped: no instance of the subscription runs in this
+	// process.
+	SubscriptionStopped SubscriptionState = iota
+	// SubscriptionStarting: an instance runs but is not following the log
+	// yet: it waits for another instance (maybe in another process) to
+	// stop, or for a connection after one failed.
+	SubscriptionStarting
+	// SubscriptionCatchingUp: the instance is reading a backlog (its last
+	// read filled a batch).
+	SubscriptionCatchingUp
+	// SubscriptionLive: the instance has handled the whole visible log and
+	// waits for new events.
+	SubscriptionLive
+	// SubscriptionRetrying: the handler failed on an event and the
+	// instance waits to retry it ([SubscribeOpts.HandlerRetries]).
+	SubscriptionRetrying
+)
+
+// String returns the state's name: "stopped", "starting", "catching up",
+// "live" or "retrying".
+func (s SubscriptionState) String() string {
+	switch s {
+	case SubscriptionStopped:
+		return "stopped"
+	case SubscriptionStarting:
+		return "starting"
+	case SubscriptionCatchingUp:
+		return "catching up"
+	case SubscriptionLive:
+		return "live"
+	case SubscriptionRetrying:
+		return "retrying"
+	}
+	return fmt.Sprintf("SubscriptionState(%d)", int(s))
+}
+
+// SubscriptionStatus describes a subscription in this process
+// ([Subscriber.SubscriptionStatus]).
+type SubscriptionStatus struct {
+	// Name is the subscription's name.
+	Name string
+	// State is what the subscription is doing.
+	State SubscriptionState
+	// Since is when it entered State (the zero time for a subscription
+	// that never ran in this process).
+	Since time.Time
+	// Handled is the position up to which this process's instance has
+	// handled the log (what [Subscriber.WaitFor] compares with): its
+	// checkpoint when it started, then the last event it handled, or the
+	// end of the log it has read when its filters skipped the rest.
+	Handled Position
+	// LastError is the last error the instance met: the handler's failure
+	// while Retrying, or an error it recovers from by itself (a lost
+	// connection) while Starting again. Nil otherwise.
+	LastError error
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -415,8 +414,8 @@ func appendAfterWritingElsewhere(t testing.TB, ctx context.Context, pool *pgxpoo
 }
 
 // applyToReadModel is the transactional subscription's handler.
-func applyToReadModel(ctx context.Context, tx pgx.Tx, e es.Event) error {
-	_, err := tx.Exec(ctx, `INSERT INTO read_model (event_id, stream_id, version) VALUES ($1, $2, $3)
+func applyToReadModel(ctx context.Context, tx es.Tx, e es.Event) error {
+	_, err := pgstore.PgxTx(tx).Exec(ctx, `INSERT INTO read_model (event_id, stream_id, version) VALUES ($1, $2, $3)
 		ON CONFLICT (event_id) DO UPDATE SET applied = read_model.applied + 1`, e.ID, e.StreamID, e.Version)
 	return err
 }

@@ -174,7 +174,7 @@ func TestStandby(t *testing.T) {
 		}, subscribeOpts())
 		require.ErrorIs(t, err, es.ErrReadOnly, "Subscribe on a standby")
 		require.NoError(t, sctx.Err(), "Subscribe failed at once, not at the deadline")
-		err = rstore.SubscribeTx(sctx, "on-standby-tx", func(context.Context, pgx.Tx, es.Event) error {
+		err = rstore.SubscribeTx(sctx, "on-standby-tx", func(context.Context, es.Tx, es.Event) error {
 			handled = true
 			return nil
 		}, subscribeOpts())

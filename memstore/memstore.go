@@ -51,6 +51,8 @@ type Store struct {
 	subMu       sync.Mutex
 	checkpoints map[string]es.Position
 	subActive   map[string]chan struct{}
+	// progress tracks the running subscriptions (WaitFor, status).
+	progress *storekit.Progress
 
 	// snapshots maps a stream id to its newest snapshot (snapshot.go).
 	// Guarded by mu.
@@ -84,6 +86,7 @@ func New(config *Config) *Store {
 		streams:  make(map[string]*stream),
 		ids:      make(map[uuid.UUID]int),
 		appended: make(chan struct{}),
+		progress: storekit.NewProgress(),
 
 		snapshots: make(map[string]es.Snapshot),
 	}

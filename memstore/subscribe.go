@@ -2,7 +2,6 @@ package memstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -11,7 +10,7 @@ import (
 	"github.com/pgevent/es/storekit"
 )
 
-var _ es.Subscriber = (*Store)(nil)
+var _ es.TxSubscriber = (*Store)(nil)
 
 // Subscribe implements [es.Subscriber.Subscribe] with the subscription
 // engine of package storekit, like pgstore: it delivers the log after the
@@ -20,19 +19,47 @@ var _ es.Subscriber = (*Store)(nil)
 // Checkpoints live in the Store. A second Subscribe with the same name
 // waits until the first returns.
 func (s *Store) Subscribe(ctx context.Context, name string, handler es.Handler, opts *es.SubscribeOpts) error {
-	if err := storekit.ValidateSubscriptionName(name); err != nil {
-		return err
-	}
 	if handler == nil {
 		return fmt.Errorf("%w: subscription %q: nil handler", es.ErrInvalidArgument, name)
+	}
+	return s.subscribe(ctx, name, opts, storekit.Config{Handler: handler})
+}
+
+// SubscribeTx implements [es.TxSubscriber.SubscribeTx] in memory: a
+// transaction is the batch of events handed to the handler, and commits by
+// advancing the checkpoint (a compare-and-set). The handler makes its own
+// writes part of it with [es.Tx.OnRollback] (undo them) or
+// [es.Tx.OnCommit] (apply them), so that a projection is tested, without
+// PostgreSQL, through the interface it uses in production.
+func (s *Store) SubscribeTx(ctx context.Context, name string, handler es.TxHandler, opts *es.SubscribeOpts) error {
+	if handler == nil {
+		return fmt.Errorf("%w: subscription %q: nil handler", es.ErrInvalidArgument, name)
+	}
+	return s.subscribe(ctx, name, opts, storekit.Config{TxHandler: handler})
+}
+
+func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOpts, cfg storekit.Config) error {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
+		return err
 	}
 	o, err := storekit.Options(opts)
 	if err != nil {
 		return err
 	}
-	return storekit.Run(ctx, &source{s: s, name: name, o: &o}, storekit.Config{
-		Name: name, Opts: o, Handler: handler,
+	cfg.Name, cfg.Opts, cfg.Progress = name, o, s.progress
+	return storekit.Run(ctx, &source{s: s, name: name, o: &o}, cfg)
+}
+
+// WaitFor implements [es.Subscriber.WaitFor].
+func (s *Store) WaitFor(ctx context.Context, name string, pos es.Position) error {
+	return s.progress.WaitFor(ctx, name, pos, func(ctx context.Context) (es.Position, bool, error) {
+		return s.Checkpoint(ctx, name)
 	})
+}
+
+// SubscriptionStatus implements [es.Subscriber.SubscriptionStatus].
+func (s *Store) SubscriptionStatus(name string) es.SubscriptionStatus {
+	return s.progress.Status(name)
 }
 
 // subscriptionSlot returns the one-slot channel of the subscription name.
@@ -171,8 +198,8 @@ func (ss *session) Advance(_ context.Context, expected, pos es.Position) error {
 	return ss.s.advanceCheckpoint(ss.name, expected, pos)
 }
 
-// Wait waits for an append after the last read, or d.
-func (ss *session) Wait(ctx context.Context, d time.Duration) (bool, error) {
+// Wait waits for an append after the last read, a value on wake, or d.
+func (ss *session) Wait(ctx context.Context, d time.Duration, wake <-chan struct{}) (bool, error) {
 	if ss.signal == nil {
 		ss.signal = ss.s.appendedSignal()
 	}
@@ -184,6 +211,8 @@ func (ss *session) Wait(ctx context.Context, d time.Duration) (bool, error) {
 	case <-ss.signal:
 		ss.signal = ss.s.appendedSignal()
 		return true, nil
+	case <-wake:
+		return true, nil
 	case <-t.C:
 		return false, nil
 	}
@@ -191,9 +220,19 @@ func (ss *session) Wait(ctx context.Context, d time.Duration) (bool, error) {
 
 func (ss *session) Keep(context.Context) error { return nil }
 
-// errNoTransactions: memstore has no transactional handler form (yet).
-var errNoTransactions = errors.New("memstore: transactional subscriptions are not supported")
+// Begin starts a transaction of the transactional form: nothing to do
+// but remember the subscription (the engine runs the handler's OnCommit
+// and OnRollback functions).
+func (ss *session) Begin(context.Context) (storekit.Tx, error) { return tx{ss}, nil }
 
-func (ss *session) Begin(context.Context) (storekit.Tx, error) { return nil, errNoTransactions }
+// tx is a transaction of the transactional form: it commits by advancing
+// the checkpoint.
+type tx struct{ ss *session }
+
+func (t tx) Commit(_ context.Context, expected, pos es.Position) error {
+	return t.ss.s.advanceCheckpoint(t.ss.name, expected, pos)
+}
+
+func (tx) Rollback() {}
 
 func (ss *session) Close() { <-ss.slot }

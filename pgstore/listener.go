@@ -57,10 +57,31 @@ func (l *listener) listen(ctx context.Context, channel string) error {
 
 // wait waits up to d for a notification. It reports whether one came; a
 // timeout is not an error and leaves the connection usable.
-func (l *listener) wait(ctx context.Context, d time.Duration) (bool, error) {
+func (l *listener) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) (bool, error) {
+	select {
+	case <-wake:
+		return true, nil
+	default:
+	}
 	wctx, cancel := context.WithTimeout(ctx, d)
+	woken := make(chan bool, 1)
+	go func() {
+		select {
+		case <-wake:
+			woken <- true
+			cancel()
+		case <-wctx.Done():
+			woken <- false
+		}
+	}()
 	n, err := l.conn.WaitForNotification(wctx)
 	cancel()
+	if <-woken && ctx.Err() == nil && !l.conn.IsClosed() {
+		// Interrupted by wake (or a notification came meanwhile): like a
+		// timeout, the interruption leaves the connection usable (pgconn
+		// interrupts the wait with a deadline).
+		return true, nil
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()

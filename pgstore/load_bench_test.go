@@ -109,7 +109,7 @@ func (env *benchEnv) benchLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if err := repo.Save(ctx, agg); err != nil && !errors.Is(err, es.ErrWrongVersion) {
+	if _, err := repo.Save(ctx, agg); err != nil && !errors.Is(err, es.ErrWrongVersion) {
 		b.Fatal(err)
 	}
 	want := *agg

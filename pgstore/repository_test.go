@@ -75,7 +75,7 @@ func (b *repoBundle) create(t *testing.T, id string) {
 	t.Helper()
 	a := b.repo.New(id)
 	require.NoError(t, es.Record(a, tallyOpened{Name: id}))
-	require.NoError(t, b.repo.Save(t.Context(), a))
+	require.NoError(t, saved(b.repo.Save(t.Context(), a)))
 }
 
 func (b *repoBundle) streamVersion(t *testing.T, streamID string) int64 {
@@ -98,12 +98,12 @@ func TestRepositoryFlow(t *testing.T) {
 	require.ErrorIs(t, err, es.ErrNotFound)
 
 	a := b.repo.New("t1")
-	require.NoError(t, b.repo.Save(ctx, a), "nothing pending")
+	require.NoError(t, saved(b.repo.Save(ctx, a)), "nothing pending")
 	require.Zero(t, b.streamVersion(t, "tally-t1"))
 	require.NoError(t, es.Record(a, tallyOpened{Name: "first"}))
 	require.NoError(t, a.Add(2, "ada"))
 	require.NoError(t, a.Add(3, "bob"))
-	require.NoError(t, b.repo.Save(ctx, a))
+	require.NoError(t, saved(b.repo.Save(ctx, a)))
 	require.EqualValues(t, 3, a.StoredVersion())
 	require.Empty(t, a.Pending())
 
@@ -122,9 +122,9 @@ func TestRepositoryFlow(t *testing.T) {
 
 	// The stale first copy conflicts and keeps its pending event.
 	require.NoError(t, loaded.Add(1, "ada"))
-	require.NoError(t, b.repo.Save(ctx, loaded))
+	require.NoError(t, saved(b.repo.Save(ctx, loaded)))
 	require.NoError(t, a.Add(10, "eve"))
-	err = b.repo.Save(ctx, a)
+	_, err = b.repo.Save(ctx, a)
 	var conflict *es.VersionConflictError
 	require.ErrorAs(t, err, &conflict)
 	require.Equal(t, es.Exactly(3), conflict.Expected)
@@ -133,16 +133,16 @@ func TestRepositoryFlow(t *testing.T) {
 
 	// An unregistered event writes nothing.
 	require.NoError(t, es.Record(loaded, tallyUnregistered{}))
-	require.ErrorIs(t, b.repo.Save(ctx, loaded), es.ErrInvalidArgument)
+	require.ErrorIs(t, saved(b.repo.Save(ctx, loaded)), es.ErrInvalidArgument)
 	require.EqualValues(t, 4, b.streamVersion(t, "tally-t1"))
 
 	// Update, and a command error that saves nothing.
-	updated, err := b.repo.Update(ctx, "t1", func(a *tally) error { return a.Add(4, "bob") })
+	updated, _, err := b.repo.Update(ctx, "t1", func(a *tally) error { return a.Add(4, "bob") })
 	require.NoError(t, err)
 	require.Equal(t, 10, updated.Total)
 	require.EqualValues(t, 5, updated.StoredVersion())
 	boom := errors.New("boom")
-	_, err = b.repo.Update(ctx, "t1", func(a *tally) error {
+	_, _, err = b.repo.Update(ctx, "t1", func(a *tally) error {
 		require.NoError(t, a.Add(1, "x"))
 		return boom
 	})
@@ -171,7 +171,7 @@ func TestRepositoryUpdateConcurrent(t *testing.T) {
 		wg.Go(func() {
 			by := fmt.Sprintf("w%d", w)
 			for range updates {
-				_, err := b.repo.Update(ctx, "hot", func(a *tally) error {
+				_, _, err := b.repo.Update(ctx, "hot", func(a *tally) error {
 					mu.Lock()
 					calls++
 					mu.Unlock()
@@ -218,7 +218,7 @@ func TestRepositoryUpdateConcurrentGivesUp(t *testing.T) {
 		wg.Go(func() {
 			by := fmt.Sprintf("w%d", w)
 			for range updates {
-				_, err := b.repo.Update(ctx, "hot", func(a *tally) error { return a.Add(1, by) })
+				_, _, err := b.repo.Update(ctx, "hot", func(a *tally) error { return a.Add(1, by) })
 				mu.Lock()
 				switch {
 				case err == nil:
@@ -258,7 +258,7 @@ func TestRepositorySaveInTransaction(t *testing.T) {
 		if err := es.Record(a, tallyOpened{Name: "t1"}); err != nil {
 			return err
 		}
-		if err := b.repo.WithStore(b.store.WithTx(tx)).Save(ctx, a); err != nil {
+		if _, err := b.repo.WithStore(b.store.WithTx(tx)).Save(ctx, a); err != nil {
 			return err
 		}
 		require.EqualValues(t, 1, a.StoredVersion(), "committed once the append in tx succeeds")
@@ -276,7 +276,7 @@ func TestRepositorySaveInTransaction(t *testing.T) {
 	a := b.repo.New("t2")
 	require.NoError(t, es.Record(a, tallyOpened{Name: "t2"}))
 	require.NoError(t, a.Add(1, "ada"))
-	require.NoError(t, b.repo.WithStore(b.store.WithTx(tx)).Save(ctx, a))
+	require.NoError(t, saved(b.repo.WithStore(b.store.WithTx(tx)).Save(ctx, a)))
 	_, err = tx.Exec(ctx, insertName, "t2")
 	require.NoError(t, err)
 	require.NoError(t, tx.Rollback(ctx))
@@ -290,11 +290,11 @@ func TestRepositorySaveInTransaction(t *testing.T) {
 	// leaves the transaction usable.
 	stale, err := b.repo.Load(ctx, "t1")
 	require.NoError(t, err)
-	_, err = b.repo.Update(ctx, "t1", func(a *tally) error { return a.Add(1, "bob") })
+	_, _, err = b.repo.Update(ctx, "t1", func(a *tally) error { return a.Add(1, "bob") })
 	require.NoError(t, err)
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		require.NoError(t, stale.Add(5, "eve"))
-		err := b.repo.WithStore(b.store.WithTx(tx)).Save(ctx, stale)
+		_, err := b.repo.WithStore(b.store.WithTx(tx)).Save(ctx, stale)
 		require.ErrorIs(t, err, es.ErrWrongVersion)
 		require.Len(t, stale.Pending(), 1)
 		_, err = tx.Exec(ctx, insertName, "t3")
@@ -305,3 +305,6 @@ func TestRepositorySaveInTransaction(t *testing.T) {
 	require.Equal(t, 2, names)
 	require.EqualValues(t, 2, b.streamVersion(t, "tally-t1"))
 }
+
+// saved returns the error of a Repository.Save, for require.NoError.
+func saved(_ es.AppendResult, err error) error { return err }

@@ -184,7 +184,7 @@ func (env *benchEnv) seedSnapshotFixtures(f *snapshotFixtures) error {
 				return loadOrder{}, err
 			}
 			if v == at || v == int64(n) {
-				if err := repo.Save(ctx, o); err != nil {
+				if _, err := repo.Save(ctx, o); err != nil {
 					return loadOrder{}, err
 				}
 			}

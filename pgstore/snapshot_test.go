@@ -72,7 +72,7 @@ func TestSnapshotSaveInTransaction(t *testing.T) {
 	require.NoError(t, l.post(5))
 	tx, err := s.Pool().Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, repo.WithStore(s.WithTx(tx)).Save(ctx, l))
+	require.NoError(t, saved(repo.WithStore(s.WithTx(tx)).Save(ctx, l)))
 	require.NoError(t, tx.Rollback(ctx))
 	_, err = s.ReadSnapshot(ctx, repo.StreamID("l1"))
 	require.ErrorIs(t, err, es.ErrNotFound, "rolled back with the events")
@@ -84,7 +84,7 @@ func TestSnapshotSaveInTransaction(t *testing.T) {
 	require.NoError(t, l.post(5))
 	tx, err = s.Pool().Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, repo.WithStore(s.WithTx(tx)).Save(ctx, l))
+	require.NoError(t, saved(repo.WithStore(s.WithTx(tx)).Save(ctx, l)))
 	require.NoError(t, tx.Commit(ctx))
 	snap, err := s.ReadSnapshot(ctx, repo.StreamID("l1"))
 	require.NoError(t, err)
@@ -153,7 +153,7 @@ func TestSnapshotCorruptedInTable(t *testing.T) {
 	l := repo.New("l1")
 	for i := range 7 {
 		require.NoError(t, l.post(int64(i+1)))
-		require.NoError(t, repo.Save(ctx, l))
+		require.NoError(t, saved(repo.Save(ctx, l)))
 	}
 	snap, err := s.ReadSnapshot(ctx, repo.StreamID("l1"))
 	require.NoError(t, err)
@@ -190,17 +190,17 @@ func TestSnapshotLoadLongTail(t *testing.T) {
 	repo := newLedgerRepo(t, s, snapshot.Every(5), make(chan *es.SnapshotError, 10))
 	l := repo.New("l1")
 	require.NoError(t, l.post(1))
-	require.NoError(t, repo.Save(ctx, l))
+	require.NoError(t, saved(repo.Save(ctx, l)))
 	require.NoError(t, l.post(1)) // version 2
 	for range 12 {
 		require.NoError(t, l.post(2))
 	}
-	require.NoError(t, repo.Save(ctx, l)) // 2..14: crosses 5 and 10, snapshot at 14
+	require.NoError(t, saved(repo.Save(ctx, l))) // 2..14: crosses 5 and 10, snapshot at 14
 	for range 11 {
 		require.NoError(t, l.post(3))
 	}
 	repoNever := newLedgerRepo(t, s, snapshot.Never(), make(chan *es.SnapshotError, 10))
-	require.NoError(t, repoNever.Save(ctx, l)) // 15..25, no snapshot
+	require.NoError(t, saved(repoNever.Save(ctx, l))) // 15..25, no snapshot
 	snap, err := s.ReadSnapshot(ctx, repo.StreamID("l1"))
 	require.NoError(t, err)
 	require.Equal(t, int64(14), snap.Version)

@@ -125,6 +125,9 @@ type Store struct {
 	// observe, set by tests only, sees the stages of every subscription
 	// session.
 	observe func(name string, st storekit.Stage)
+	// progress tracks the subscriptions running in this process (WaitFor,
+	// SubscriptionStatus); shared with the stores WithTx makes.
+	progress *storekit.Progress
 }
 
 var _ es.Store = (*Store)(nil)
@@ -145,7 +148,7 @@ func New(pool *pgxpool.Pool, config *Config) (*Store, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	return &Store{pool: pool, config: c, sql: newQueries(c.Schema), db: pool}, nil
+	return &Store{pool: pool, config: c, sql: newQueries(c.Schema), db: pool, progress: storekit.NewProgress()}, nil
 }
 
 // querier is what the store's statements run on: a pool or a transaction.

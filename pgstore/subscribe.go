@@ -15,17 +15,18 @@ import (
 	"github.com/pgevent/es/storekit"
 )
 
-var _ es.Subscriber = (*Store)(nil)
+var _ es.TxSubscriber = (*Store)(nil)
 
-// TxHandler handles one event in the transaction in which the
-// subscription's checkpoint advances past it: what the handler writes with
-// tx commits together with the checkpoint, or not at all, so each event's
-// effect is applied exactly once even across crashes. The handler must not
-// commit or roll back tx. One transaction covers up to
-// [es.SubscribeOpts.BatchSize] events, and runs at most
-// [SubscriptionConfig.TxMaxDuration] (it holds back every reader of the
-// global log while it runs).
-type TxHandler func(ctx context.Context, tx pgx.Tx, e es.Event) error
+// PgxTx returns the PostgreSQL transaction of a transactional handler's
+// [es.Tx] ([Store.SubscribeTx]): what the handler writes with it commits
+// together with the subscription's checkpoint, or not at all. It returns
+// nil for an es.Tx that pgstore did not make (memstore's, in tests).
+func PgxTx(tx es.Tx) pgx.Tx {
+	if t, ok := storekit.StoreTx(tx).(*subscriptionTx); ok {
+		return t.tx
+	}
+	return nil
+}
 
 // Subscribe runs the subscription name with an at-least-once handler until
 // ctx is cancelled (it returns nil) or the handler fails (a
@@ -57,10 +58,11 @@ func (s *Store) Subscribe(ctx context.Context, name string, handler es.Handler, 
 // SubscribeTx runs the subscription name with a transactional handler: for
 // each batch of events it opens a transaction, hands it to handler with
 // every event, advances the checkpoint in it (a compare-and-set) and
-// commits. Read-model writes made with the transaction and the checkpoint
-// commit together: an event's effect is applied exactly once, whatever
-// crashes. A handler error rolls the batch back (and retries or stops, see
-// [es.SubscribeOpts.HandlerRetries]). A transaction commits after
+// commits. Read-model writes made with the transaction ([PgxTx] gives it to
+// the handler) and the checkpoint commit together: an event's effect is
+// applied exactly once, whatever crashes. A handler error rolls the batch
+// back (and retries or stops, see [es.SubscribeOpts.HandlerRetries]). A
+// transaction commits after
 // [SubscriptionConfig.TxMaxDuration] (20 ms) even with fewer than BatchSize
 // events: while open, it holds back every reader of the global log in the
 // cluster. Otherwise as [Store.Subscribe].
@@ -69,18 +71,32 @@ func (s *Store) Subscribe(ctx context.Context, name string, handler es.Handler, 
 // advances the checkpoint by compare-and-set: should another instance have
 // taken over (this one's lease having lapsed), the stale batch cannot
 // commit.
-func (s *Store) SubscribeTx(ctx context.Context, name string, handler TxHandler, opts *es.SubscribeOpts) error {
+func (s *Store) SubscribeTx(ctx context.Context, name string, handler es.TxHandler, opts *es.SubscribeOpts) error {
 	if handler == nil {
 		return fmt.Errorf("%w: subscription %q: nil handler", es.ErrInvalidArgument, name)
 	}
-	return s.subscribe(ctx, name, opts, storekit.Config{TxHandler: func(ctx context.Context, t storekit.Tx, e es.Event) error {
-		tx := t.(*subscriptionTx)
-		err := handler(ctx, tx.tx, e)
-		if err != nil && tx.conn.IsClosed() {
+	return s.subscribe(ctx, name, opts, storekit.Config{TxHandler: func(ctx context.Context, tx es.Tx, e es.Event) error {
+		err := handler(ctx, tx, e)
+		if err != nil && storekit.StoreTx(tx).(*subscriptionTx).conn.IsClosed() {
 			return fmt.Errorf("%w: %w", storekit.ErrSessionLost, err)
 		}
 		return err
 	}})
+}
+
+// WaitFor implements [es.Subscriber.WaitFor].
+func (s *Store) WaitFor(ctx context.Context, name string, pos es.Position) error {
+	if err := s.progress.WaitFor(ctx, name, pos, func(ctx context.Context) (es.Position, bool, error) {
+		return s.Checkpoint(ctx, name)
+	}); err != nil {
+		return fmt.Errorf("pgstore: waiting for subscription %q to handle %s: %w", name, pos, err)
+	}
+	return nil
+}
+
+// SubscriptionStatus implements [es.Subscriber.SubscriptionStatus].
+func (s *Store) SubscriptionStatus(name string) es.SubscriptionStatus {
+	return s.progress.Status(name)
 }
 
 // subscribe runs the engine with the store's timing.
@@ -101,6 +117,7 @@ func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOp
 	cfg.ReconnectBackoff, cfg.ReconnectBackoffMax = c.ReconnectBackoff, c.ReconnectBackoffMax
 	cfg.TxMaxDuration = c.TxMaxDuration
 	cfg.Fatal = fatal
+	cfg.Progress = s.progress
 	if s.observe != nil {
 		cfg.Observe = func(st storekit.Stage) { s.observe(name, st) }
 	}
@@ -276,7 +293,7 @@ func (ss *session) Advance(ctx context.Context, expected, pos es.Position) error
 
 // Wait waits up to d for a notification, pinging an idle connection every
 // KeepaliveInterval and renewing the lease when due meanwhile.
-func (ss *session) Wait(ctx context.Context, d time.Duration) (bool, error) {
+func (ss *session) Wait(ctx context.Context, d time.Duration, wake <-chan struct{}) (bool, error) {
 	c := &ss.s.config.Subscriptions
 	deadline := time.Now().Add(d)
 	for {
@@ -286,8 +303,7 @@ func (ss *session) Wait(ctx context.Context, d time.Duration) (bool, error) {
 		}
 		pingAt := ss.l.lastUsed.Add(c.KeepaliveInterval)
 		renewAt := ss.renewed.Add(c.LeaseTTL / 3)
-		wake := min(deadline.Sub(now), max(pingAt.Sub(now), 0), max(renewAt.Sub(now), 0))
-		got, err := ss.l.wait(ctx, wake)
+		got, err := ss.l.wait(ctx, min(deadline.Sub(now), max(pingAt.Sub(now), 0), max(renewAt.Sub(now), 0)), wake)
 		if err != nil {
 			return false, err
 		}

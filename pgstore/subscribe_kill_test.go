@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -66,7 +65,8 @@ func TestSubscribeChild(t *testing.T) {
 	case "plain":
 		err = store.Subscribe(ctx, name, handle, opts)
 	case "tx":
-		err = store.SubscribeTx(ctx, name, func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+		err = store.SubscribeTx(ctx, name, func(ctx context.Context, etx es.Tx, e es.Event) error {
+		tx := pgstore.PgxTx(etx)
 			if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".applied VALUES ($1)", e.ID); err != nil {
 				return err
 			}
@@ -141,7 +141,8 @@ func TestSubscribeKilledProcess(t *testing.T) {
 				})
 			} else {
 				sub = run(t, func(ctx context.Context) error {
-					return store.SubscribeTx(ctx, name, func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+					return store.SubscribeTx(ctx, name, func(ctx context.Context, etx es.Tx, e es.Event) error {
+		tx := pgstore.PgxTx(etx)
 						if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".applied VALUES ($1)", e.ID); err != nil {
 							return err // a second application fails on the primary key
 						}

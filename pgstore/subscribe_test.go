@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -272,7 +271,8 @@ func TestSubscribeStress(t *testing.T) {
 	})
 	txc := newCollector()
 	subTx := run(t, func(ctx context.Context) error {
-		return store.SubscribeTx(ctx, "stress-tx", func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+		return store.SubscribeTx(ctx, "stress-tx", func(ctx context.Context, etx es.Tx, e es.Event) error {
+		tx := pgstore.PgxTx(etx)
 			if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".projection VALUES ($1, $2, $3)", e.ID, e.StreamID, e.Version); err != nil {
 				return err
 			}
@@ -568,7 +568,8 @@ func TestSubscribeTxRollsBackFailedBatch(t *testing.T) {
 	errBoom := errors.New("boom")
 	done := make(chan struct{})
 	sub := run(t, func(ctx context.Context) error {
-		return store.SubscribeTx(ctx, "tx-retry", func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+		return store.SubscribeTx(ctx, "tx-retry", func(ctx context.Context, etx es.Tx, e es.Event) error {
+		tx := pgstore.PgxTx(etx)
 			if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".applied VALUES ($1, $2)", e.ID, e.Version); err != nil {
 				return err // a duplicate would fail here
 			}
@@ -597,7 +598,8 @@ func TestSubscribeTxRollsBackFailedBatch(t *testing.T) {
 	// Retries used up: the subscription stops; its batch is not committed.
 	_, err = store.Append(ctx, "tx-2", es.NoStream, newEvents(3, "T"))
 	require.NoError(t, err)
-	err = store.SubscribeTx(ctx, "tx-retry", func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+	err = store.SubscribeTx(ctx, "tx-retry", func(ctx context.Context, etx es.Tx, e es.Event) error {
+		tx := pgstore.PgxTx(etx)
 		if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".applied VALUES ($1, $2)", e.ID, e.Version); err != nil {
 			return err
 		}
@@ -663,7 +665,7 @@ func TestSubscribeNoLeaks(t *testing.T) {
 		return store.Subscribe(ctx, name, c.handle, fastOpts(es.SubscribeOpts{}))
 	})
 	subTx := run(t, func(ctx context.Context) error {
-		return store.SubscribeTx(ctx, name+"-tx", func(context.Context, pgx.Tx, es.Event) error { return nil }, fastOpts(es.SubscribeOpts{}))
+		return store.SubscribeTx(ctx, name+"-tx", func(context.Context, es.Tx, es.Event) error { return nil }, fastOpts(es.SubscribeOpts{}))
 	})
 	_, err := store.Append(ctx, "leak-1", es.NoStream, newEvents(2, "L"))
 	require.NoError(t, err)
@@ -737,7 +739,8 @@ func TestSubscribeTxBoundsTransactionTime(t *testing.T) {
 		store, err := pgstore.New(pool, fastConfig(schema, pgstore.SubscriptionConfig{TxMaxDuration: tc.max}))
 		require.NoError(t, err)
 		sub := run(t, func(ctx context.Context) error {
-			return store.SubscribeTx(ctx, "bound-"+tc.name, func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+			return store.SubscribeTx(ctx, "bound-"+tc.name, func(ctx context.Context, etx es.Tx, e es.Event) error {
+		tx := pgstore.PgxTx(etx)
 				// Writing assigns the transaction its xid, as a
 				// projection's writes do.
 				var xid string

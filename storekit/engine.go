@@ -44,9 +44,10 @@ type Session interface {
 	// all, after the session's connection was lost (the engine saves what
 	// it handled when a session ends).
 	Advance(ctx context.Context, expected, pos es.Position) error
-	// Wait waits up to d for a wake-up (an append may have stored events)
-	// and reports whether one came. It keeps the session alive meanwhile.
-	Wait(ctx context.Context, d time.Duration) (bool, error)
+	// Wait waits up to d for a wake-up (an append may have stored events,
+	// or a value arrives on wake) and reports whether one came. It keeps
+	// the session alive meanwhile.
+	Wait(ctx context.Context, d time.Duration, wake <-chan struct{}) (bool, error)
 	// Keep renews whatever the session holds (a lease), when due; the
 	// engine calls it before every read. An error ends the session.
 	Keep(ctx context.Context) error
@@ -67,9 +68,40 @@ type Tx interface {
 	Rollback()
 }
 
-// TxHandler handles one event in the transaction tx; the store passes its
-// own transaction type to the user's handler.
-type TxHandler func(ctx context.Context, tx Tx, e es.Event) error
+// handlerTx is the [es.Tx] a transactional handler receives: the store's
+// transaction, and the functions to run when it ends.
+type handlerTx struct {
+	tx        Tx
+	commits   []func()
+	rollbacks []func()
+}
+
+func (h *handlerTx) OnCommit(fn func())   { h.commits = append(h.commits, fn) }
+func (h *handlerTx) OnRollback(fn func()) { h.rollbacks = append(h.rollbacks, fn) }
+
+// end runs the functions registered for the outcome, rollbacks in reverse
+// order (undo).
+func (h *handlerTx) end(committed bool) {
+	if committed {
+		for _, fn := range h.commits {
+			fn()
+		}
+		return
+	}
+	for i := len(h.rollbacks) - 1; i >= 0; i-- {
+		h.rollbacks[i]()
+	}
+}
+
+// StoreTx returns the store's transaction under tx, an [es.Tx] the engine
+// handed to a transactional handler, or nil when tx is not one: stores use
+// it to give the handler their own transaction type (pgstore.PgxTx).
+func StoreTx(tx es.Tx) Tx {
+	if h, ok := tx.(*handlerTx); ok {
+		return h.tx
+	}
+	return nil
+}
 
 // ErrSessionLost is wrapped by the errors a store returns when its session
 // broke (a lost connection) while a handler ran: the engine then opens a
@@ -97,7 +129,10 @@ type Config struct {
 	// Handler is the plain (at-least-once) handler; TxHandler the
 	// transactional one. Exactly one is set.
 	Handler   es.Handler
-	TxHandler TxHandler
+	TxHandler es.TxHandler
+	// Progress, when set, is told the subscription's status and how far
+	// it has handled the log (see [Progress]).
+	Progress *Progress
 
 	// PollInterval is the longest the engine waits without reading (the
 	// fallback poll). Defaults to an hour.
@@ -135,6 +170,8 @@ func Run(ctx context.Context, src Source, cfg Config) error {
 	cfg.ReconnectBackoffMax = max(orDefault(cfg.ReconnectBackoffMax, 5*time.Second), cfg.ReconnectBackoff)
 	cfg.TxMaxDuration = orDefault(cfg.TxMaxDuration, 20*time.Millisecond)
 	r := &runner{cfg: &cfg, o: &cfg.Opts}
+	r.progress = cfg.Progress.start(cfg.Name, cfg.Opts.OnStatus)
+	defer r.progress.stop()
 
 	backoff := cfg.ReconnectBackoff
 	for {
@@ -148,6 +185,7 @@ func Run(ctx context.Context, src Source, cfg Config) error {
 		case r.fatal(err):
 			return fmt.Errorf("subscription %q: %w", cfg.Name, err)
 		}
+		r.progress.closed(err)
 		if r.o.OnError != nil {
 			r.o.OnError(fmt.Errorf("subscription %q: %w", cfg.Name, err))
 		}
@@ -189,10 +227,11 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 
 // runner is one running instance of a subscription.
 type runner struct {
-	cfg     *Config
-	o       *es.SubscribeOpts
-	s       Session // the current session
-	healthy bool    // the current session got as far as following the log
+	cfg      *Config
+	o        *es.SubscribeOpts
+	progress *instance // nil without Config.Progress
+	s        Session   // the current session
+	healthy  bool      // the current session got as far as following the log
 
 	pos      es.Position // after the last event handled
 	saved    es.Position // the saved checkpoint
@@ -261,6 +300,7 @@ func (r *runner) load(ctx context.Context) error {
 	}
 	r.pos, r.saved, r.unsaved, r.lastSave = pos, pos, 0, time.Now()
 	r.retry, r.limit = false, 0
+	r.progress.opened(pos)
 	return nil
 }
 
@@ -277,9 +317,13 @@ func (r *runner) follow(ctx context.Context) error {
 			return err
 		}
 		if n == o.BatchSize || r.retry {
+			if n == o.BatchSize {
+				r.progress.state(es.SubscriptionCatchingUp, nil)
+			}
 			r.retry = false
 			continue
 		}
+		r.progress.state(es.SubscriptionLive, nil)
 		if !caughtUp {
 			caughtUp = true
 			r.observe(StageCaughtUp)
@@ -308,7 +352,7 @@ func (r *runner) follow(ctx context.Context) error {
 				saveAt = r.lastSave.Add(o.CheckpointInterval)
 				wake = earliest(wake, saveAt)
 			}
-			got, err := r.s.Wait(ctx, max(wake.Sub(now), 0))
+			got, err := r.s.Wait(ctx, max(wake.Sub(now), 0), r.progress.wakeup())
 			if err != nil {
 				return fmt.Errorf("waiting: %w", err)
 			}
@@ -371,22 +415,41 @@ func (r *runner) step(ctx context.Context) (int, error) {
 	if err := r.s.Keep(ctx); err != nil {
 		return 0, err
 	}
+	// A filtered read says nothing of the events it skips after the last
+	// one it returns: while a WaitFor waits for a position ahead, read the
+	// end of the log first, so that a read that does not fill its batch
+	// shows everything up to that end handled.
+	var end es.Position
+	filtered := len(r.o.Categories) > 0 || len(r.o.EventTypes) > 0
+	if filtered && r.progress.wantsBeyond(r.pos) {
+		var err error
+		if end, err = r.s.End(ctx); err != nil {
+			return 0, fmt.Errorf("reading the end of the log: %w", err)
+		}
+	}
 	batch, err := r.s.Read(ctx, r.pos, r.o.BatchSize)
 	if err != nil {
 		return 0, fmt.Errorf("reading: %w", err)
 	}
-	if len(batch) == 0 {
-		return 0, nil
-	}
 	n := len(batch)
-	if r.limit > 0 && len(batch) > r.limit {
-		batch = batch[:r.limit]
+	if n > 0 {
+		if r.limit > 0 && len(batch) > r.limit {
+			batch = batch[:r.limit]
+		}
+		r.limit = 0
+		if r.cfg.TxHandler != nil {
+			err = r.handleTx(ctx, batch)
+		} else {
+			err = r.handlePlain(ctx, batch)
+		}
+		if err != nil {
+			return n, err
+		}
 	}
-	r.limit = 0
-	if r.cfg.TxHandler != nil {
-		return n, r.handleTx(ctx, batch)
+	if n < r.o.BatchSize && !r.retry && r.pos.Before(end) {
+		r.progress.handled(end)
 	}
-	return n, r.handlePlain(ctx, batch)
+	return n, nil
 }
 
 // handlePlain hands the events to the plain handler one by one, saving the
@@ -402,6 +465,7 @@ func (r *runner) handlePlain(ctx context.Context, batch []es.Event) error {
 		}
 		r.failures = 0
 		r.pos = e.Position
+		r.progress.handled(r.pos)
 		r.unsaved++
 		if r.unsaved >= o.CheckpointEvery || time.Since(r.lastSave) >= o.CheckpointInterval {
 			if err := r.flush(ctx); err != nil {
@@ -418,14 +482,19 @@ func (r *runner) handlePlain(ctx context.Context, batch []es.Event) error {
 // write): it commits after TxMaxDuration even when fewer events are handled,
 // and the rest are read again at once.
 func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
-	tx, err := r.s.Begin(ctx)
+	stx, err := r.s.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("beginning: %w", err)
+	}
+	tx := &handlerTx{tx: stx}
+	rollback := func() {
+		stx.Rollback()
+		tx.end(false)
 	}
 	deadline := time.Now().Add(r.cfg.TxMaxDuration)
 	for i, e := range batch {
 		if err := ctx.Err(); err != nil {
-			tx.Rollback()
+			rollback()
 			return err
 		}
 		if i > 0 && !time.Now().Before(deadline) {
@@ -434,7 +503,7 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 			break
 		}
 		if err := r.cfg.TxHandler(ctx, tx, e); err != nil {
-			tx.Rollback()
+			rollback()
 			if errors.Is(err, ErrSessionLost) {
 				return err // not the handler's fault: a new session
 			}
@@ -447,11 +516,14 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 		}
 	}
 	last := batch[len(batch)-1].Position
-	if err := tx.Commit(ctx, r.saved, last); err != nil {
+	if err := stx.Commit(ctx, r.saved, last); err != nil {
+		tx.end(false)
 		return err
 	}
+	tx.end(true)
 	r.failures = 0
 	r.pos, r.saved, r.lastSave = last, last, time.Now()
+	r.progress.handled(last)
 	return nil
 }
 
@@ -473,6 +545,7 @@ func (r *runner) failed(ctx context.Context, e es.Event, err error) error {
 	if r.failures > r.o.HandlerRetries {
 		return &es.HandlerError{Subscription: r.cfg.Name, Event: e, Attempts: r.failures, Err: err}
 	}
+	r.progress.state(es.SubscriptionRetrying, err)
 	if !Sleep(ctx, RetryWait(r.o, r.failures)) {
 		return ctx.Err()
 	}

@@ -636,15 +636,15 @@ func testRepoSnapshotEqualsReplay(t *testing.T, s es.Store) {
 		id := fmt.Sprintf("prop%d%s", k, uniq())
 		c := repo.New(id)
 		require.NoError(t, randomCommand(rng, c, 5))
-		require.NoError(t, repo.Save(ctx, c))
+		require.NoError(t, saved(repo.Save(ctx, c)))
 		snapshots := 0
 		for range 12 + rng.IntN(12) {
 			if rng.IntN(3) == 0 { // keep going with the aggregate in memory
 				require.NoError(t, randomCommand(rng, c, 2*int(n)))
-				require.NoError(t, repo.Save(ctx, c))
+				require.NoError(t, saved(repo.Save(ctx, c)))
 			} else {
 				var err error
-				c, err = repo.Update(ctx, id, func(c *snapCounter) error { return randomCommand(rng, c, 2*int(n)) })
+				c, _, err = repo.Update(ctx, id, func(c *snapCounter) error { return randomCommand(rng, c, 2*int(n)) })
 				require.NoError(t, err)
 			}
 			got := b.requireReplayEqual(t, repo, id)
@@ -675,7 +675,7 @@ func testRepoEveryCrossing(t *testing.T, s es.Store) {
 		for range 3 {
 			require.NoError(t, es.Record(c, counterTagged{Tag: "x"}))
 		}
-		require.NoError(t, repo.Save(ctx, c))
+		require.NoError(t, saved(repo.Save(ctx, c)))
 	}
 	// Saves reach 3, 6, 9, 12, 15, 18: snapshots at 6 (crossing 5), 12
 	// (crossing 10), 15 (landing on 15).
@@ -717,7 +717,7 @@ func testRepoPolicyCandidate(t *testing.T, s es.Store) {
 	for range 3 { // versions 2, 4, 6
 		require.NoError(t, es.Record(c, counterTagged{Tag: "a"}))
 		require.NoError(t, es.Record(c, counterTagged{Tag: "b"}))
-		require.NoError(t, repo.Save(ctx, c))
+		require.NoError(t, saved(repo.Save(ctx, c)))
 	}
 	end, elapsed := time.Now(), time.Since(start)
 	mu.Lock()
@@ -746,7 +746,7 @@ func testRepoPolicyCandidate(t *testing.T, s es.Store) {
 	loaded, err := repo.Load(ctx, id)
 	require.NoError(t, err)
 	require.NoError(t, es.Record(loaded, counterTagged{Tag: "c"}))
-	require.NoError(t, repo.Save(ctx, loaded))
+	require.NoError(t, saved(repo.Save(ctx, loaded)))
 	mu.Lock()
 	last := seen[len(seen)-1]
 	mu.Unlock()
@@ -774,7 +774,7 @@ func testRepoOldSchemaIgnored(t *testing.T, s es.Store) {
 	id := uniq()
 	c := v1.New(id)
 	require.NoError(t, randomCommand(rand.New(rand.NewPCG(1, 2)), c, 6))
-	require.NoError(t, v1.Save(ctx, c))
+	require.NoError(t, saved(v1.Save(ctx, c)))
 	version := c.StoredVersion()
 
 	bogus, err := snapshot.Marshal(&counterState{Total: 424242, Tags: []string{"from the snapshot"}})
@@ -795,7 +795,7 @@ func testRepoOldSchemaIgnored(t *testing.T, s es.Store) {
 
 	// The next save of schema version 2 replaces the old snapshot.
 	require.NoError(t, es.Record(got, counterTagged{Tag: "v2"}))
-	require.NoError(t, v2.Save(ctx, got))
+	require.NoError(t, saved(v2.Save(ctx, got)))
 	snap, err := b.store.ReadSnapshot(ctx, v2.StreamID(id))
 	require.NoError(t, err)
 	require.Equal(t, 2, snap.SchemaVersion)
@@ -813,7 +813,7 @@ func testRepoCorruptSnapshot(t *testing.T, s es.Store) {
 	stream := repo.StreamID(id)
 	c := repo.New(id)
 	require.NoError(t, randomCommand(rand.New(rand.NewPCG(3, 4)), c, 6))
-	require.NoError(t, repo.Save(ctx, c))
+	require.NoError(t, saved(repo.Save(ctx, c)))
 	good, err := b.store.ReadSnapshot(ctx, stream)
 	require.NoError(t, err)
 	b.requireReplayEqual(t, repo, id)
@@ -837,7 +837,7 @@ func testRepoCorruptSnapshot(t *testing.T, s es.Store) {
 		// Each case: one more event, then the bad snapshot at that version.
 		require.NoError(t, es.Record(c, counterTagged{Tag: name}))
 		repoNever := b.repo(t, 1, snapshot.Never(), false)
-		require.NoError(t, repoNever.Save(ctx, c))
+		require.NoError(t, saved(repoNever.Save(ctx, c)))
 		v := c.StoredVersion()
 		switch name {
 		case "sealed nil":
@@ -863,7 +863,7 @@ func testRepoCorruptSnapshot(t *testing.T, s es.Store) {
 	}
 	// A due save replaces the corrupt snapshot with a good one.
 	require.NoError(t, es.Record(c, counterTagged{Tag: "fixed"}))
-	require.NoError(t, repo.Save(ctx, c))
+	require.NoError(t, saved(repo.Save(ctx, c)))
 	b.requireReplayEqual(t, repo, id)
 	b.noSnapshotErrors(t)
 }
@@ -877,7 +877,7 @@ func testRepoMarshalFailure(t *testing.T, s es.Store) {
 	id := uniq()
 	c := repo.New(id)
 	require.NoError(t, es.Record(c, counterTagged{Tag: "a"}))
-	require.NoError(t, repo.Save(ctx, c))
+	require.NoError(t, saved(repo.Save(ctx, c)))
 	require.Equal(t, int64(1), c.StoredVersion())
 	requireVersion(t, s, repo.StreamID(id), 1)
 	requireNoSnapshot(t, b.store, repo.StreamID(id))
@@ -901,14 +901,14 @@ func testRepoConcurrentUpdates(t *testing.T, s es.Store) {
 	id := uniq()
 	c := repo.New(id)
 	require.NoError(t, es.Record(c, counterTagged{Tag: "start"}))
-	require.NoError(t, repo.Save(ctx, c))
+	require.NoError(t, saved(repo.Save(ctx, c)))
 	const perWriter = 6
 	var wg sync.WaitGroup
 	errs := make([]error, appenders)
 	for w := range appenders {
 		wg.Go(func() {
 			for i := range perWriter {
-				_, err := repo.Update(ctx, id, func(c *snapCounter) error {
+				_, _, err := repo.Update(ctx, id, func(c *snapCounter) error {
 					return es.Record(c, counterAdded{N: int64(w*100 + i), Name: fmt.Sprintf("w%d", w), ID: uuid.New()})
 				})
 				if err != nil {
@@ -930,3 +930,6 @@ func testRepoConcurrentUpdates(t *testing.T, s es.Store) {
 	require.Equal(t, got.StoredVersion(), snap.Version, "every save stores a snapshot: the last one is at the stream's version")
 	b.noSnapshotErrors(t)
 }
+
+// saved returns the error of a Repository.Save, for require.NoError.
+func saved(_ es.AppendResult, err error) error { return err }

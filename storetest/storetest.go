@@ -53,4 +53,5 @@ var groups = []group{
 	{"Context", contextTests},
 	{"Snapshots", snapshotTests},
 	{"Subscriptions", subscriptionTests},
+	{"ReadModels", readModelTests},
 }

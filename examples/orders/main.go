@@ -164,7 +164,7 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 	}
 	// The metadata on the context goes with every event of the save.
 	checkout := es.WithMetadata(ctx, es.Metadata{CorrelationID: "checkout-1"})
-	if err := repo.Save(checkout, order); err != nil {
+	if _, err := repo.Save(checkout, order); err != nil {
 		return err
 	}
 	p("   %-30s -> stored at version %d, %d pending", "Save (correlation checkout-1)", order.StoredVersion(), len(order.Pending()))
@@ -189,7 +189,7 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 	if err := refused(p, `Cancel("again")`, empty.Cancel("again", now), ErrAlreadyCancelled); err != nil {
 		return err
 	}
-	if err := repo.Save(ctx, empty); err != nil {
+	if _, err := repo.Save(ctx, empty); err != nil {
 		return err
 	}
 	p("   %-30s -> stored at version %d", "Save", empty.StoredVersion())
@@ -210,14 +210,14 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 	}
 	asA := es.WithMetadata(ctx, es.Metadata{CorrelationID: "clerk-a"})
 	asB := es.WithMetadata(ctx, es.Metadata{CorrelationID: "clerk-b"})
-	if err := repo.Save(asA, clerkA); err != nil {
+	if _, err := repo.Save(asA, clerkA); err != nil {
 		return err
 	}
 	p("   %-30s -> stored at version %d", "A: AddItem(CARD-2) + Save", clerkA.StoredVersion())
 	if err := clerkB.AddItem("WRAP-1", 1, 250); err != nil {
 		return err
 	}
-	err = repo.Save(asB, clerkB)
+	_, err = repo.Save(asB, clerkB)
 	var conflict *es.VersionConflictError
 	if !errors.As(err, &conflict) {
 		return fmt.Errorf("clerk B's save: want a version conflict, got %v", err)
@@ -230,7 +230,7 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 	// while B's first attempt is running.
 	p("   B redoes it with repo.Update(id, AddItem(WRAP-1)):")
 	attempt := 0
-	updated, err := repo.Update(asB, id.String(), func(o *Order) error {
+	updated, _, err := repo.Update(asB, id.String(), func(o *Order) error {
 		attempt++
 		p("     attempt %d: loaded at version %d", attempt, o.Version())
 		if attempt == 1 {
@@ -241,7 +241,7 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 			if err := a.AddItem("BOOK-1", 1, 1250); err != nil {
 				return err
 			}
-			if err := repo.Save(asA, a); err != nil {
+			if _, err := repo.Save(asA, a); err != nil {
 				return err
 			}
 			p("     (meanwhile A adds another BOOK-1: stored at version %d)", a.StoredVersion())
@@ -256,17 +256,17 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 	// 4. Place and ship; a shipped order cannot be cancelled.
 	p("4. Place, ship, and try to cancel (each through repo.Update):")
 	fulfil := es.WithMetadata(ctx, es.Metadata{CorrelationID: "fulfil-1"})
-	placed, err := repo.Update(fulfil, id.String(), func(o *Order) error { return o.Place(now) })
+	placed, _, err := repo.Update(fulfil, id.String(), func(o *Order) error { return o.Place(now) })
 	if err != nil {
 		return err
 	}
 	p("   %-30s -> version %d, total %s", "Place()", placed.StoredVersion(), money(placed.TotalCents))
-	shipped, err := repo.Update(fulfil, id.String(), func(o *Order) error { return o.Ship("DHL", now) })
+	shipped, _, err := repo.Update(fulfil, id.String(), func(o *Order) error { return o.Ship("DHL", now) })
 	if err != nil {
 		return err
 	}
 	p("   %-30s -> version %d", `Ship("DHL")`, shipped.StoredVersion())
-	_, err = repo.Update(fulfil, id.String(), func(o *Order) error { return o.Cancel("changed mind", now) })
+	_, _, err = repo.Update(fulfil, id.String(), func(o *Order) error { return o.Cancel("changed mind", now) })
 	if err := refused(p, `Cancel("changed mind")`, err, ErrAlreadyShipped); err != nil {
 		return err
 	}

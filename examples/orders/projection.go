@@ -50,7 +50,8 @@ type projection struct {
 
 // apply is the subscription's handler: it applies one event to the read
 // model in tx, the transaction in which the checkpoint advances.
-func (p *projection) apply(ctx context.Context, tx pgx.Tx, e es.Event) error {
+func (p *projection) apply(ctx context.Context, etx es.Tx, e es.Event) error {
+	tx := pgstore.PgxTx(etx)
 	if e.Category() != "order" {
 		return nil
 	}

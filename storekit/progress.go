@@ -1,0 +1,286 @@
+package storekit
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/pgevent/es"
+)
+
+// Progress tracks the subscriptions of one store that run in this process:
+// the status each reports and how far each has handled the log, which is
+// what [es.Subscriber.WaitFor] and [es.Subscriber.SubscriptionStatus]
+// read. A store makes one with [NewProgress], hands it to [Run]
+// ([Config.Progress]) and answers WaitFor and SubscriptionStatus with it.
+type Progress struct {
+	mu   sync.Mutex
+	subs map[string]*tracker
+}
+
+// NewProgress returns an empty Progress.
+func NewProgress() *Progress { return &Progress{subs: make(map[string]*tracker)} }
+
+// tracker is the state of one subscription name in this process. It lives
+// while an instance of the name runs or a WaitFor waits on it.
+type tracker struct {
+	status  es.SubscriptionStatus
+	running int  // instances of the name running in this process
+	active  bool // one of them has a session (at most one: leases)
+	// waiters counts the WaitFor calls on the name; wants the positions
+	// they wait for (the engine reads the end of the log before a read
+	// only while a filtered subscription has a waiter ahead of it).
+	waiters int
+	wants   map[es.Position]int
+	// changed is closed, and replaced, when status.Handled or active
+	// changes while WaitFor calls wait.
+	changed chan struct{}
+	// wake asks the active instance to read at once (a WaitFor arrived):
+	// one buffered slot, so that a request made while the instance reads
+	// is seen by its next wait.
+	wake chan struct{}
+}
+
+// PollCheckpoint is how often [Progress.WaitFor] reads the saved checkpoint
+// while no instance of the subscription is active in this process.
+const PollCheckpoint = 100 * time.Millisecond
+
+func (p *Progress) tracker(name string) *tracker {
+	t := p.subs[name]
+	if t == nil {
+		t = &tracker{
+			status:  es.SubscriptionStatus{Name: name},
+			wants:   make(map[es.Position]int),
+			changed: make(chan struct{}),
+			wake:    make(chan struct{}, 1),
+		}
+		p.subs[name] = t
+	}
+	return t
+}
+
+// release forgets t when nothing uses it any more.
+func (p *Progress) release(name string, t *tracker) {
+	if t.running == 0 && t.waiters == 0 {
+		delete(p.subs, name)
+	}
+}
+
+func (t *tracker) signal() {
+	if t.waiters > 0 {
+		close(t.changed)
+		t.changed = make(chan struct{})
+	}
+}
+
+func (t *tracker) setState(st es.SubscriptionState, err error, observe func(es.SubscriptionStatus)) {
+	changed := t.status.State != st
+	if changed {
+		t.status.State, t.status.Since = st, time.Now()
+	}
+	t.status.LastError = err
+	if changed && observe != nil {
+		observe(t.status)
+	}
+}
+
+// Status returns the status of the subscription name in this process.
+func (p *Progress) Status(name string) es.SubscriptionStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := p.subs[name]; t != nil && t.running > 0 {
+		return t.status
+	}
+	return es.SubscriptionStatus{Name: name, State: es.SubscriptionStopped}
+}
+
+// WaitFor waits until the subscription name has handled pos (see
+// [es.Subscriber.WaitFor]): an instance active in this process says so
+// exactly; otherwise checkpoint, which reads the saved checkpoint, is
+// polled every [PollCheckpoint].
+func (p *Progress) WaitFor(ctx context.Context, name string, pos es.Position, checkpoint func(context.Context) (es.Position, bool, error)) error {
+	if err := ValidateSubscriptionName(name); err != nil {
+		return err
+	}
+	if pos.IsZero() {
+		return nil
+	}
+	p.mu.Lock()
+	t := p.tracker(name)
+	t.waiters++
+	t.wants[pos]++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		t.waiters--
+		if t.wants[pos]--; t.wants[pos] == 0 {
+			delete(t.wants, pos)
+		}
+		p.release(name, t)
+		p.mu.Unlock()
+	}()
+
+	wasActive := false
+	for {
+		p.mu.Lock()
+		handled, active, changed := t.status.Handled, t.active, t.changed
+		if active && !wasActive {
+			// Ask the instance to read now rather than at its next
+			// wake-up, which may be a poll away.
+			select {
+			case t.wake <- struct{}{}:
+			default:
+			}
+		}
+		p.mu.Unlock()
+		wasActive = active
+		if !handled.Before(pos) {
+			return nil
+		}
+		var poll <-chan time.Time
+		var timer *time.Timer
+		if !active {
+			cp, ok, err := checkpoint(ctx)
+			if err != nil {
+				return err
+			}
+			if ok && !cp.Before(pos) {
+				return nil
+			}
+			timer = time.NewTimer(PollCheckpoint)
+			poll = timer.C
+		}
+		select {
+		case <-changed:
+		case <-poll:
+		case <-ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// instance is one running instance of a subscription, as the engine
+// reports it to its Progress. A nil *instance (no Progress) ignores every
+// call.
+type instance struct {
+	p       *Progress
+	t       *tracker
+	name    string
+	observe func(es.SubscriptionStatus)
+	active  bool
+}
+
+func (p *Progress) start(name string, observe func(es.SubscriptionStatus)) *instance {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.tracker(name)
+	t.running++
+	if !t.active {
+		t.setState(es.SubscriptionStarting, nil, observe)
+	}
+	return &instance{p: p, t: t, name: name, observe: observe}
+}
+
+// stop ends the instance.
+func (in *instance) stop() {
+	if in == nil {
+		return
+	}
+	in.p.mu.Lock()
+	defer in.p.mu.Unlock()
+	in.deactivateLocked(nil)
+	in.t.running--
+	if in.t.running == 0 {
+		in.t.setState(es.SubscriptionStopped, nil, in.observe)
+	}
+	in.p.release(in.name, in.t)
+}
+
+// opened marks the instance active, having loaded its checkpoint at pos.
+func (in *instance) opened(pos es.Position) {
+	if in == nil {
+		return
+	}
+	in.p.mu.Lock()
+	defer in.p.mu.Unlock()
+	in.active, in.t.active = true, true
+	in.t.status.Handled = pos
+	in.t.setState(es.SubscriptionCatchingUp, nil, in.observe)
+	in.t.signal()
+}
+
+// closed marks the instance inactive after its session ended with err (nil
+// when it stops).
+func (in *instance) closed(err error) {
+	if in == nil {
+		return
+	}
+	in.p.mu.Lock()
+	defer in.p.mu.Unlock()
+	in.deactivateLocked(err)
+}
+
+func (in *instance) deactivateLocked(err error) {
+	if !in.active {
+		return
+	}
+	in.active, in.t.active = false, false
+	in.t.setState(es.SubscriptionStarting, err, in.observe)
+	in.t.signal()
+}
+
+// handled records that everything up to pos is handled.
+func (in *instance) handled(pos es.Position) {
+	if in == nil {
+		return
+	}
+	in.p.mu.Lock()
+	defer in.p.mu.Unlock()
+	if in.t.status.Handled.Before(pos) {
+		in.t.status.Handled = pos
+		in.t.signal()
+	}
+}
+
+// state sets the instance's state.
+func (in *instance) state(st es.SubscriptionState, err error) {
+	if in == nil {
+		return
+	}
+	in.p.mu.Lock()
+	defer in.p.mu.Unlock()
+	if in.active {
+		in.t.setState(st, err, in.observe)
+	}
+}
+
+// wantsBeyond reports whether a WaitFor waits for a position after pos.
+func (in *instance) wantsBeyond(pos es.Position) bool {
+	if in == nil {
+		return false
+	}
+	in.p.mu.Lock()
+	defer in.p.mu.Unlock()
+	for w := range in.t.wants {
+		if pos.Before(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// wakeup returns the channel on which WaitFor asks the instance to read.
+func (in *instance) wakeup() <-chan struct{} {
+	if in == nil {
+		return nil
+	}
+	return in.t.wake
+}
