@@ -477,7 +477,7 @@ func (env *benchEnv) benchLagBesideTxCatchUp(b *testing.B) {
 			n := 0
 			roundCtx, endRound := context.WithCancel(catchUpCtx)
 			err := env.store.SubscribeTx(roundCtx, name, func(ctx context.Context, etx es.Tx, e es.Event) error {
-		tx := pgstore.PgxTx(etx)
+				tx := pgstore.PgxTx(etx)
 				if _, err := tx.Exec(ctx, "INSERT INTO "+s+".bench_projection VALUES ($1, $2, $3)", e.ID, e.StreamID, e.Version); err != nil {
 					return err
 				}

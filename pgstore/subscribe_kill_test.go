@@ -66,7 +66,7 @@ func TestSubscribeChild(t *testing.T) {
 		err = store.Subscribe(ctx, name, handle, opts)
 	case "tx":
 		err = store.SubscribeTx(ctx, name, func(ctx context.Context, etx es.Tx, e es.Event) error {
-		tx := pgstore.PgxTx(etx)
+			tx := pgstore.PgxTx(etx)
 			if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".applied VALUES ($1)", e.ID); err != nil {
 				return err
 			}
@@ -142,7 +142,7 @@ func TestSubscribeKilledProcess(t *testing.T) {
 			} else {
 				sub = run(t, func(ctx context.Context) error {
 					return store.SubscribeTx(ctx, name, func(ctx context.Context, etx es.Tx, e es.Event) error {
-		tx := pgstore.PgxTx(etx)
+						tx := pgstore.PgxTx(etx)
 						if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".applied VALUES ($1)", e.ID); err != nil {
 							return err // a second application fails on the primary key
 						}

@@ -272,7 +272,7 @@ func TestSubscribeStress(t *testing.T) {
 	txc := newCollector()
 	subTx := run(t, func(ctx context.Context) error {
 		return store.SubscribeTx(ctx, "stress-tx", func(ctx context.Context, etx es.Tx, e es.Event) error {
-		tx := pgstore.PgxTx(etx)
+			tx := pgstore.PgxTx(etx)
 			if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".projection VALUES ($1, $2, $3)", e.ID, e.StreamID, e.Version); err != nil {
 				return err
 			}
@@ -569,7 +569,7 @@ func TestSubscribeTxRollsBackFailedBatch(t *testing.T) {
 	done := make(chan struct{})
 	sub := run(t, func(ctx context.Context) error {
 		return store.SubscribeTx(ctx, "tx-retry", func(ctx context.Context, etx es.Tx, e es.Event) error {
-		tx := pgstore.PgxTx(etx)
+			tx := pgstore.PgxTx(etx)
 			if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".applied VALUES ($1, $2)", e.ID, e.Version); err != nil {
 				return err // a duplicate would fail here
 			}
@@ -740,7 +740,7 @@ func TestSubscribeTxBoundsTransactionTime(t *testing.T) {
 		require.NoError(t, err)
 		sub := run(t, func(ctx context.Context) error {
 			return store.SubscribeTx(ctx, "bound-"+tc.name, func(ctx context.Context, etx es.Tx, e es.Event) error {
-		tx := pgstore.PgxTx(etx)
+				tx := pgstore.PgxTx(etx)
 				// Writing assigns the transaction its xid, as a
 				// projection's writes do.
 				var xid string
