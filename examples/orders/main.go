@@ -261,7 +261,7 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 		return err
 	}
 	p("   %-30s -> version %d, total %s", "Place()", placed.StoredVersion(), money(placed.TotalCents))
-	shipped, _, err := repo.Update(fulfil, id.String(), func(o *Order) error { return o.Ship("DHL", now) })
+	shipped, shippedAt, err := repo.Update(fulfil, id.String(), func(o *Order) error { return o.Ship("DHL", now) })
 	if err != nil {
 		return err
 	}
@@ -323,11 +323,17 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 		return err
 	}
 
-	// 7. The read model, kept by the subscription while the tour ran.
-	p("7. The order_details read model (a transactional subscription applied each event once):")
-	return showReadModel(ctx, w, db,
-		map[string]int64{id.String(): shipped.StoredVersion(), id2.String(): empty.StoredVersion()},
-		[]string{id.String(), id2.String()})
+	// 7. The read model, kept by the subscription while the tour ran. Read
+	// your writes: wait until the projection has handled the last save
+	// (and so everything before it), then query.
+	p("7. The order_details read model (a transactional subscription applied each event once),")
+	p("   read after WaitFor(%q, the position of the Ship save):", projectionName)
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := store.(es.Subscriber).WaitFor(wait, projectionName, shippedAt.LastPosition); err != nil {
+		return fmt.Errorf("waiting for the read model: %w", err)
+	}
+	return showReadModel(ctx, w, db, []string{id.String(), id2.String()})
 }
 
 // refused prints that the command name was refused with err, or returns an
