@@ -123,6 +123,12 @@ var ErrCorruptSnapshot = errors.New("es: corrupt snapshot state")
 // from there.
 var ErrCheckpointConflict = errors.New("es: checkpoint conflict")
 
+// ErrSubscriptionRunning is returned when a subscription's checkpoint is
+// reset or deleted while an instance of the subscription runs (holds its
+// lease): the checkpoint is then the instance's to move. Stop every
+// instance first. (SQLSTATE PE010.)
+var ErrSubscriptionRunning = errors.New("es: subscription running")
+
 // HandlerError is the error a subscription stops with when its handler
 // fails (after any retries). The checkpoint stays before Event.
 type HandlerError struct {

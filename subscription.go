@@ -121,8 +121,23 @@ type Subscriber interface {
 
 	// DeleteCheckpoint removes the subscription's checkpoint, so that its
 	// next run starts as its options say, and reports whether it had one.
-	// Use it with no instance running, e.g. to rebuild a read model.
+	// It fails with [ErrSubscriptionRunning] while an instance of the
+	// subscription runs.
 	DeleteCheckpoint(ctx context.Context, name string) (bool, error)
+
+	// ResetCheckpoint sets the subscription's checkpoint to pos, before or
+	// after where it is (the zero Position: the start of the log), to
+	// rebuild or rewind a read model: the next run resumes after pos. With
+	// pgstore, call it on a store bound to the transaction that truncates
+	// or rewinds the read model (Store.WithTx), so both commit together. It
+	// fails with [ErrSubscriptionRunning] while an instance of the
+	// subscription runs, and with [ErrInvalidArgument] for a position
+	// beyond the last event of the log.
+	ResetCheckpoint(ctx context.Context, name string, pos Position) error
+
+	// SubscriptionHealth describes the subscription name as an operator
+	// sees it, whichever process runs it: see [SubscriptionHealth].
+	SubscriptionHealth(ctx context.Context, name string) (SubscriptionHealth, error)
 
 	// WaitFor waits until the subscription name has handled the event at
 	// pos and every event before it (a handler returned for each one the
@@ -244,4 +259,64 @@ type SubscriptionStatus struct {
 	// while Retrying, or an error it recovers from by itself (a lost
 	// connection) while Starting again. Nil otherwise.
 	LastError error
+}
+
+// Health is a subscription's health as [Subscriber.SubscriptionHealth]
+// reports it.
+type Health string
+
+const (
+	// HealthIdle: no instance of the subscription runs.
+	HealthIdle Health = "idle"
+	// HealthLive: an instance runs and has handled every event it can
+	// read (events committed behind an older running transaction may be
+	// waiting: see SubscriptionHealth.HiddenEvents).
+	HealthLive Health = "live"
+	// HealthCatchingUp: an instance runs, events are waiting, and its
+	// checkpoint moved within the last minute.
+	HealthCatchingUp Health = "catching up"
+	// HealthStalled: an instance runs, events are waiting, and its
+	// checkpoint has not moved for a minute (a handler stuck on an event,
+	// an instance that lost its connection).
+	HealthStalled Health = "stalled"
+	// HealthFailing: the handler is failing: the instance retries an
+	// event, or stopped after its retries (SubscriptionHealth.LastError
+	// says why).
+	HealthFailing Health = "failing"
+)
+
+// SubscriptionHealth describes a subscription for operators
+// ([Subscriber.SubscriptionHealth]); pgstore's es.subscriptions_view shows
+// the same for every subscription.
+type SubscriptionHealth struct {
+	// Name is the subscription's name.
+	Name string
+	// Health is the subscription's health.
+	Health Health
+	// Checkpoint is the saved checkpoint (the zero Position when there is
+	// none, as HasCheckpoint says); LastProgressAt when it last moved.
+	Checkpoint     Position
+	HasCheckpoint  bool
+	LastProgressAt time.Time
+	// EventsBehind counts the events after the checkpoint that the
+	// subscription's filters keep (as its running or last instance
+	// reported them); HiddenEvents how many of them cannot be read yet
+	// (committed behind an older running transaction).
+	EventsBehind int64
+	HiddenEvents int64
+	// OldestUnhandledAt is when the oldest of those events was recorded
+	// (zero when none is waiting); its age is how far behind the
+	// subscription is in time.
+	OldestUnhandledAt time.Time
+	// LastError is the handler's error while Health is HealthFailing.
+	LastError string
+}
+
+// Behind returns how long the oldest unhandled event has waited at now
+// (zero when none waits).
+func (h SubscriptionHealth) Behind(now time.Time) time.Duration {
+	if h.OldestUnhandledAt.IsZero() {
+		return 0
+	}
+	return now.Sub(h.OldestUnhandledAt)
 }

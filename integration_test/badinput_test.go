@@ -249,6 +249,34 @@ var badCases = []badCase{
 	{key: "check_lease_arguments/4", name: "empty holder", sql: `SELECT %[1]s.check_lease_arguments('f', 'sub-1', '', NULL)`, want: rejects(invalidArgument)},
 	{key: "invalid_argument/4", name: "nulls: still raises", sql: `SELECT %[1]s.invalid_argument(NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
 	{key: "refuse_event_change/0", name: "called directly", sql: `SELECT %[1]s.refuse_event_change()`, want: rejects("0A000")},
+	{key: "check_checkpoint_position/3", name: "null position", sql: `SELECT %[1]s.check_checkpoint_position('f', NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "check_checkpoint_position/3", name: "beyond the end of the log", sql: `SELECT %[1]s.check_checkpoint_position('f', '18446744073709551615', 1)`, want: rejects(invalidArgument)},
+	{key: "refuse_while_running/2", name: "null subscription id: not running", sql: `SELECT %[1]s.refuse_while_running(NULL, NULL)::text`, want: returnsRows(`("")`)},
+
+	// reset_checkpoint(subscription_id, transaction_id, position)
+	{key: "reset_checkpoint/3", name: "null subscription id", sql: `SELECT global_position FROM %[1]s.reset_checkpoint(NULL, '0', 0)`, want: rejects(invalidArgument)},
+	{key: "reset_checkpoint/3", name: "empty subscription id", sql: `SELECT global_position FROM %[1]s.reset_checkpoint('', '0', 0)`, want: rejects(invalidArgument)},
+	{key: "reset_checkpoint/3", name: "NUL in subscription id", sql: `SELECT global_position FROM %[1]s.reset_checkpoint($1, '0', 0)`, args: []any{"sub-\x001"}, want: rejects(badEncoding)},
+	{key: "reset_checkpoint/3", name: "null position", sql: `SELECT global_position FROM %[1]s.reset_checkpoint('sub-1', NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "reset_checkpoint/3", name: "negative position", sql: `SELECT global_position FROM %[1]s.reset_checkpoint('sub-1', '0', -1)`, want: rejects(invalidArgument)},
+	{key: "reset_checkpoint/3", name: "beyond the end of the log", sql: `SELECT global_position FROM %[1]s.reset_checkpoint('sub-1', '18446744073709551615', 9223372036854775807)`, want: rejects(invalidArgument)},
+
+	// report_status(subscription_id, holder, state, error, categories, event_types)
+	{key: "report_status/6", name: "null subscription id", sql: `SELECT %[1]s.report_status(NULL, 'me', 'running', NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "report_status/6", name: "empty holder", sql: `SELECT %[1]s.report_status('sub-1', '', 'running', NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "report_status/6", name: "null state", sql: `SELECT %[1]s.report_status('sub-1', 'me', NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "report_status/6", name: "unknown state", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'sleeping', NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "report_status/6", name: "no lease: false", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL)`, want: returnsRows("(f)")},
+
+	// Health.
+	{key: "subscription_health/2", name: "null subscription id", sql: `SELECT health FROM %[1]s.subscription_health(NULL)`, want: rejects(invalidArgument)},
+	{key: "subscription_health/2", name: "empty subscription id", sql: `SELECT health FROM %[1]s.subscription_health('')`, want: rejects(invalidArgument)},
+	{key: "subscription_health/2", name: "null stall: idle", sql: `SELECT health FROM %[1]s.subscription_health('sub-1', NULL)`, want: returnsRows("(idle)")},
+	{key: "subscription_health/2", name: "unknown: idle, everything behind", sql: `SELECT health, checkpoint_exists, events_behind FROM %[1]s.subscription_health('sub-9')`, want: returnsRows("(idle,f,1)")},
+	{key: "subscription_ids/0", name: "the one checkpoint", sql: `SELECT * FROM %[1]s.subscription_ids()`, want: returnsRows("(sub-1)")},
+	{key: "horizon_holders/0", name: "runs", sql: `SELECT count(*) >= 0 FROM %[1]s.horizon_holders()`, want: returnsRows("(t)")},
+	{key: "lease_live/2", name: "nulls: not live", sql: `SELECT %[1]s.lease_live(NULL, NULL)`, want: returnsRows("(f)")},
+	{key: "subscription_running/1", name: "null: not running", sql: `SELECT %[1]s.subscription_running(NULL)`, want: returnsRows("(f)")},
 }
 
 // badInputState is what must not change.

@@ -30,19 +30,21 @@ import (
 var (
 	readerFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
 		"read_checkpoint/1", "log_end/0", "log_hidden/2", "log_horizon/0", "keys_behind/2",
-		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4"}
+		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4",
+		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0"}
 	writerFunctions = []string{"append/6", "append_event/6", "advance_checkpoint/5", "delete_checkpoint/1",
-		"acquire_lease/3", "renew_lease/3", "release_lease/2"}
+		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/6"}
 	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
 	// Called only by the owner's functions.
-	ownerFunctions   = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4"}
+	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
+		"check_checkpoint_position/3", "refuse_while_running/2"}
 	triggerFunctions = []string{"refuse_event_change/0"}
 
 	// The plain-SQL read functions PostgreSQL inlines into the calling
 	// query: they cannot pin search_path (that would stop the inlining)
 	// and qualify every name instead.
 	inlinedFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
-		"read_checkpoint/1", "keys_behind/2"}
+		"read_checkpoint/1", "keys_behind/2", "lease_live/2", "subscription_running/1"}
 )
 
 // schemaFunction is a function of the schema as pg_proc describes it.
@@ -137,6 +139,15 @@ var roleCalls = []roleCall{
 	{"raise_key_base/0", `SELECT %[1]s.raise_key_base()`, ""},
 	{"store_snapshot/4", `SELECT %[1]s.store_snapshot('order-1', 1, 1, '\x80')`, ""},
 	{"check_lease_arguments/4", `SELECT %[1]s.check_lease_arguments('f', 'sub-1', 'me', '1 minute')`, ""},
+	{"lease_live/2", `SELECT %[1]s.lease_live(now(), pg_backend_pid())`, ""},
+	{"subscription_running/1", `SELECT %[1]s.subscription_running('sub-1')`, ""},
+	{"subscription_health/2", `SELECT health FROM %[1]s.subscription_health('sub-1')`, ""},
+	{"subscription_ids/0", `SELECT count(*) FROM %[1]s.subscription_ids()`, ""},
+	{"horizon_holders/0", `SELECT count(*) FROM %[1]s.horizon_holders()`, ""},
+	{"reset_checkpoint/3", `SELECT global_position FROM %[1]s.reset_checkpoint('sub-1', '0', 0)`, ""},
+	{"report_status/6", `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL)`, ""},
+	{"check_checkpoint_position/3", `SELECT %[1]s.check_checkpoint_position('f', '0', 0)`, ""},
+	{"refuse_while_running/2", `SELECT %[1]s.refuse_while_running('f', 'sub-1')`, ""},
 	{"refuse_event_change/0", `SELECT %[1]s.refuse_event_change()`, "0A000"},
 }
 
@@ -533,7 +544,7 @@ func TestRolesCatalog(t *testing.T) {
 	wantRead := []string{b.reader + ":SELECT", b.writer + ":SELECT"}
 	slices.Sort(wantRead)
 	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view",
-		"transaction_key_base", "notify_token", "subscription_leases"} {
+		"transaction_key_base", "notify_token", "subscription_leases", "subscription_status", "subscriptions_view"} {
 		got := byRel[rel]
 		slices.Sort(got)
 		require.Equal(t, wantRead, got, "grants on %s", rel)

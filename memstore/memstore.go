@@ -49,8 +49,11 @@ type Store struct {
 	// the saved checkpoints, and per subscription name a one-slot channel
 	// that the active instance fills.
 	subMu       sync.Mutex
-	checkpoints map[string]es.Position
+	checkpoints map[string]checkpoint
 	subActive   map[string]chan struct{}
+	// reports holds what the active instance of each subscription last
+	// reported (health.go), as pgstore's subscription_status does.
+	reports map[string]report
 	// progress tracks the running subscriptions (WaitFor, status).
 	progress *storekit.Progress
 

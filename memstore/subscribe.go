@@ -87,8 +87,8 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (es.Position, bool,
 	}
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
-	pos, ok := s.checkpoints[name]
-	return pos, ok, nil
+	cp, ok := s.checkpoints[name]
+	return cp.pos, ok, nil
 }
 
 // DeleteCheckpoint implements [es.Subscriber.DeleteCheckpoint].
@@ -101,6 +101,9 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error)
 	}
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
+	if err := s.refuseWhileRunning(name); err != nil {
+		return false, err
+	}
 	_, ok := s.checkpoints[name]
 	delete(s.checkpoints, name)
 	return ok, nil
@@ -112,22 +115,70 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error)
 // [es.ErrInvalidArgument] for a position before expected or beyond the last
 // event of the log.
 func (s *Store) advanceCheckpoint(name string, expected, pos es.Position) error {
-	end := s.end()
+	if err := s.checkCheckpointPosition(name, pos); err != nil {
+		return err
+	}
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
-	if end.Before(pos) {
-		return fmt.Errorf("%w: checkpoint %q: position %s is beyond the last event of the log (%s)", es.ErrInvalidArgument, name, pos, end)
-	}
 	if pos.Before(expected) {
 		return fmt.Errorf("%w: checkpoint %q: position %s is before the expected %s", es.ErrInvalidArgument, name, pos, expected)
 	}
-	if cur := s.checkpoints[name]; cur != expected {
+	if cur := s.checkpoints[name].pos; cur != expected {
 		return fmt.Errorf("memstore: checkpoint %q is at %s, not at the expected %s: %w", name, cur, expected, es.ErrCheckpointConflict)
 	}
+	s.saveCheckpoint(name, pos)
+	return nil
+}
+
+// checkpoint is a saved checkpoint: its position and when it last moved.
+type checkpoint struct {
+	pos es.Position
+	at  time.Time
+}
+
+// saveCheckpoint sets the checkpoint of name. Guarded by subMu.
+func (s *Store) saveCheckpoint(name string, pos es.Position) {
 	if s.checkpoints == nil {
-		s.checkpoints = make(map[string]es.Position)
+		s.checkpoints = make(map[string]checkpoint)
 	}
-	s.checkpoints[name] = pos
+	s.checkpoints[name] = checkpoint{pos: pos, at: s.now()}
+}
+
+// ResetCheckpoint implements [es.Subscriber.ResetCheckpoint].
+func (s *Store) ResetCheckpoint(ctx context.Context, name string, pos es.Position) error {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: resetting checkpoint %q: %w", name, err)
+	}
+	if err := s.checkCheckpointPosition(name, pos); err != nil {
+		return err
+	}
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if err := s.refuseWhileRunning(name); err != nil {
+		return err
+	}
+	s.saveCheckpoint(name, pos)
+	return nil
+}
+
+// checkCheckpointPosition refuses a position beyond the last event of the
+// log: a checkpoint there would skip every event to come.
+func (s *Store) checkCheckpointPosition(name string, pos es.Position) error {
+	if end := s.end(); end.Before(pos) {
+		return fmt.Errorf("%w: checkpoint %q: position %s is beyond the last event of the log (%s)", es.ErrInvalidArgument, name, pos, end)
+	}
+	return nil
+}
+
+// refuseWhileRunning returns es.ErrSubscriptionRunning when an instance of
+// name runs. Guarded by subMu.
+func (s *Store) refuseWhileRunning(name string) error {
+	if slot := s.subActive[name]; slot != nil && len(slot) > 0 {
+		return fmt.Errorf("memstore: subscription %q is running: %w", name, es.ErrSubscriptionRunning)
+	}
 	return nil
 }
 

@@ -62,3 +62,17 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error)
 	}
 	return deleted, nil
 }
+
+// ResetCheckpoint sets the subscription's checkpoint to pos (SQL
+// reset_checkpoint); see [es.Subscriber.ResetCheckpoint]. On a store bound
+// to a transaction (WithTx) it commits with the caller's other writes.
+func (s *Store) ResetCheckpoint(ctx context.Context, name string, pos es.Position) error {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
+		return err
+	}
+	var one int
+	if err := s.db.QueryRow(ctx, s.sql.resetCheckpoint, name, pos.TxKey(), pos.Global()).Scan(&one); err != nil {
+		return fmt.Errorf("pgstore: resetting checkpoint %q to %s: %w", name, pos, interpretError(err))
+	}
+	return nil
+}

@@ -19,6 +19,7 @@ const (
 	codeImmutable          = "PE005"
 	codeCheckpointConflict = "PE007"
 	codeSnapshotAhead      = "PE008"
+	codeRunning            = "PE010"
 )
 
 // dbError is an error raised by an es function: it matches its es sentinel
@@ -64,6 +65,8 @@ func interpretError(err error) error {
 		return &dbError{kind: es.ErrCheckpointConflict, pg: pg}
 	case codeSnapshotAhead:
 		return &dbError{kind: es.ErrSnapshotBeyondStream, pg: pg}
+	case codeRunning:
+		return &dbError{kind: es.ErrSubscriptionRunning, pg: pg}
 	case pgerrcode.ReadOnlySQLTransaction: // a hot standby
 		return &dbError{kind: es.ErrReadOnly, pg: pg}
 	}

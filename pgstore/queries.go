@@ -12,7 +12,10 @@ type queries struct {
 	// Snapshots (snapshot.go).
 	saveSnapshot, readSnapshot, load string
 	// Checkpoints (checkpoint.go).
-	readCheckpoint, advanceCheckpoint, deleteCheckpoint string
+	readCheckpoint, advanceCheckpoint, deleteCheckpoint, resetCheckpoint string
+	// Health (health.go): a subscription's, every subscription's, what
+	// the active instance reports, what holds the horizon back.
+	subscriptionHealth, subscriptions, reportStatus, horizonHolders string
 	// Subscriptions (subscribe.go, lease.go): the end of the visible log,
 	// whether events are hidden behind the horizon, the leases.
 	logEnd, logHidden, acquireLease, renewLease, releaseLease string
@@ -28,6 +31,8 @@ func newQueries(schema string) queries {
 	const (
 		eventColumns  = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at"
 		appendColumns = "stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id"
+		healthColumns = "subscription_id, health, transaction_id, global_position, checkpoint_exists, last_progress_at, " +
+			"events_behind, hidden_events, oldest_unhandled_at, last_error"
 	)
 	return queries{
 		append:             "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6)",
@@ -45,6 +50,13 @@ func newQueries(schema string) queries {
 		readCheckpoint:    "SELECT transaction_id, global_position, checkpoint_exists FROM " + schema + ".read_checkpoint($1)",
 		advanceCheckpoint: "SELECT 1 FROM " + schema + ".advance_checkpoint($1, $2, $3, $4, $5)",
 		deleteCheckpoint:  "SELECT " + schema + ".delete_checkpoint($1)",
+		resetCheckpoint:   "SELECT 1 FROM " + schema + ".reset_checkpoint($1, $2, $3)",
+
+		subscriptionHealth: "SELECT " + healthColumns + " FROM " + schema + ".subscription_health($1)",
+		subscriptions:      "SELECT " + healthColumns + " FROM " + schema + ".subscriptions_view",
+		reportStatus:       "SELECT " + schema + ".report_status($1, $2, $3, $4, $5, $6)",
+		horizonHolders: "SELECT pid, database, usename, application_name, state, xact_start, query_start, query, " +
+			"backend_xid::text::bigint, prepared_gid FROM " + schema + ".horizon_holders()",
 
 		logEnd:       "SELECT transaction_id, global_position FROM " + schema + ".log_end()",
 		logHidden:    "SELECT " + schema + ".log_hidden($1, $2)",

@@ -51,9 +51,13 @@ type Session interface {
 	// Keep renews whatever the session holds (a lease), when due; the
 	// engine calls it before every read. An error ends the session.
 	Keep(ctx context.Context) error
-	// Begin starts a transaction for the transactional form. Sessions of
-	// stores without transactions return an error.
+	// Begin starts a transaction for the transactional form.
 	Begin(ctx context.Context) (Tx, error)
+	// Report records what the instance says about itself, with the error
+	// of a failing handler, where operators read it (pgstore: the table
+	// es.subscription_status, which subscription_health reads). The engine
+	// reports only changes, and goes on when a report fails.
+	Report(ctx context.Context, r Report, err error) error
 	// Close ends the session and gives up what it holds.
 	Close()
 }
@@ -102,6 +106,27 @@ func StoreTx(tx es.Tx) Tx {
 	}
 	return nil
 }
+
+// Report is what an instance reports about itself ([Session.Report]).
+type Report string
+
+const (
+	// ReportRunning: the instance follows the log.
+	ReportRunning Report = "running"
+	// ReportRetrying: the handler failed on an event; the instance will
+	// hand it the event again.
+	ReportRetrying Report = "retrying"
+	// ReportFailed: the handler's retries are used up; the instance
+	// stopped.
+	ReportFailed Report = "failed"
+	// ReportStopped: the instance stopped (its context ended).
+	ReportStopped Report = "stopped"
+)
+
+// StallAfter is how long a running subscription with events waiting may
+// leave its checkpoint where it is before its health is "stalled" (SQL
+// subscription_health's default p_stall).
+const StallAfter = time.Minute
 
 // ErrSessionLost is wrapped by the errors a store returns when its session
 // broke (a lost connection) while a handler ran: the engine then opens a
@@ -232,6 +257,7 @@ type runner struct {
 	progress *instance // nil without Config.Progress
 	s        Session   // the current session
 	healthy  bool      // the current session got as far as following the log
+	reported Report    // what the current session last reported
 
 	pos      es.Position // after the last event handled
 	saved    es.Position // the saved checkpoint
@@ -261,11 +287,12 @@ func (r *runner) session(ctx context.Context, src Source) (err error) {
 	if err != nil {
 		return err
 	}
-	r.s = s
+	r.s, r.reported = s, ""
 	defer func() {
 		if ferr := r.flushOnExit(); ferr != nil && err == nil {
 			err = ferr
 		}
+		r.reportOnExit(ctx, err)
 		s.Close()
 		r.s = nil
 	}()
@@ -274,7 +301,39 @@ func (r *runner) session(ctx context.Context, src Source) (err error) {
 		return err
 	}
 	r.healthy = true
+	r.report(ctx, ReportRunning, nil)
 	return r.follow(ctx)
+}
+
+// report tells the session what the instance is doing, when it changed.
+func (r *runner) report(ctx context.Context, rep Report, err error) {
+	if rep == r.reported && err == nil {
+		return
+	}
+	if r.s.Report(ctx, rep, err) == nil {
+		r.reported = rep
+	}
+}
+
+// reportOnExit reports why a session that followed the log ends: its
+// handler failed for good, or the subscription stops.
+func (r *runner) reportOnExit(ctx context.Context, err error) {
+	if r.reported == "" {
+		return // never got as far as following the log
+	}
+	var herr *es.HandlerError
+	rep := ReportStopped
+	switch {
+	case errors.As(err, &herr):
+		rep, err = ReportFailed, herr.Err
+	case ctx.Err() == nil:
+		return // a failed session: a new one reports again
+	default:
+		err = nil
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), flushOnExitTimeout)
+	defer cancel()
+	r.report(rctx, rep, err)
 }
 
 func (r *runner) observe(st Stage) {
@@ -466,6 +525,9 @@ func (r *runner) handlePlain(ctx context.Context, batch []es.Event) error {
 		r.failures = 0
 		r.pos = e.Position
 		r.progress.handled(r.pos)
+		if r.reported == ReportRetrying {
+			r.report(ctx, ReportRunning, nil)
+		}
 		r.unsaved++
 		if r.unsaved >= o.CheckpointEvery || time.Since(r.lastSave) >= o.CheckpointInterval {
 			if err := r.flush(ctx); err != nil {
@@ -521,6 +583,9 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 		return err
 	}
 	tx.end(true)
+	if r.reported == ReportRetrying {
+		r.report(ctx, ReportRunning, nil)
+	}
 	r.failures = 0
 	r.pos, r.saved, r.lastSave = last, last, time.Now()
 	r.progress.handled(last)
@@ -546,6 +611,7 @@ func (r *runner) failed(ctx context.Context, e es.Event, err error) error {
 		return &es.HandlerError{Subscription: r.cfg.Name, Event: e, Attempts: r.failures, Err: err}
 	}
 	r.progress.state(es.SubscriptionRetrying, err)
+	r.report(ctx, ReportRetrying, err)
 	if !Sleep(ctx, RetryWait(r.o, r.failures)) {
 		return ctx.Err()
 	}

@@ -54,4 +54,5 @@ var groups = []group{
 	{"Snapshots", snapshotTests},
 	{"Subscriptions", subscriptionTests},
 	{"ReadModels", readModelTests},
+	{"Health", healthTests},
 }

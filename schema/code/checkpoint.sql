@@ -8,6 +8,7 @@
 -- SQLSTATEs raised:
 --   PE003  invalid argument      DETAIL: {"argument"}
 --   PE007  checkpoint conflict   DETAIL: {"subscription_id", "expected", "actual", "position"}
+--   PE010  subscription running  DETAIL: {"subscription_id"}
 
 -- read_checkpoint returns one row for any subscription id: its saved
 -- position, ('0', 0) (the start of the log) when it has none, whether it
@@ -29,6 +30,29 @@ LANGUAGE sql STABLE AS $$
                 THEN {{ $s }}.invalid_argument('read_checkpoint', 'subscription_id', 'must not be null or empty',
                                                pg_catalog.octet_length(p_subscription_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
                 ELSE true END
+$$;
+
+-- check_checkpoint_position raises PE003 for a position a checkpoint
+-- cannot be at: NULL, negative, or beyond the last event of the log (a
+-- checkpoint there would skip every event to come).
+CREATE OR REPLACE FUNCTION {{ $s }}.check_checkpoint_position(p_function text, p_transaction_id xid8, p_position bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_transaction_id IS NULL OR p_position IS NULL OR p_position < 0 THEN
+        RAISE EXCEPTION '%: position %/% is invalid (want a transaction id and a non-negative global position)',
+                p_function, coalesce(p_transaction_id::text, 'NULL'), coalesce(p_position::text, 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}';
+    END IF;
+    IF (p_transaction_id, p_position) > ('0', 0)
+       AND NOT EXISTS (SELECT FROM {{ $s }}.events AS e
+                        WHERE (e.transaction_id, e.global_position) >= (p_transaction_id, p_position)) THEN
+        RAISE EXCEPTION '%: position %/% is beyond the last event of the log', p_function, p_transaction_id, p_position
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}',
+                  HINT = 'a checkpoint is the position of an event the subscription has handled';
+    END IF;
+END
 $$;
 
 -- advance_checkpoint moves a subscription's checkpoint from the position
@@ -67,23 +91,12 @@ BEGIN
         RAISE EXCEPTION 'advance_checkpoint: subscription id must not be null or empty'
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "subscription_id"}';
     END IF;
-    IF p_transaction_id IS NULL OR p_position IS NULL OR p_position < 0 THEN
-        RAISE EXCEPTION 'advance_checkpoint: position %/% is invalid (want a transaction id and a non-negative global position)',
-                coalesce(p_transaction_id::text, 'NULL'), coalesce(p_position::text, 'NULL')
-            USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}';
-    END IF;
     IF (p_expected_transaction_id IS NULL) <> (p_expected_position IS NULL) OR p_expected_position < 0 THEN
         RAISE EXCEPTION 'advance_checkpoint: expected position %/% is invalid (want both parts, or both NULL)',
                 coalesce(p_expected_transaction_id::text, 'NULL'), coalesce(p_expected_position::text, 'NULL')
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "expected"}';
     END IF;
-    IF (p_transaction_id, p_position) > ('0', 0)
-       AND NOT EXISTS (SELECT FROM {{ $s }}.events AS e
-                        WHERE (e.transaction_id, e.global_position) >= (p_transaction_id, p_position)) THEN
-        RAISE EXCEPTION 'advance_checkpoint: position %/% is beyond the last event of the log', p_transaction_id, p_position
-            USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}',
-                  HINT = 'a checkpoint is the position of an event the subscription has handled';
-    END IF;
+    PERFORM {{ $s }}.check_checkpoint_position('advance_checkpoint', p_transaction_id, p_position);
     IF p_expected_transaction_id IS NOT NULL
        AND (p_transaction_id, p_position) < (p_expected_transaction_id, p_expected_position) THEN
         RAISE EXCEPTION 'advance_checkpoint: position %/% is before the expected position %/%: a checkpoint never moves backwards',
@@ -148,19 +161,66 @@ BEGIN
 END
 $$;
 
+-- refuse_while_running raises PE010 when an instance of the subscription
+-- is running: its checkpoint is then its own to move.
+CREATE OR REPLACE FUNCTION {{ $s }}.refuse_while_running(p_function text, p_subscription_id text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF {{ $s }}.subscription_running(p_subscription_id) THEN
+        RAISE EXCEPTION '%: subscription % is running', p_function, p_subscription_id
+            USING ERRCODE = 'PE010', DETAIL = json_build_object('subscription_id', p_subscription_id)::text,
+                  HINT = 'stop every instance of the subscription first';
+    END IF;
+END
+$$;
+
 -- delete_checkpoint removes a subscription's checkpoint, so that it starts
 -- again as configured (from the start or the end of the log), for example
--- to rebuild a read model. It returns whether there was one.
+-- to rebuild a read model. It returns whether there was one. It refuses
+-- (PE010) while an instance of the subscription is running.
 CREATE OR REPLACE FUNCTION {{ $s }}.delete_checkpoint(p_subscription_id text) RETURNS boolean
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    WITH d AS (
-        DELETE FROM {{ $s }}.checkpoints AS c
-         WHERE c.subscription_id = p_subscription_id
-           AND CASE WHEN coalesce(p_subscription_id, '') = ''
-                    THEN {{ $s }}.invalid_argument('delete_checkpoint', 'subscription_id', 'must not be null or empty', octet_length(p_subscription_id)) = 0
-                    ELSE true END
-        RETURNING 1
-    )
-    SELECT count(*) > 0 FROM d
+BEGIN
+    IF coalesce(p_subscription_id, '') = '' THEN
+        RAISE EXCEPTION 'delete_checkpoint: subscription id must not be null or empty'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "subscription_id"}';
+    END IF;
+    PERFORM {{ $s }}.refuse_while_running('delete_checkpoint', p_subscription_id);
+    DELETE FROM {{ $s }}.checkpoints AS c WHERE c.subscription_id = p_subscription_id;
+    RETURN FOUND;
+END
+$$;
+
+-- reset_checkpoint sets a subscription's checkpoint to a position, before
+-- or after the one it has (the start of the log is '0'/0): the
+-- subscription resumes after it. Call it in the transaction that resets
+-- the read model (truncates it, or rewinds it to that position), so that
+-- both commit together. It refuses (PE010) while an instance of the
+-- subscription is running, and (PE003) a position beyond the last event
+-- of the log. It returns the saved row.
+CREATE OR REPLACE FUNCTION {{ $s }}.reset_checkpoint(p_subscription_id text, p_transaction_id xid8, p_position bigint)
+RETURNS TABLE (
+    subscription_id text,
+    transaction_id  xid8,
+    global_position bigint,
+    updated_at      timestamptz
+)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF coalesce(p_subscription_id, '') = '' THEN
+        RAISE EXCEPTION 'reset_checkpoint: subscription id must not be null or empty'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "subscription_id"}';
+    END IF;
+    PERFORM {{ $s }}.check_checkpoint_position('reset_checkpoint', p_transaction_id, p_position);
+    PERFORM {{ $s }}.refuse_while_running('reset_checkpoint', p_subscription_id);
+    RETURN QUERY
+    INSERT INTO {{ $s }}.checkpoints AS c (subscription_id, transaction_id, global_position)
+    VALUES (p_subscription_id, p_transaction_id, p_position)
+    ON CONFLICT ON CONSTRAINT checkpoints_pkey DO UPDATE
+       SET transaction_id = excluded.transaction_id, global_position = excluded.global_position, updated_at = now()
+    RETURNING c.subscription_id, c.transaction_id, c.global_position, c.updated_at;
+END
 $$;

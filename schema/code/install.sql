@@ -31,5 +31,6 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 {{ template "snapshot.sql" . }}
 {{ template "checkpoint.sql" . }}
 {{ template "leases.sql" . }}
+{{ template "health.sql" . }}
 {{ template "views.sql" . }}
 {{ template "roles.sql" . }}

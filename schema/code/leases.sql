@@ -34,6 +34,25 @@ BEGIN
 END
 $$;
 
+-- lease_live reports whether a lease that expires at p_expires_at, taken
+-- on the backend p_holder_pid, still holds: it has not expired and its
+-- backend is still there.
+CREATE OR REPLACE FUNCTION {{ $s }}.lease_live(p_expires_at timestamptz, p_holder_pid int) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT p_expires_at OPERATOR(pg_catalog.>=) pg_catalog.clock_timestamp()
+       AND EXISTS (SELECT FROM pg_catalog.pg_stat_get_activity(p_holder_pid) AS a
+                    WHERE a.pid OPERATOR(pg_catalog.=) p_holder_pid)
+$$;
+
+-- subscription_running reports whether an instance of the subscription
+-- holds its lease.
+CREATE OR REPLACE FUNCTION {{ $s }}.subscription_running(p_subscription_id text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT FROM {{ $s }}.subscription_leases AS l
+                    WHERE l.subscription_id OPERATOR(pg_catalog.=) p_subscription_id
+                      AND {{ $s }}.lease_live(l.expires_at, l.holder_pid))
+$$;
+
 -- acquire_lease takes the subscription's lease for p_holder for p_ttl and
 -- returns true, when it is free, expired, held by a backend that has gone,
 -- or already held by p_holder (then it is renewed); otherwise it returns
@@ -51,8 +70,7 @@ BEGIN
            acquired_at = CASE WHEN l.holder = excluded.holder THEN l.acquired_at ELSE clock_timestamp() END,
            renewed_at = clock_timestamp(), expires_at = excluded.expires_at
      WHERE l.holder = excluded.holder
-        OR l.expires_at < clock_timestamp()
-        OR NOT EXISTS (SELECT FROM pg_stat_get_activity(l.holder_pid) AS a WHERE a.pid = l.holder_pid);
+        OR NOT {{ $s }}.lease_live(l.expires_at, l.holder_pid);
     RETURN FOUND;
 END
 $$;

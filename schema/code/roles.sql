@@ -6,11 +6,13 @@
 --   {{ $s }}_reader: USAGE on the schema, SELECT on its tables and views,
 --       EXECUTE on the read functions (read_stream, read_stream_backward,
 --       read_all, stream_info, load, read_checkpoint, log_end, log_hidden,
+--       subscription_health, horizon_holders,
 --       the msgpack decoders and the helpers they call);
 --   {{ $s }}_writer: everything the reader has (granted directly, not
 --       through membership) and EXECUTE on the functions that append and
 --       follow the log (append, append_event, advance_checkpoint,
---       delete_checkpoint, acquire_lease, renew_lease, release_lease);
+--       delete_checkpoint, reset_checkpoint, acquire_lease, renew_lease,
+--       release_lease, report_status);
 --   {{ $s }}_snapshotter: EXECUTE on the functions that store snapshots
 --       (save_snapshot, and append with a snapshot). A snapshot is trusted
 --       input: loads start from it instead of replaying the events before
@@ -57,12 +59,16 @@ DECLARE
     v_read_fns    CONSTANT text[] := ARRAY['read_stream/3', 'read_stream_backward/3', 'read_all/5', 'stream_info/1',
                                            'load/2', 'read_checkpoint/1', 'log_end/0', 'log_hidden/2', 'log_horizon/0',
                                            'keys_behind/2', 'msgpack_to_jsonb/1', 'try_msgpack_to_jsonb/1',
-                                           'msgpack_float_text/2', 'invalid_argument/4'];
+                                           'msgpack_float_text/2', 'invalid_argument/4', 'lease_live/2',
+                                           'subscription_running/1', 'subscription_health/2', 'subscription_ids/0',
+                                           'horizon_holders/0'];
     v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
-                                           'acquire_lease/3', 'renew_lease/3', 'release_lease/2'];
+                                           'reset_checkpoint/3', 'acquire_lease/3', 'renew_lease/3', 'release_lease/2',
+                                           'report_status/6'];
     v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/8'];
     v_owner_fns   CONSTANT text[] := ARRAY['raise_key_base/0', 'store_snapshot/4',
-                                           'check_lease_arguments/4'];
+                                           'check_lease_arguments/4', 'check_checkpoint_position/3',
+                                           'refuse_while_running/2'];
     v_role        text;
     v_fn          record;
 BEGIN

@@ -1,0 +1,94 @@
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
+)
+
+// report is what the active instance of a subscription last reported, as
+// pgstore's subscription_status row holds it.
+type report struct {
+	state      storekit.Report
+	err        string
+	since      time.Time // when state last changed
+	categories []string
+	types      []string
+}
+
+// Report records what the instance reports.
+func (ss *session) Report(_ context.Context, r storekit.Report, err error) error {
+	s := ss.s
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if s.reports == nil {
+		s.reports = make(map[string]report)
+	}
+	prev, ok := s.reports[ss.name]
+	rep := report{state: r, since: s.now(), categories: slices.Clone(ss.o.Categories), types: slices.Clone(ss.o.EventTypes)}
+	if ok && prev.state == r {
+		rep.since = prev.since
+	}
+	if err != nil {
+		rep.err = err.Error()
+	}
+	s.reports[ss.name] = rep
+	return nil
+}
+
+// SubscriptionHealth implements [es.Subscriber.SubscriptionHealth] by the
+// rules of pgstore's subscription_health: failing while the handler fails,
+// idle without a running instance, live with nothing to handle, catching
+// up while its checkpoint moved within [storekit.StallAfter], stalled
+// otherwise. (memstore hides no event: HiddenEvents is always 0.)
+func (s *Store) SubscriptionHealth(ctx context.Context, name string) (es.SubscriptionHealth, error) {
+	if err := storekit.ValidateSubscriptionName(name); err != nil {
+		return es.SubscriptionHealth{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return es.SubscriptionHealth{}, fmt.Errorf("memstore: health of subscription %q: %w", name, err)
+	}
+	s.subMu.Lock()
+	cp, hasCheckpoint := s.checkpoints[name]
+	rep := s.reports[name]
+	running := s.refuseWhileRunning(name) != nil
+	s.subMu.Unlock()
+
+	h := es.SubscriptionHealth{Name: name, Checkpoint: cp.pos, HasCheckpoint: hasCheckpoint, LastProgressAt: cp.at}
+	s.mu.RLock()
+	log := s.log
+	s.mu.RUnlock()
+	filter := es.SubscribeOpts{Categories: rep.categories, EventTypes: rep.types}
+	for i := range log {
+		if e := &log[i]; cp.pos.Before(e.Position) && storekit.Matches(&filter, e) {
+			h.EventsBehind++
+			if h.OldestUnhandledAt.IsZero() || e.RecordedAt.Before(h.OldestUnhandledAt) {
+				h.OldestUnhandledAt = e.RecordedAt
+			}
+		}
+	}
+	switch {
+	case rep.state == storekit.ReportRetrying || rep.state == storekit.ReportFailed:
+		h.Health, h.LastError = es.HealthFailing, rep.err
+	case !running:
+		h.Health = es.HealthIdle
+	case h.EventsBehind == 0:
+		h.Health = es.HealthLive
+	case !s.now().Add(-storekit.StallAfter).After(latest(cp.at, rep.since)):
+		h.Health = es.HealthCatchingUp
+	default:
+		h.Health = es.HealthStalled
+	}
+	return h, nil
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,197 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgevent/es"
+	"github.com/pgevent/es/internal/pgtest"
+	"github.com/pgevent/es/pgstore"
+	"github.com/pgevent/es/storetest"
+)
+
+var errRollback = errors.New("roll back")
+
+// awaitSQLHealth polls subscription_health(name, stall) until it says want.
+func awaitSQLHealth(t *testing.T, ctx context.Context, store *pgstore.Store, schema, name, stall, want string) {
+	t.Helper()
+	deadline := time.Now().Add(deliveryTimeout)
+	for {
+		var got string
+		require.NoError(t, store.Pool().QueryRow(ctx, "SELECT health FROM "+schema+".subscription_health($1, $2::interval)", name, stall).Scan(&got))
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscription %q is %s, want %s", name, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHealthStalled: a handler stuck on an event, seen with a stall bound
+// of zero, is stalled; with the default minute it is catching up.
+func TestHealthStalled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	defer cancel()
+	pool, schema := pgtest.NewSchema(t)
+	store, err := pgstore.New(pool, fastConfig(schema))
+	require.NoError(t, err)
+	_, err = store.Append(ctx, "stuck-1", es.NoStream, storetest.Events(1))
+	require.NoError(t, err)
+	entered := make(chan struct{})
+	sub := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, "stuck", func(ctx context.Context, e es.Event) error {
+			close(entered)
+			<-ctx.Done()
+			return ctx.Err()
+		}, fastOpts(es.SubscribeOpts{}))
+	})
+	<-entered
+	awaitSQLHealth(t, ctx, store, schema, "stuck", "1 minute", "catching up")
+	awaitSQLHealth(t, ctx, store, schema, "stuck", "0", "stalled")
+	h, err := store.SubscriptionHealth(ctx, "stuck")
+	require.NoError(t, err)
+	require.Equal(t, es.HealthCatchingUp, h.Health)
+	require.Equal(t, int64(1), h.EventsBehind)
+	require.NoError(t, sub.stop(t))
+}
+
+// TestHealthHeldBack: an event committed after an older transaction began
+// writing is hidden from the live subscription until that transaction
+// ends; HorizonHolders names it.
+func TestHealthHeldBack(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	defer cancel()
+	pool, schema := pgtest.NewSchema(t)
+	store, err := pgstore.New(pool, fastConfig(schema))
+	require.NoError(t, err)
+	c := newCollector()
+	sub := run(t, func(ctx context.Context) error { return store.Subscribe(ctx, "held", c.handle, fastOpts(es.SubscribeOpts{})) })
+	awaitLive(t, store, "held")
+
+	holder, err := pgx.Connect(ctx, pgtest.ConnString(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { holder.Close(context.Background()) })
+	_, err = holder.Exec(ctx, "SET application_name = 'holding the horizon'")
+	require.NoError(t, err)
+	tx, err := holder.Begin(ctx)
+	require.NoError(t, err)
+	var pid int
+	require.NoError(t, tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid))
+	_, err = tx.Exec(ctx, "SELECT "+schema+".append_event('held-1', 'Noted', '\\x80')")
+	require.NoError(t, err)
+
+	res, err := store.Append(ctx, "held-2", es.NoStream, storetest.Events(1))
+	require.NoError(t, err)
+	deadline := time.Now().Add(deliveryTimeout)
+	for {
+		h, err := store.SubscriptionHealth(ctx, "held")
+		require.NoError(t, err)
+		if h.HiddenEvents >= 1 {
+			require.Equal(t, es.HealthLive, h.Health, "it has handled every event it can read")
+			require.GreaterOrEqual(t, h.EventsBehind, h.HiddenEvents)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no hidden event: %+v", h)
+		time.Sleep(10 * time.Millisecond)
+	}
+	holders, err := store.HorizonHolders(ctx)
+	require.NoError(t, err)
+	i := slices.IndexFunc(holders, func(h pgstore.HorizonHolder) bool { return h.PID == pid })
+	require.GreaterOrEqual(t, i, 0, "HorizonHolders names the open transaction: %+v", holders)
+	require.Equal(t, "holding the horizon", holders[i].ApplicationName)
+	require.Equal(t, "idle in transaction", holders[i].State)
+	require.NotZero(t, holders[i].XID)
+	require.False(t, holders[i].XactStart.IsZero())
+
+	require.NoError(t, tx.Rollback(ctx))
+	require.NoError(t, store.WaitFor(ctx, "held", res.LastPosition))
+	require.NoError(t, sub.stop(t))
+}
+
+// TestSubscriptionsView lists every subscription with a checkpoint, a
+// status or a lease.
+func TestSubscriptionsView(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	defer cancel()
+	pool, schema := pgtest.NewSchema(t)
+	store, err := pgstore.New(pool, fastConfig(schema))
+	require.NoError(t, err)
+	res, err := store.Append(ctx, "view-1", es.NoStream, storetest.Events(2))
+	require.NoError(t, err)
+	c := newCollector()
+	sub := run(t, func(ctx context.Context) error { return store.Subscribe(ctx, "running", c.handle, fastOpts(es.SubscribeOpts{})) })
+	require.NoError(t, store.WaitFor(ctx, "running", res.LastPosition))
+	require.NoError(t, store.ResetCheckpoint(ctx, "resting", es.Position{}))
+
+	deadline := time.Now().Add(deliveryTimeout)
+	for {
+		hs, err := store.Subscriptions(ctx)
+		require.NoError(t, err)
+		require.Len(t, hs, 2)
+		require.Equal(t, "resting", hs[0].Name)
+		require.Equal(t, es.HealthIdle, hs[0].Health)
+		require.Equal(t, int64(2), hs[0].EventsBehind)
+		require.Equal(t, "running", hs[1].Name)
+		if hs[1].Health == es.HealthLive && hs[1].Checkpoint == res.LastPosition {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "running: %+v", hs[1])
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, sub.stop(t))
+}
+
+// TestResetCheckpointInTransaction: a reset commits or rolls back with the
+// caller's transaction (e.g. with truncating the read model).
+func TestResetCheckpointInTransaction(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	defer cancel()
+	pool, schema := pgtest.NewSchema(t)
+	store, err := pgstore.New(pool, fastConfig(schema))
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "CREATE TABLE "+schema+".model (n int)")
+	require.NoError(t, err)
+	res, err := store.Append(ctx, "reset-1", es.NoStream, storetest.Events(2))
+	require.NoError(t, err)
+	require.NoError(t, store.ResetCheckpoint(ctx, "model", res.LastPosition))
+
+	for _, commit := range []bool{false, true} {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "TRUNCATE "+schema+".model"); err != nil {
+				return err
+			}
+			if err := store.WithTx(tx).ResetCheckpoint(ctx, "model", es.Position{}); err != nil {
+				return err
+			}
+			if !commit {
+				return errRollback
+			}
+			return nil
+		})
+		if commit {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, errRollback)
+		}
+		pos, ok, err := store.Checkpoint(ctx, "model")
+		require.NoError(t, err)
+		require.True(t, ok)
+		if commit {
+			require.True(t, pos.IsZero(), "committed with the transaction")
+		} else {
+			require.Equal(t, res.LastPosition, pos, "rolled back with the transaction")
+		}
+	}
+}

@@ -1,0 +1,209 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgevent/es"
+)
+
+// healthTests check what operators see of subscriptions (health) and do
+// to them (reset, rewind).
+var healthTests = []test{
+	{"Unknown", testHealthUnknown},
+	{"LiveAndCatchingUp", testHealthLiveAndCatchingUp},
+	{"FiltersCountOnlyKeptEvents", testHealthFilters},
+	{"Failing", testHealthFailing},
+	{"ResetRefusedWhileRunning", testResetRefusedWhileRunning},
+	{"ResetRebuildsAndRewinds", testResetRebuildsAndRewinds},
+	{"ResetInvalid", testResetInvalid},
+}
+
+// health reads the health of name.
+func health(t *testing.T, sub es.Subscriber, name string) es.SubscriptionHealth {
+	t.Helper()
+	h, err := sub.SubscriptionHealth(t.Context(), name)
+	require.NoError(t, err)
+	require.Equal(t, name, h.Name)
+	return h
+}
+
+// awaitHealth polls the health of name until cond holds.
+func awaitHealth(t *testing.T, sub es.Subscriber, name, what string, cond func(es.SubscriptionHealth) bool) es.SubscriptionHealth {
+	t.Helper()
+	deadline := time.Now().Add(subscribeTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		h := health(t, sub, name)
+		if cond(h) {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscription %q: %s: health is %+v", name, what, h)
+		}
+		time.Sleep(wait)
+	}
+}
+
+func testHealthUnknown(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	res := mustAppend(t, s, streamID("health"), es.NoStream, Events(3))
+	awaitVisible(t, s, res.LastPosition)
+	h := health(t, sub, subscriptionName())
+	require.Equal(t, es.HealthIdle, h.Health)
+	require.False(t, h.HasCheckpoint)
+	require.True(t, h.Checkpoint.IsZero())
+	require.Equal(t, int64(3), h.EventsBehind, "every event is ahead of a subscription that never ran")
+	require.False(t, h.OldestUnhandledAt.IsZero())
+	require.Positive(t, h.Behind(time.Now().Add(time.Hour)))
+	_, err := sub.SubscriptionHealth(t.Context(), "")
+	require.ErrorIs(t, err, es.ErrInvalidArgument)
+}
+
+func testHealthLiveAndCatchingUp(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	name := subscriptionName()
+	first := mustAppend(t, s, streamID("health"), es.NoStream, Events(2))
+	release := make(chan struct{})
+	var blocked atomic.Bool
+	blocked.Store(true)
+	run := start(t, sub, name, func(ctx context.Context, e es.Event) error {
+		if e.Position.Compare(first.LastPosition) > 0 && blocked.Load() {
+			select { // hold the third event until the test has looked
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}, fastOpts(es.SubscribeOpts{CheckpointEvery: 1}))
+	h := awaitHealth(t, sub, name, "live", func(h es.SubscriptionHealth) bool {
+		return h.Health == es.HealthLive && h.Checkpoint == first.LastPosition
+	})
+	require.Zero(t, h.EventsBehind)
+	require.True(t, h.HasCheckpoint)
+	require.False(t, h.LastProgressAt.IsZero())
+	require.True(t, h.OldestUnhandledAt.IsZero())
+	require.Zero(t, h.Behind(time.Now()))
+
+	// The handler holds the next event: events wait, and the checkpoint
+	// moved just now.
+	more := mustAppend(t, s, streamID("health"), es.NoStream, Events(2))
+	h = awaitHealth(t, sub, name, "catching up", func(h es.SubscriptionHealth) bool { return h.EventsBehind == 2 && h.HiddenEvents == 0 })
+	require.Equal(t, es.HealthCatchingUp, h.Health)
+	require.False(t, h.OldestUnhandledAt.IsZero())
+	blocked.Store(false)
+	close(release)
+	awaitHealth(t, sub, name, "live again", func(h es.SubscriptionHealth) bool {
+		return h.Health == es.HealthLive && h.Checkpoint == more.LastPosition
+	})
+	require.NoError(t, run.stop(t))
+	h = health(t, sub, name)
+	require.Equal(t, es.HealthIdle, h.Health, "stopped")
+	require.Equal(t, more.LastPosition, h.Checkpoint)
+}
+
+func testHealthFilters(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	name := subscriptionName()
+	kept := mustAppend(t, s, streamID("kept"), es.NoStream, Events(1))
+	r := newRecorder()
+	run := start(t, sub, name, r.handle, fastOpts(es.SubscribeOpts{Categories: []string{"kept"}, CheckpointEvery: 1}))
+	r.waitFor(t, 1)
+	awaitHealth(t, sub, name, "live", func(h es.SubscriptionHealth) bool { return h.Checkpoint == kept.LastPosition })
+	require.NoError(t, run.stop(t))
+	// Events of other categories are not behind: the subscription will
+	// never handle them.
+	mustAppend(t, s, streamID("skipped"), es.NoStream, Events(3))
+	mustAppend(t, s, streamID("kept"), es.NoStream, Events(2))
+	h := awaitHealth(t, sub, name, "two kept events behind", func(h es.SubscriptionHealth) bool { return h.EventsBehind == 2 })
+	require.Equal(t, es.HealthIdle, h.Health)
+}
+
+func testHealthFailing(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	name := subscriptionName()
+	mustAppend(t, s, streamID("failing"), es.NoStream, Events(1))
+	boom := errors.New("boom: cannot handle")
+
+	// Retrying: failing, with the handler's error.
+	run := start(t, sub, name, func(context.Context, es.Event) error { return boom },
+		fastOpts(es.SubscribeOpts{HandlerRetries: 1 << 20, RetryBackoff: 20 * time.Millisecond}))
+	h := awaitHealth(t, sub, name, "failing while retrying", func(h es.SubscriptionHealth) bool { return h.Health == es.HealthFailing })
+	require.Contains(t, h.LastError, "boom: cannot handle")
+	require.Equal(t, int64(1), h.EventsBehind)
+	require.NoError(t, run.stop(t))
+
+	// Stopped after its retries: still failing, until an instance runs
+	// again and handles the event.
+	run = start(t, sub, name, func(context.Context, es.Event) error { return boom }, fastOpts(es.SubscribeOpts{}))
+	var herr *es.HandlerError
+	require.ErrorAs(t, run.wait(t), &herr)
+	h = health(t, sub, name)
+	require.Equal(t, es.HealthFailing, h.Health)
+	require.Contains(t, h.LastError, "boom: cannot handle")
+
+	r := newRecorder()
+	run = start(t, sub, name, r.handle, fastOpts(es.SubscribeOpts{CheckpointEvery: 1}))
+	r.waitFor(t, 1)
+	h = awaitHealth(t, sub, name, "live after the fix", func(h es.SubscriptionHealth) bool { return h.Health == es.HealthLive })
+	require.Empty(t, h.LastError)
+	require.NoError(t, run.stop(t))
+}
+
+func testResetRefusedWhileRunning(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	name := subscriptionName()
+	mustAppend(t, s, streamID("reset"), es.NoStream, Events(2))
+	r := newRecorder()
+	run := start(t, sub, name, r.handle, fastOpts(es.SubscribeOpts{}))
+	r.waitFor(t, 2)
+	require.ErrorIs(t, sub.ResetCheckpoint(t.Context(), name, es.Position{}), es.ErrSubscriptionRunning)
+	_, err := sub.DeleteCheckpoint(t.Context(), name)
+	require.ErrorIs(t, err, es.ErrSubscriptionRunning)
+	require.NoError(t, run.stop(t))
+	require.NoError(t, sub.ResetCheckpoint(t.Context(), name, es.Position{}))
+	requireCheckpoint(t, sub, name, es.Position{})
+}
+
+func testResetRebuildsAndRewinds(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	name := subscriptionName()
+	res := mustAppend(t, s, streamID("rebuild"), es.NoStream, Events(4))
+	awaitVisible(t, s, res.LastPosition)
+	all := readAll(t, s, nil)
+	r := newRecorder()
+	run := start(t, sub, name, r.handle, fastOpts(es.SubscribeOpts{}))
+	r.waitFor(t, 4)
+	require.NoError(t, run.stop(t))
+	requireCheckpoint(t, sub, name, res.LastPosition)
+
+	// Rewind to the second event: the next run delivers the last two.
+	require.NoError(t, sub.ResetCheckpoint(t.Context(), name, all[1].Position))
+	requireCheckpoint(t, sub, name, all[1].Position)
+	r = newRecorder()
+	run = start(t, sub, name, r.handle, fastOpts(es.SubscribeOpts{}))
+	got := r.waitFor(t, 2)
+	require.Equal(t, []int64{3, 4}, versionsOf(got))
+	require.NoError(t, run.stop(t))
+
+	// Reset to the start: a rebuild delivers everything again.
+	require.NoError(t, sub.ResetCheckpoint(t.Context(), name, es.Position{}))
+	r = newRecorder()
+	run = start(t, sub, name, r.handle, fastOpts(es.SubscribeOpts{Start: es.StartFromEnd}))
+	got = r.waitFor(t, 4)
+	require.Equal(t, []int64{1, 2, 3, 4}, versionsOf(got), "a reset checkpoint exists: StartFromEnd does not apply")
+	require.NoError(t, run.stop(t))
+}
+
+func testResetInvalid(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	res := mustAppend(t, s, streamID("reset"), es.NoStream, Events(1))
+	require.ErrorIs(t, sub.ResetCheckpoint(t.Context(), "", es.Position{}), es.ErrInvalidArgument)
+	beyond := es.NewPosition(res.LastPosition.TxKey()+1_000_000, 1)
+	require.ErrorIs(t, sub.ResetCheckpoint(t.Context(), subscriptionName(), beyond), es.ErrInvalidArgument)
+}
