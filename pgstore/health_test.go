@@ -75,7 +75,9 @@ func TestHealthHeldBack(t *testing.T) {
 	store, err := pgstore.New(pool, fastConfig(schema))
 	require.NoError(t, err)
 	c := newCollector()
-	sub := run(t, func(ctx context.Context) error { return store.Subscribe(ctx, "held", c.handle, fastOpts(es.SubscribeOpts{})) })
+	sub := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, "held", c.handle, fastOpts(es.SubscribeOpts{}))
+	})
 	awaitLive(t, store, "held")
 
 	holder, err := pgx.Connect(ctx, pgtest.ConnString(t))
@@ -130,7 +132,9 @@ func TestSubscriptionsView(t *testing.T) {
 	res, err := store.Append(ctx, "view-1", es.NoStream, storetest.Events(2))
 	require.NoError(t, err)
 	c := newCollector()
-	sub := run(t, func(ctx context.Context) error { return store.Subscribe(ctx, "running", c.handle, fastOpts(es.SubscribeOpts{})) })
+	sub := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, "running", c.handle, fastOpts(es.SubscribeOpts{}))
+	})
 	require.NoError(t, store.WaitFor(ctx, "running", res.LastPosition))
 	require.NoError(t, store.ResetCheckpoint(ctx, "resting", es.Position{}))
 
