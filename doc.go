@@ -10,7 +10,8 @@
 //     SnapshotStore and Subscriber interfaces, the errors, the Registry,
 //     aggregates, the Repository), a store — pgstore (PostgreSQL, pgx v5)
 //     or memstore (in memory, for tests) — snapshot (snapshot policies and
-//     state encoding) and estest (given/when/then for aggregates);
+//     state encoding), estest (given/when/then for aggregates) and
+//     pgstore/pgstoretest (a migrated PostgreSQL database per test);
 //   - store implementers: storekit (the argument rules and the one
 //     subscription engine both stores run) and storetest (the conformance
 //     suite every store passes);

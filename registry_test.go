@@ -128,7 +128,8 @@ func TestRegistryRoundTrip(t *testing.T) {
 
 		want := in
 		want.Skipped = ""
-		want.At, want.AtPtr = at.UTC(), new(later.UTC())
+		laterUTC := later.UTC()
+		want.At, want.AtPtr = at.UTC(), &laterUTC
 		want.Times = []time.Time{at.UTC(), later.UTC()}
 		require.Equal(t, want, out)
 		require.Nil(t, out.NilRaw)

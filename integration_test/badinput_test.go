@@ -368,7 +368,8 @@ func runBadCase(t *testing.T, ctx context.Context, conn *pgx.Conn, schema string
 		var got badOutcome
 		err := conn.QueryRow(ctx, query, c.args...).Scan(&got.rows)
 		if err != nil {
-			pg, ok := errors.AsType[*pgconn.PgError](err)
+			var pg *pgconn.PgError
+			ok := errors.As(err, &pg)
 			require.True(t, ok, "%s: %v", label, err)
 			got = badOutcome{code: pg.Code}
 			if pg.Code == invalidArgument {

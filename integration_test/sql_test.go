@@ -48,7 +48,8 @@ func versionsOf(events []sqlEvent) []int64 {
 // code and returns it.
 func requirePgError(t *testing.T, err error, code string, msgAndArgs ...any) *pgconn.PgError {
 	t.Helper()
-	pg, ok := errors.AsType[*pgconn.PgError](err)
+	var pg *pgconn.PgError
+	ok := errors.As(err, &pg)
 	require.True(t, ok, "want SQLSTATE %s, got %v %s", code, err, fmt.Sprint(msgAndArgs...))
 	require.Equal(t, code, pg.Code, "%s: %s %s", pg.Message, pg.Detail, fmt.Sprint(msgAndArgs...))
 	return pg

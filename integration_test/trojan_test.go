@@ -376,7 +376,8 @@ func (s *trojanSession) run(ctx context.Context, c trojanCall) trojanResult {
 				err = rows.Err()
 			}
 		}
-		if pg, ok := errors.AsType[*pgconn.PgError](err); ok {
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) {
 			res.code, res.msg = pg.Code, pg.Message
 			return res
 		}

@@ -630,7 +630,8 @@ func TestOrderingSQLStateMapping(t *testing.T) {
 
 // pgCode returns the SQLSTATE of the *pgconn.PgError inside err, or "".
 func pgCode(err error) string {
-	if pg, ok := errors.AsType[*pgconn.PgError](err); ok {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
 		return pg.Code
 	}
 	return ""

@@ -28,6 +28,9 @@
 // missing PostgreSQL, or a throwaway cluster that did not start, fails the
 // test instead.
 //
+// Examples cannot skip themselves: without PostgreSQL (and without
+// ES_REQUIRE_POSTGRES=1), [Main] skips the package's examples, loudly.
+//
 // # Throwaway clusters
 //
 // [StartCluster] starts a cluster of its own, for tests that stop, crash

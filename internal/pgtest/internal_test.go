@@ -57,3 +57,10 @@ func TestCompareVersions(t *testing.T) {
 	require.Equal(t, []int{9, 6}, versionOf("/usr/pgsql-9.6/bin"))
 	require.Positive(t, compareVersions(versionOf("/usr/lib/postgresql/16/bin"), versionOf("/usr/lib/postgresql/9.6/bin")))
 }
+
+func TestWithExamplesSkipped(t *testing.T) {
+	t.Parallel()
+
+	require.Equal(t, "^Example", withExamplesSkipped(""))
+	require.Equal(t, "TestSlow/big|^Example", withExamplesSkipped("TestSlow/big"))
+}

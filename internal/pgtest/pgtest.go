@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -73,6 +74,11 @@ type server struct {
 // The cleanup also runs when m.Run panics on the main goroutine. A panic in
 // a test goroutine ends the process at once; the server then shuts itself
 // down (see the package documentation).
+//
+// An example cannot skip itself, so when no PostgreSQL can be found (no
+// ES_TEST_DATABASE_URL and no binaries) and ES_REQUIRE_POSTGRES is not 1,
+// Main skips the package's examples (adding ^Example to -test.skip), with
+// a loud message.
 func Main(m *testing.M) { os.Exit(run(m, false)) }
 
 // MainCheckingLeaks is [Main] that also fails the run when goroutines are
@@ -86,6 +92,7 @@ func MainCheckingLeaks(m *testing.M) { os.Exit(run(m, true)) }
 // run runs the tests and cleans up, and returns the exit code.
 func run(m *testing.M, checkLeaks bool) int {
 	mainCalled.Store(true)
+	skipExamplesWithoutPostgres()
 	finished := false
 	defer func() {
 		if !finished { // panicking: clean up, let the panic continue
@@ -104,6 +111,42 @@ func run(m *testing.M, checkLeaks bool) int {
 		}
 	}
 	return code
+}
+
+// skipExamplesWithoutPostgres adds the examples to -test.skip when no
+// PostgreSQL can be found and none is required: an example that needs one
+// cannot skip itself (it has no testing.TB), it would fail. A throwaway
+// cluster that fails to start is only found out later: the examples then
+// fail.
+func skipExamplesWithoutPostgres() {
+	if requirePostgres() || os.Getenv(EnvDatabaseURL) != "" {
+		return
+	}
+	if _, err := BinDir(); err == nil {
+		return
+	}
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	f := flag.Lookup("test.skip")
+	if f == nil {
+		return
+	}
+	if err := f.Value.Set(withExamplesSkipped(f.Value.String())); err != nil {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "!!! pgtest: no PostgreSQL (set %s or install PostgreSQL): SKIPPING the examples (set %s=1 to fail instead)\n",
+		EnvDatabaseURL, EnvRequirePostgres)
+}
+
+// withExamplesSkipped returns the -test.skip pattern skip extended to skip
+// every example too. A top-level | separates alternatives in the testing
+// package's patterns, each matched on its own.
+func withExamplesSkipped(skip string) string {
+	if skip == "" {
+		return "^Example"
+	}
+	return skip + "|^Example"
 }
 
 // findLeaks returns goleak.Find's error if goroutines are still running
@@ -182,8 +225,8 @@ func AdminConnString(t testing.TB) string {
 func serverFor(t testing.TB) *server {
 	t.Helper()
 	if !mainCalled.Load() {
-		t.Fatal("pgtest: the test package must call pgtest.Main from TestMain " +
-			"(func TestMain(m *testing.M) { pgtest.Main(m) }) so that its PostgreSQL is cleaned up")
+		t.Fatal("pgtest: the test package must call pgstoretest.Main (pgtest.Main inside es) from TestMain " +
+			"(func TestMain(m *testing.M) { pgstoretest.Main(m) }) so that its PostgreSQL is cleaned up")
 	}
 	setupOnce.Do(setup)
 	if setupErr == nil {
