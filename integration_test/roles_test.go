@@ -44,7 +44,7 @@ var (
 	// query: they cannot pin search_path (that would stop the inlining)
 	// and qualify every name instead.
 	inlinedFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
-		"read_checkpoint/1", "keys_behind/2", "lease_live/2", "subscription_running/1"}
+		"read_checkpoint/1", "keys_behind/2", "lease_live/2"}
 )
 
 // schemaFunction is a function of the schema as pg_proc describes it.

@@ -52,9 +52,11 @@ func ExampleMigrate() {
 	// Output:
 	// up 1 001_tables.sql
 	// up 2 002_keys_leases.sql
-	// tenant1: version 0 -> 2, functions installed: true
-	// again: 0 steps, version 2 -> 2, functions installed: true
+	// up 3 003_subscription_status.sql
+	// tenant1: version 0 -> 3, functions installed: true
+	// again: 0 steps, version 3 -> 3, functions installed: true
+	// down 3 003_subscription_status.sql
 	// down 2 002_keys_leases.sql
 	// down 1 001_tables.sql
-	// down: version 2 -> 0, tables left: [schema_version]
+	// down: version 3 -> 0, tables left: [schema_version]
 }

@@ -69,7 +69,7 @@ func ExampleStore_Subscribe() {
 // writes with tx commits together with the subscription's checkpoint, so
 // each event's effect is applied exactly once, whatever crashes. Here the
 // subscription runs in a goroutine, as in a service, and is stopped once
-// the read model shows every item.
+// it has handled the last append (WaitFor).
 func ExampleStore_SubscribeTx() {
 	t, done := exampletb.New() // in a test: the test's t
 	defer done()
@@ -86,33 +86,35 @@ func ExampleStore_SubscribeTx() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for stream, items := range map[string]int{"order-1": 2, "order-2": 1} {
-		events := make([]es.NewEvent, items)
+	var last es.Position
+	for _, o := range []struct {
+		stream string
+		items  int
+	}{{"order-1", 2}, {"order-2", 1}} {
+		events := make([]es.NewEvent, o.items)
 		for i := range events {
 			events[i] = es.NewEvent{Type: "ItemAdded"}
 		}
-		if _, err := store.Append(ctx, stream, es.NoStream, events); err != nil {
+		res, err := store.Append(ctx, o.stream, es.NoStream, events)
+		if err != nil {
 			t.Fatal(err)
 		}
+		last = res.LastPosition
 	}
 
 	stopped := make(chan error, 1)
 	go func() {
-		stopped <- store.SubscribeTx(ctx, "order-items", func(ctx context.Context, tx pgx.Tx, e es.Event) error {
-			_, err := tx.Exec(ctx, `INSERT INTO order_items AS o VALUES ($1, 1)
+		stopped <- store.SubscribeTx(ctx, "order-items", func(ctx context.Context, tx es.Tx, e es.Event) error {
+			_, err := pgstore.PgxTx(tx).Exec(ctx, `INSERT INTO order_items AS o VALUES ($1, 1)
 				ON CONFLICT (order_id) DO UPDATE SET items = o.items + 1`, e.StreamID)
 			return err
 		}, &es.SubscribeOpts{EventTypes: []string{"ItemAdded"}})
 	}()
 
-	// Wait (polling) until the read model shows the three items, then stop.
-	for {
-		var items int
-		err := pool.QueryRow(ctx, "SELECT coalesce(sum(items), 0) FROM order_items").Scan(&items)
-		if err != nil || items == 3 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Read your writes: wait until the subscription has handled the last
+	// append, then stop it.
+	if err := store.WaitFor(ctx, "order-items", last); err != nil {
+		t.Fatal(err)
 	}
 	cancel()
 	fmt.Println("stopped:", <-stopped)

@@ -45,12 +45,17 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- subscription_running reports whether an instance of the subscription
--- holds its lease.
+-- holds its lease. (PL/pgSQL: a SQL function's body is checked when it is
+-- created, and the code package installs over every version of the
+-- tables, some without subscription_leases.)
 CREATE OR REPLACE FUNCTION {{ $s }}.subscription_running(p_subscription_id text) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT FROM {{ $s }}.subscription_leases AS l
-                    WHERE l.subscription_id OPERATOR(pg_catalog.=) p_subscription_id
-                      AND {{ $s }}.lease_live(l.expires_at, l.holder_pid))
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM {{ $s }}.subscription_leases AS l
+                    WHERE l.subscription_id = p_subscription_id
+                      AND {{ $s }}.lease_live(l.expires_at, l.holder_pid));
+END
 $$;
 
 -- acquire_lease takes the subscription's lease for p_holder for p_ttl and
