@@ -61,8 +61,13 @@
 // [Store.SubscribeTx] hands the handler the transaction in which the
 // checkpoint advances, so a read model and its checkpoint commit together.
 // Each running subscription has a dedicated connection hijacked from the
-// pool: it holds the subscription's advisory lock (one active instance per
-// name), LISTENs on [Store.Channel] before it catches up, wakes on
-// notifications, re-polls shortly after reads that found events, polls on a
-// fallback interval, and reconnects with backoff.
+// pool: it holds the subscription's lease (a row of subscription_leases:
+// one active instance per name), LISTENs on [Store.Channel] before it
+// catches up, wakes on notifications, re-polls shortly after reads that
+// found events, polls on a fallback interval, and reconnects with backoff.
+// [Store.WaitFor] waits until a subscription has handled a position (read
+// your writes); [Store.SubscriptionHealth], [Store.Subscriptions] and
+// [Store.HorizonHolders] tell operators how far behind subscriptions are
+// and why; [Store.ResetCheckpoint] rewinds or rebuilds one, in the
+// caller's transaction with [Store.WithTx].
 package pgstore

@@ -9,10 +9,10 @@ replaces each object in place (CREATE OR REPLACE), so dependent objects
 such as a user's expression index on msgpack_to_jsonb survive.
 
 Install it after the migrations (which create the tables):
-    tern migrate -m migrations --config es.conf
-    tern code install sql --config es.conf
+    tern migrate -m schema/migrations --config es.conf
+    tern code install schema/code --config es.conf
 pgstore.Migrate runs both, embedded, in one transaction.
-`tern code compile sql` prints the SQL, e.g. to read it or to run it
+`tern code compile schema/code` prints the SQL, e.g. to read it or to run it
 with psql.
 
 A change to a function's arguments or result type must drop the old form
