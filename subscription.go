@@ -83,6 +83,38 @@ type SubscribeOpts struct {
 	// time its state changes (for example live to catching up: it fell
 	// behind). It must not block. Defaults to nil.
 	OnStatus func(SubscriptionStatus)
+	// OnProgress, when set, is called every ProgressInterval while the
+	// subscription catches up, and once when it has caught up, with how
+	// far it is (a rebuild's progress bar). It must not block. Defaults
+	// to nil.
+	OnProgress func(SubscriptionProgress)
+	// ProgressInterval is how often a subscription that catches up
+	// measures its progress: it calls OnProgress and, with pgstore, reports
+	// its rate to es.subscription_status (es.subscriptions_view shows it,
+	// with the time left). Defaults to 1 second.
+	ProgressInterval time.Duration
+}
+
+// SubscriptionProgress is how far a subscription that catches up is
+// ([SubscribeOpts.OnProgress]).
+type SubscriptionProgress struct {
+	// Name is the subscription's name.
+	Name string
+	// Handled counts the events this instance has handled since it
+	// started; Position is the last one's.
+	Handled  int64
+	Position Position
+	// Behind estimates the events still to handle: counted every ten
+	// intervals, less those handled since.
+	Behind int64
+	// Rate is the events handled per second over the last interval.
+	Rate float64
+	// Remaining estimates the time left at Rate (zero when caught up, or
+	// when Rate is zero).
+	Remaining time.Duration
+	// CaughtUp is set on the call made when the subscription has read the
+	// whole visible log.
+	CaughtUp bool
 }
 
 // MaxSubscriptionNameLength is the longest subscription name accepted, in
@@ -308,8 +340,20 @@ type SubscriptionHealth struct {
 	// (zero when none is waiting); its age is how far behind the
 	// subscription is in time.
 	OldestUnhandledAt time.Time
+	// Rate is the events per second the running instance last reported
+	// while catching up (zero otherwise).
+	Rate float64
 	// LastError is the handler's error while Health is HealthFailing.
 	LastError string
+}
+
+// Remaining estimates the time the events behind take at Rate (zero when
+// Rate is zero).
+func (h SubscriptionHealth) Remaining() time.Duration {
+	if h.Rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(h.EventsBehind) / h.Rate * float64(time.Second))
 }
 
 // Behind returns how long the oldest unhandled event has waited at now

@@ -238,6 +238,9 @@ var badCases = []badCase{
 	// The log's horizon and end.
 	{key: "log_end/0", name: "the one event", sql: `SELECT global_position FROM %[1]s.log_end()`, want: returnsRows("(1)")},
 	{key: "log_hidden/2", name: "null position: nothing", sql: `SELECT %[1]s.log_hidden(NULL, NULL)`, want: returnsRows("(f)")},
+	{key: "log_behind/4", name: "null position: from the start", sql: `SELECT events, hidden FROM %[1]s.log_behind(NULL, NULL, NULL, NULL)`, want: returnsRows("(1,0)")},
+	{key: "log_behind/4", name: "empty filters: all", sql: `SELECT events FROM %[1]s.log_behind('0', 0, '{}', '{}')`, want: returnsRows("(1)")},
+	{key: "log_behind/4", name: "beyond the end: none", sql: `SELECT events FROM %[1]s.log_behind('18446744073709551615', 9223372036854775807)`, want: returnsRows("(0)")},
 	{key: "log_hidden/2", name: "beyond the end: nothing", sql: `SELECT %[1]s.log_hidden('18446744073709551615', 9223372036854775807)`, want: returnsRows("(f)")},
 	{key: "log_horizon/0", name: "above the one event", sql: `SELECT %[1]s.log_horizon() > (SELECT transaction_id FROM %[1]s.events)`, want: returnsRows("(t)")},
 	{key: "keys_behind/2", name: "nulls: not behind", sql: `SELECT %[1]s.keys_behind(NULL, NULL)`, want: returnsRows("(f)")},
@@ -262,11 +265,11 @@ var badCases = []badCase{
 	{key: "reset_checkpoint/3", name: "beyond the end of the log", sql: `SELECT global_position FROM %[1]s.reset_checkpoint('sub-1', '18446744073709551615', 9223372036854775807)`, want: rejects(invalidArgument)},
 
 	// report_status(subscription_id, holder, state, error, categories, event_types)
-	{key: "report_status/6", name: "null subscription id", sql: `SELECT %[1]s.report_status(NULL, 'me', 'running', NULL, NULL, NULL)`, want: rejects(invalidArgument)},
-	{key: "report_status/6", name: "empty holder", sql: `SELECT %[1]s.report_status('sub-1', '', 'running', NULL, NULL, NULL)`, want: rejects(invalidArgument)},
-	{key: "report_status/6", name: "null state", sql: `SELECT %[1]s.report_status('sub-1', 'me', NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
-	{key: "report_status/6", name: "unknown state", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'sleeping', NULL, NULL, NULL)`, want: rejects(invalidArgument)},
-	{key: "report_status/6", name: "no lease: false", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL)`, want: returnsRows("(f)")},
+	{key: "report_status/7", name: "null subscription id", sql: `SELECT %[1]s.report_status(NULL, 'me', 'running', NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "report_status/7", name: "empty holder", sql: `SELECT %[1]s.report_status('sub-1', '', 'running', NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "report_status/7", name: "null state", sql: `SELECT %[1]s.report_status('sub-1', 'me', NULL, NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "report_status/7", name: "unknown state", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'sleeping', NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "report_status/7", name: "no lease: false", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL, NULL)`, want: returnsRows("(f)")},
 
 	// Health.
 	{key: "subscription_health/2", name: "null subscription id", sql: `SELECT health FROM %[1]s.subscription_health(NULL)`, want: rejects(invalidArgument)},

@@ -29,11 +29,11 @@ import (
 // lists fails the tests: classify it here and in roles.sql.
 var (
 	readerFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
-		"read_checkpoint/1", "log_end/0", "log_hidden/2", "log_horizon/0", "keys_behind/2",
+		"read_checkpoint/1", "log_end/0", "log_hidden/2", "log_behind/4", "log_horizon/0", "keys_behind/2",
 		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4",
 		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0"}
 	writerFunctions = []string{"append/6", "append_event/6", "advance_checkpoint/5", "delete_checkpoint/1",
-		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/6"}
+		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7"}
 	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
 	// Called only by the owner's functions.
 	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
@@ -134,6 +134,7 @@ var roleCalls = []roleCall{
 	{"release_lease/2", `SELECT %[1]s.release_lease('sub-1', 'me')`, ""},
 	{"log_end/0", `SELECT * FROM %[1]s.log_end()`, ""},
 	{"log_hidden/2", `SELECT %[1]s.log_hidden('0', 0)`, ""},
+	{"log_behind/4", `SELECT events FROM %[1]s.log_behind('0', 0)`, ""},
 	{"log_horizon/0", `SELECT %[1]s.log_horizon()`, ""},
 	{"keys_behind/2", `SELECT %[1]s.keys_behind(0, '1')`, ""},
 	{"raise_key_base/0", `SELECT %[1]s.raise_key_base()`, ""},
@@ -145,7 +146,7 @@ var roleCalls = []roleCall{
 	{"subscription_ids/0", `SELECT count(*) FROM %[1]s.subscription_ids()`, ""},
 	{"horizon_holders/0", `SELECT count(*) FROM %[1]s.horizon_holders()`, ""},
 	{"reset_checkpoint/3", `SELECT global_position FROM %[1]s.reset_checkpoint('sub-1', '0', 0)`, ""},
-	{"report_status/6", `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL)`, ""},
+	{"report_status/7", `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL, NULL)`, ""},
 	{"check_checkpoint_position/3", `SELECT %[1]s.check_checkpoint_position('f', '0', 0)`, ""},
 	{"refuse_while_running/2", `SELECT %[1]s.refuse_while_running('f', 'sub-1')`, ""},
 	{"refuse_event_change/0", `SELECT %[1]s.refuse_event_change()`, "0A000"},

@@ -737,6 +737,7 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 		{fn: "release_lease/2", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.release_lease('sub-9', 'h-1')::pg_catalog.text"}},
 		{fn: "log_end/0", detail: "the end", sql: []string{each + "%[1]s.log_end() AS r"}, retry: true},
 		{fn: "log_hidden/2", detail: "from the start", sql: []string{"SELECT %[1]s.log_hidden('0', 0)::pg_catalog.text"}, retry: true},
+		{fn: "log_behind/4", detail: "from the start", retry: true, sql: []string{"SELECT (b.events, b.hidden)::pg_catalog.text FROM %[1]s.log_behind('0', 0, '{order}', NULL) AS b"}},
 		{fn: "log_horizon/0", detail: "above the log", want: rowsAre("true"), retry: true,
 			sql: []string{"SELECT (%[1]s.log_horizon() OPERATOR(pg_catalog.>) '1'::pg_catalog.xid8)::pg_catalog.text"}},
 		{fn: "keys_behind/2", detail: "far ahead", want: rowsAre("true"), sql: []string{"SELECT %[1]s.keys_behind(0, '4000000000')::pg_catalog.text"}},
@@ -757,8 +758,8 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 			sql: []string{row("r.subscription_id, r.transaction_id, r.global_position") + "%[1]s.reset_checkpoint('sub-1', '0', 0) AS r"}},
 		{fn: "reset_checkpoint/3", detail: "beyond", writer: true, code: "PE003",
 			sql: []string{each + "%[1]s.reset_checkpoint('sub-1', '4000000000', 1) AS r"}},
-		{fn: "report_status/6", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'running', NULL, NULL, NULL)::pg_catalog.text"}},
-		{fn: "report_status/6", detail: "unknown state", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'x', NULL, NULL, NULL)::pg_catalog.text"}},
+		{fn: "report_status/7", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'running', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
+		{fn: "report_status/7", detail: "unknown state", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'x', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
 
 		{fn: "events_view", detail: "every row", sorted: true, sql: []string{"SELECT v::pg_catalog.text FROM %[1]s.events_view AS v"}},
 		{fn: "streams_view", detail: "every row", sorted: true, sql: []string{"SELECT v::pg_catalog.text FROM %[1]s.streams_view AS v"}},

@@ -18,10 +18,11 @@ type report struct {
 	since      time.Time // when state last changed
 	categories []string
 	types      []string
+	rate       float64
 }
 
 // Report records what the instance reports.
-func (ss *session) Report(_ context.Context, r storekit.Report, err error) error {
+func (ss *session) Report(_ context.Context, r storekit.Report, err error, rate float64) error {
 	s := ss.s
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
@@ -29,7 +30,7 @@ func (ss *session) Report(_ context.Context, r storekit.Report, err error) error
 		s.reports = make(map[string]report)
 	}
 	prev, ok := s.reports[ss.name]
-	rep := report{state: r, since: s.now(), categories: slices.Clone(ss.o.Categories), types: slices.Clone(ss.o.EventTypes)}
+	rep := report{state: r, since: s.now(), categories: slices.Clone(ss.o.Categories), types: slices.Clone(ss.o.EventTypes), rate: rate}
 	if ok && prev.state == r {
 		rep.since = prev.since
 	}
@@ -59,17 +60,9 @@ func (s *Store) SubscriptionHealth(ctx context.Context, name string) (es.Subscri
 	s.subMu.Unlock()
 
 	h := es.SubscriptionHealth{Name: name, Checkpoint: cp.pos, HasCheckpoint: hasCheckpoint, LastProgressAt: cp.at}
-	s.mu.RLock()
-	log := s.log
-	s.mu.RUnlock()
-	filter := es.SubscribeOpts{Categories: rep.categories, EventTypes: rep.types}
-	for i := range log {
-		if e := &log[i]; cp.pos.Before(e.Position) && storekit.Matches(&filter, e) {
-			h.EventsBehind++
-			if h.OldestUnhandledAt.IsZero() || e.RecordedAt.Before(h.OldestUnhandledAt) {
-				h.OldestUnhandledAt = e.RecordedAt
-			}
-		}
+	h.EventsBehind, h.OldestUnhandledAt = s.behind(cp.pos, &es.SubscribeOpts{Categories: rep.categories, EventTypes: rep.types})
+	if running && rep.state == storekit.ReportRunning {
+		h.Rate = rep.rate
 	}
 	switch {
 	case rep.state == storekit.ReportRetrying || rep.state == storekit.ReportFailed:
@@ -91,4 +84,28 @@ func latest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// behind counts the events after `after` that o's filters keep, and
+// returns when the oldest of them was recorded, as SQL log_behind does.
+func (s *Store) behind(after es.Position, o *es.SubscribeOpts) (n int64, oldest time.Time) {
+	s.mu.RLock()
+	log := s.log
+	s.mu.RUnlock()
+	for i := range log {
+		if e := &log[i]; after.Before(e.Position) && storekit.Matches(o, e) {
+			n++
+			if oldest.IsZero() || e.RecordedAt.Before(oldest) {
+				oldest = e.RecordedAt
+			}
+		}
+	}
+	return n, oldest
+}
+
+// Behind counts the events after `after` that the subscription's filters
+// keep.
+func (ss *session) Behind(_ context.Context, after es.Position) (int64, error) {
+	n, _ := ss.s.behind(after, ss.o)
+	return n, nil
 }

@@ -49,9 +49,10 @@ func scanHealth(row pgx.CollectableRow) (es.SubscriptionHealth, error) {
 		tx            uint64
 		global        int64
 		progress, age *time.Time
+		rate          *float64
 		lastError     *string
 	)
-	if err := row.Scan(&h.Name, &health, &tx, &global, &h.HasCheckpoint, &progress, &h.EventsBehind, &h.HiddenEvents, &age, &lastError); err != nil {
+	if err := row.Scan(&h.Name, &health, &tx, &global, &h.HasCheckpoint, &progress, &h.EventsBehind, &h.HiddenEvents, &age, &rate, &lastError); err != nil {
 		return es.SubscriptionHealth{}, err
 	}
 	h.Health, h.Checkpoint = es.Health(health), es.NewPosition(tx, global)
@@ -61,6 +62,7 @@ func scanHealth(row pgx.CollectableRow) (es.SubscriptionHealth, error) {
 	if age != nil {
 		h.OldestUnhandledAt = *age
 	}
+	h.Rate = deref(rate)
 	if lastError != nil && h.Health == es.HealthFailing {
 		h.LastError = *lastError
 	}
@@ -144,19 +146,33 @@ func deref[T any](p *T) T {
 
 // Report records what the instance reports (SQL report_status), with its
 // filters, so that subscription_health counts only the events it keeps.
-func (ss *session) Report(ctx context.Context, r storekit.Report, err error) error {
+func (ss *session) Report(ctx context.Context, r storekit.Report, err error, rate float64) error {
 	var msg *string
 	if err != nil {
 		m := err.Error()
 		msg = &m
 	}
+	var ratep *float64
+	if rate > 0 {
+		ratep = &rate
+	}
 	var held bool
 	q := ss.s.sql.reportStatus
-	if qerr := ss.l.conn.QueryRow(ctx, q, ss.name, ss.holder, string(r), msg, ss.categories, ss.types).Scan(&held); qerr != nil {
+	if qerr := ss.l.conn.QueryRow(ctx, q, ss.name, ss.holder, string(r), msg, ss.categories, ss.types, ratep).Scan(&held); qerr != nil {
 		return fmt.Errorf("reporting status: %w", interpretError(qerr))
 	}
 	if !held {
 		return fmt.Errorf("reporting status: the lease is not held")
 	}
 	return nil
+}
+
+// Behind counts the events after `after` that the subscription's filters
+// keep (SQL log_behind).
+func (ss *session) Behind(ctx context.Context, after es.Position) (int64, error) {
+	var n int64
+	if err := ss.l.conn.QueryRow(ctx, ss.s.sql.logBehind, after.TxKey(), after.Global(), ss.categories, ss.types).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting the events behind: %w", interpretError(err))
+	}
+	return n, nil
 }

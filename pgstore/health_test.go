@@ -199,3 +199,68 @@ func TestResetCheckpointInTransaction(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthRateWhileCatchingUp: a subscription that catches up reports
+// its rate; subscription_health shows it with the time left.
+func TestHealthRateWhileCatchingUp(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	defer cancel()
+	pool, schema := pgtest.NewSchema(t)
+	store, err := pgstore.New(pool, fastConfig(schema))
+	require.NoError(t, err)
+	var last es.AppendResult
+	for i := range 20 {
+		last, err = store.Append(ctx, "rate-1", es.Exactly(int64(i*25)), storetest.Events(25))
+		require.NoError(t, err)
+	}
+	release := make(chan struct{})
+	sub := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, "rate", func(ctx context.Context, e es.Event) error {
+			select {
+			case <-release: // the test has seen the rate: run freely
+			default:
+				time.Sleep(time.Millisecond)
+			}
+			return nil
+		}, fastOpts(es.SubscribeOpts{BatchSize: 10, ProgressInterval: 5 * time.Millisecond}))
+	})
+	deadline := time.Now().Add(deliveryTimeout)
+	for {
+		var (
+			health string
+			rate   *float64
+			eta    *time.Duration
+		)
+		require.NoError(t, pool.QueryRow(ctx, "SELECT health, rate, eta FROM "+schema+".subscription_health('rate')").Scan(&health, &rate, &eta))
+		if rate != nil {
+			require.Equal(t, "catching up", health)
+			require.Positive(t, *rate)
+			require.NotNil(t, eta)
+			require.Positive(t, *eta)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no rate reported (health %s)", health)
+		time.Sleep(5 * time.Millisecond)
+	}
+	h, err := store.SubscriptionHealth(ctx, "rate")
+	require.NoError(t, err)
+	close(release)
+	require.NoError(t, store.WaitFor(ctx, "rate", last.LastPosition))
+	if h.Health == es.HealthCatchingUp {
+		require.Positive(t, h.Rate)
+		require.Positive(t, h.Remaining())
+	}
+	// Caught up: no rate any more.
+	deadline = time.Now().Add(deliveryTimeout)
+	for {
+		h, err := store.SubscriptionHealth(ctx, "rate")
+		require.NoError(t, err)
+		if h.Health == es.HealthLive && h.Rate == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "still %+v", h)
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, sub.stop(t))
+}

@@ -18,7 +18,7 @@ type queries struct {
 	subscriptionHealth, subscriptions, reportStatus, horizonHolders string
 	// Subscriptions (subscribe.go, lease.go): the end of the visible log,
 	// whether events are hidden behind the horizon, the leases.
-	logEnd, logHidden, acquireLease, renewLease, releaseLease string
+	logEnd, logHidden, logBehind, acquireLease, renewLease, releaseLease string
 }
 
 // Statements that do not depend on the schema.
@@ -32,7 +32,7 @@ func newQueries(schema string) queries {
 		eventColumns  = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at"
 		appendColumns = "stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id"
 		healthColumns = "subscription_id, health, transaction_id, global_position, checkpoint_exists, last_progress_at, " +
-			"events_behind, hidden_events, oldest_unhandled_at, last_error"
+			"events_behind, hidden_events, oldest_unhandled_at, rate, last_error"
 	)
 	return queries{
 		append:             "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6)",
@@ -54,12 +54,13 @@ func newQueries(schema string) queries {
 
 		subscriptionHealth: "SELECT " + healthColumns + " FROM " + schema + ".subscription_health($1)",
 		subscriptions:      "SELECT " + healthColumns + " FROM " + schema + ".subscriptions_view",
-		reportStatus:       "SELECT " + schema + ".report_status($1, $2, $3, $4, $5, $6)",
+		reportStatus:       "SELECT " + schema + ".report_status($1, $2, $3, $4, $5, $6, $7)",
 		horizonHolders: "SELECT pid, database, usename, application_name, state, xact_start, query_start, query, " +
 			"backend_xid::text::bigint, prepared_gid FROM " + schema + ".horizon_holders()",
 
 		logEnd:       "SELECT transaction_id, global_position FROM " + schema + ".log_end()",
 		logHidden:    "SELECT " + schema + ".log_hidden($1, $2)",
+		logBehind:    "SELECT events FROM " + schema + ".log_behind($1, $2, $3, $4)",
 		acquireLease: "SELECT " + schema + ".acquire_lease($1, $2, $3)",
 		renewLease:   "SELECT " + schema + ".renew_lease($1, $2, $3)",
 		releaseLease: "SELECT " + schema + ".release_lease($1, $2)",

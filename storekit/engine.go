@@ -54,10 +54,14 @@ type Session interface {
 	// Begin starts a transaction for the transactional form.
 	Begin(ctx context.Context) (Tx, error)
 	// Report records what the instance says about itself, with the error
-	// of a failing handler, where operators read it (pgstore: the table
+	// of a failing handler and, while it catches up, the events per second
+	// it handles (0 otherwise), where operators read it (pgstore: the table
 	// es.subscription_status, which subscription_health reads). The engine
 	// reports only changes, and goes on when a report fails.
-	Report(ctx context.Context, r Report, err error) error
+	Report(ctx context.Context, r Report, err error, rate float64) error
+	// Behind counts the events after `after` that pass the subscription's
+	// filters, committed or hidden (a progress estimate).
+	Behind(ctx context.Context, after es.Position) (int64, error)
 	// Close ends the session and gives up what it holds.
 	Close()
 }
@@ -258,6 +262,8 @@ type runner struct {
 	s        Session   // the current session
 	healthy  bool      // the current session got as far as following the log
 	reported Report    // what the current session last reported
+	rate     float64   // the rate it last reported
+	meter    meter     // progress while catching up
 
 	pos      es.Position // after the last event handled
 	saved    es.Position // the saved checkpoint
@@ -287,7 +293,7 @@ func (r *runner) session(ctx context.Context, src Source) (err error) {
 	if err != nil {
 		return err
 	}
-	r.s, r.reported = s, ""
+	r.s, r.reported, r.rate = s, "", 0
 	defer func() {
 		if ferr := r.flushOnExit(); ferr != nil && err == nil {
 			err = ferr
@@ -301,17 +307,18 @@ func (r *runner) session(ctx context.Context, src Source) (err error) {
 		return err
 	}
 	r.healthy = true
-	r.report(ctx, ReportRunning, nil)
+	r.report(ctx, ReportRunning, nil, 0)
+	r.meter.start(time.Now())
 	return r.follow(ctx)
 }
 
 // report tells the session what the instance is doing, when it changed.
-func (r *runner) report(ctx context.Context, rep Report, err error) {
-	if rep == r.reported && err == nil {
+func (r *runner) report(ctx context.Context, rep Report, err error, rate float64) {
+	if rep == r.reported && err == nil && rate == r.rate {
 		return
 	}
-	if r.s.Report(ctx, rep, err) == nil {
-		r.reported = rep
+	if r.s.Report(ctx, rep, err, rate) == nil {
+		r.reported, r.rate = rep, rate
 	}
 }
 
@@ -333,7 +340,7 @@ func (r *runner) reportOnExit(ctx context.Context, err error) {
 	}
 	rctx, cancel := context.WithTimeout(context.Background(), flushOnExitTimeout)
 	defer cancel()
-	r.report(rctx, rep, err)
+	r.report(rctx, rep, err, 0)
 }
 
 func (r *runner) observe(st Stage) {
@@ -375,7 +382,11 @@ func (r *runner) follow(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if n == o.BatchSize || r.retry {
+		caughtUpNow := n < o.BatchSize && !r.retry
+		if err := r.measure(ctx, caughtUpNow); err != nil {
+			return fmt.Errorf("measuring progress: %w", err)
+		}
+		if !caughtUpNow {
 			if n == o.BatchSize {
 				r.progress.state(es.SubscriptionCatchingUp, nil)
 			}
@@ -525,8 +536,9 @@ func (r *runner) handlePlain(ctx context.Context, batch []es.Event) error {
 		r.failures = 0
 		r.pos = e.Position
 		r.progress.handled(r.pos)
+		r.meter.handled++
 		if r.reported == ReportRetrying {
-			r.report(ctx, ReportRunning, nil)
+			r.report(ctx, ReportRunning, nil, 0)
 		}
 		r.unsaved++
 		if r.unsaved >= o.CheckpointEvery || time.Since(r.lastSave) >= o.CheckpointInterval {
@@ -583,8 +595,9 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 		return err
 	}
 	tx.end(true)
+	r.meter.handled += int64(len(batch))
 	if r.reported == ReportRetrying {
-		r.report(ctx, ReportRunning, nil)
+		r.report(ctx, ReportRunning, nil, 0)
 	}
 	r.failures = 0
 	r.pos, r.saved, r.lastSave = last, last, time.Now()
@@ -611,7 +624,7 @@ func (r *runner) failed(ctx context.Context, e es.Event, err error) error {
 		return &es.HandlerError{Subscription: r.cfg.Name, Event: e, Attempts: r.failures, Err: err}
 	}
 	r.progress.state(es.SubscriptionRetrying, err)
-	r.report(ctx, ReportRetrying, err)
+	r.report(ctx, ReportRetrying, err, 0)
 	if !Sleep(ctx, RetryWait(r.o, r.failures)) {
 		return ctx.Err()
 	}

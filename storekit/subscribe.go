@@ -43,6 +43,9 @@ func Options(opts *es.SubscribeOpts) (es.SubscribeOpts, error) {
 	if o.RetryBackoff == 0 {
 		o.RetryBackoff = 100 * time.Millisecond
 	}
+	if o.ProgressInterval == 0 {
+		o.ProgressInterval = time.Second
+	}
 	o.Categories = slices.Clone(o.Categories)
 	o.EventTypes = slices.Clone(o.EventTypes)
 
@@ -62,6 +65,8 @@ func Options(opts *es.SubscribeOpts) (es.SubscribeOpts, error) {
 		return bad("CheckpointInterval must not be negative, got %v", o.CheckpointInterval)
 	case o.RetryBackoff < 0:
 		return bad("RetryBackoff must not be negative, got %v", o.RetryBackoff)
+	case o.ProgressInterval < 0:
+		return bad("ProgressInterval must not be negative, got %v", o.ProgressInterval)
 	case slices.Contains(o.Categories, ""):
 		return bad("empty category")
 	case slices.Contains(o.EventTypes, ""):

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ var healthTests = []test{
 	{"ResetRefusedWhileRunning", testResetRefusedWhileRunning},
 	{"ResetRebuildsAndRewinds", testResetRebuildsAndRewinds},
 	{"ResetInvalid", testResetInvalid},
+	{"Progress", testProgress},
 }
 
 // health reads the health of name.
@@ -206,4 +208,55 @@ func testResetInvalid(t *testing.T, s es.Store) {
 	require.ErrorIs(t, sub.ResetCheckpoint(t.Context(), "", es.Position{}), es.ErrInvalidArgument)
 	beyond := es.NewPosition(res.LastPosition.TxKey()+1_000_000, 1)
 	require.ErrorIs(t, sub.ResetCheckpoint(t.Context(), subscriptionName(), beyond), es.ErrInvalidArgument)
+}
+
+func testProgress(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	name := subscriptionName()
+	var last es.AppendResult
+	for range 10 {
+		last = mustAppend(t, s, streamID("progress"), es.NoStream, Events(5))
+	}
+	awaitVisible(t, s, last.LastPosition)
+	var (
+		mu    sync.Mutex
+		calls []es.SubscriptionProgress
+	)
+	r := newRecorder()
+	run := start(t, sub, name, func(ctx context.Context, e es.Event) error {
+		time.Sleep(time.Millisecond) // some work: every batch outlasts the interval
+		return r.handle(ctx, e)
+	}, fastOpts(es.SubscribeOpts{BatchSize: 5, ProgressInterval: time.Millisecond, OnProgress: func(p es.SubscriptionProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, p)
+	}}))
+	r.waitFor(t, 50)
+	awaitState(t, sub, name, es.SubscriptionLive)
+	require.NoError(t, run.stop(t))
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, calls)
+	final := calls[len(calls)-1]
+	require.True(t, final.CaughtUp, "the last call says it caught up: %+v", final)
+	require.Equal(t, int64(50), final.Handled)
+	require.Equal(t, last.LastPosition, final.Position)
+	require.Equal(t, name, final.Name)
+	var during []es.SubscriptionProgress
+	for _, p := range calls[:len(calls)-1] {
+		require.False(t, p.CaughtUp)
+		during = append(during, p)
+	}
+	require.NotEmpty(t, during, "calls while catching up")
+	for i, p := range during {
+		require.Positive(t, p.Rate, "call %d", i)
+		require.Equal(t, int64(50), p.Handled+p.Behind, "call %d: handled and behind make the backlog: %+v", i, p)
+		if p.Behind > 0 {
+			require.Positive(t, p.Remaining, "call %d", i)
+		}
+		if i > 0 {
+			require.GreaterOrEqual(t, p.Handled, during[i-1].Handled)
+		}
+	}
 }

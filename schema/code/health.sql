@@ -10,15 +10,17 @@
 -- holder of its lease) reports: state 'running', 'retrying' (its handler
 -- failed on an event and will be retried: p_error says why), 'failed' (its
 -- handler's retries are used up: the instance stopped) or 'stopped', and
--- the filters it reads with. It returns false, and records nothing, when
--- p_holder does not hold the lease.
+-- the filters it reads with, and while it catches up, the events per
+-- second it handles (p_rate; NULL otherwise). It returns false, and
+-- records nothing, when p_holder does not hold the lease.
 CREATE OR REPLACE FUNCTION {{ $s }}.report_status(
     p_subscription_id text,
     p_holder          text,
     p_state           text,
     p_error           text,
     p_categories      text[],
-    p_event_types     text[]
+    p_event_types     text[],
+    p_rate            double precision
 ) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -32,13 +34,13 @@ BEGIN
                     WHERE l.subscription_id = p_subscription_id AND l.holder = p_holder) THEN
         RETURN false;
     END IF;
-    INSERT INTO {{ $s }}.subscription_status AS s (subscription_id, state, last_error, categories, event_types)
-    VALUES (p_subscription_id, p_state, left(p_error, 10000), p_categories, p_event_types)
+    INSERT INTO {{ $s }}.subscription_status AS s (subscription_id, state, last_error, categories, event_types, rate)
+    VALUES (p_subscription_id, p_state, left(p_error, 10000), p_categories, p_event_types, p_rate)
     ON CONFLICT ON CONSTRAINT subscription_status_pkey DO UPDATE
        SET state = excluded.state,
            state_since = CASE WHEN s.state = excluded.state THEN s.state_since ELSE now() END,
            last_error = excluded.last_error, categories = excluded.categories,
-           event_types = excluded.event_types, updated_at = now();
+           event_types = excluded.event_types, rate = excluded.rate, updated_at = now();
     RETURN true;
 END
 $$;
@@ -54,6 +56,8 @@ $$;
 --     of which hidden_events cannot be read yet (committed behind an older
 --     running transaction: see horizon_holders), and the time the oldest
 --     of them was recorded, and how long ago (seconds_behind);
+--   while it catches up, the rate its instance last reported (events per
+--   second) and the time the events behind would take at that rate (eta);
 --   what its active instance last reported, and the lease it holds.
 CREATE OR REPLACE FUNCTION {{ $s }}.subscription_health(p_subscription_id text, p_stall interval DEFAULT interval '1 minute')
 RETURNS TABLE (
@@ -67,6 +71,8 @@ RETURNS TABLE (
     hidden_events       bigint,
     oldest_unhandled_at timestamptz,
     seconds_behind      double precision,
+    rate                double precision,
+    eta                 interval,
     reported_state      text,
     reported_at         timestamptz,
     last_error          text,
@@ -82,7 +88,6 @@ DECLARE
     v_status     record;
     v_lease      record;
     v_live       boolean;
-    v_horizon    xid8;
     v_tx         xid8;
     v_pos        bigint;
 BEGIN
@@ -93,7 +98,7 @@ BEGIN
     SELECT c.transaction_id, c.global_position, c.updated_at INTO v_checkpoint
       FROM {{ $s }}.checkpoints AS c WHERE c.subscription_id = p_subscription_id;
     checkpoint_exists := FOUND;
-    SELECT s.state, s.state_since, s.last_error, s.categories, s.event_types INTO v_status
+    SELECT s.state, s.state_since, s.last_error, s.categories, s.event_types, s.rate INTO v_status
       FROM {{ $s }}.subscription_status AS s WHERE s.subscription_id = p_subscription_id;
     SELECT l.holder_pid, l.expires_at, l.acquired_at INTO v_lease
       FROM {{ $s }}.subscription_leases AS l WHERE l.subscription_id = p_subscription_id;
@@ -115,14 +120,13 @@ BEGIN
         lease_expires_at := v_lease.expires_at;
     END IF;
 
-    v_horizon := {{ $s }}.log_horizon();
-    SELECT count(*), count(*) FILTER (WHERE e.transaction_id >= v_horizon), min(e.recorded_at)
-      INTO events_behind, hidden_events, oldest_unhandled_at
-      FROM {{ $s }}.events AS e
-     WHERE (e.transaction_id, e.global_position) > (v_tx, v_pos)
-       AND (coalesce(cardinality(v_status.categories), 0) = 0 OR e.category = ANY (v_status.categories))
-       AND (coalesce(cardinality(v_status.event_types), 0) = 0 OR e.event_type = ANY (v_status.event_types));
+    SELECT b.events, b.hidden, b.oldest_recorded_at INTO events_behind, hidden_events, oldest_unhandled_at
+      FROM {{ $s }}.log_behind(v_tx, v_pos, v_status.categories, v_status.event_types) AS b;
     seconds_behind := coalesce(extract(epoch FROM clock_timestamp() - oldest_unhandled_at)::double precision, 0);
+    IF v_live AND v_status.state = 'running' AND v_status.rate > 0 THEN
+        rate := v_status.rate;
+        eta := make_interval(secs => events_behind / v_status.rate);
+    END IF;
 
     health := CASE
         WHEN v_status.state IN ('retrying', 'failed') THEN 'failing'

@@ -163,6 +163,31 @@ SET search_path = pg_catalog, pg_temp AS $$
                       AND e.transaction_id >= (SELECT {{ $s }}.log_horizon()))
 $$;
 
+-- log_behind counts the events after the position that filters keep
+-- (NULL or empty: all categories, all types): how far behind a follower at
+-- that position is. hidden counts those read_all does not return yet (see
+-- log_hidden); oldest_recorded_at is when the oldest of them was recorded.
+-- It scans them: its cost is the length of the backlog.
+CREATE OR REPLACE FUNCTION {{ $s }}.log_behind(
+    p_after_transaction_id xid8,
+    p_after_position       bigint,
+    p_categories           text[] DEFAULT NULL,
+    p_event_types          text[] DEFAULT NULL
+) RETURNS TABLE (events bigint, hidden bigint, oldest_recorded_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_horizon xid8 := {{ $s }}.log_horizon();
+BEGIN
+    RETURN QUERY
+    SELECT count(*), count(*) FILTER (WHERE e.transaction_id >= v_horizon), min(e.recorded_at)
+      FROM {{ $s }}.events AS e
+     WHERE (e.transaction_id, e.global_position) > (coalesce(p_after_transaction_id, '0'), coalesce(p_after_position, 0))
+       AND (coalesce(cardinality(p_categories), 0) = 0 OR e.category = ANY (p_categories))
+       AND (coalesce(cardinality(p_event_types), 0) = 0 OR e.event_type = ANY (p_event_types));
+END
+$$;
+
 -- stream_info returns one row for any stream id: its version (0 when it has
 -- no events), whether it exists, and its times (NULL when it does not). A
 -- NULL or empty stream id raises PE003.

@@ -2,7 +2,8 @@
 -- es: what each subscription last reported about itself: the state its
 -- active instance is in, the error it is retrying or failed on, and the
 -- filters it reads with (so that its lag counts only the events it would
--- handle). See schema/code/health.sql.
+-- handle), and while it catches up, its rate in events per second. See
+-- schema/code/health.sql.
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
@@ -13,6 +14,7 @@ CREATE TABLE {{ $s }}.subscription_status (
     last_error      text,
     categories      text[],
     event_types     text[],
+    rate            double precision,
     updated_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT subscription_status_pkey PRIMARY KEY (subscription_id),
     CONSTRAINT subscription_status_subscription_id_check CHECK (subscription_id <> ''),
