@@ -66,9 +66,13 @@ type SubscribeOpts struct {
 	CheckpointInterval time.Duration
 
 	// HandlerRetries is how many times an event whose handler failed is
-	// handed to the handler again before the subscription stops with a
-	// *[HandlerError]. Defaults to 0: stop at the first failure.
+	// handed to the handler again before OnFailure applies. Defaults to 0.
 	HandlerRetries int
+	// OnFailure is what the subscription does with an event its handler
+	// still fails on after HandlerRetries retries: stop with a
+	// *[HandlerError] (StopOnFailure, the default), or park it and go on
+	// (ParkOnFailure).
+	OnFailure FailurePolicy
 	// RetryBackoff is the wait before the first retry of a failed handler;
 	// it doubles with each further retry, up to a minute. Defaults to 100
 	// milliseconds.
@@ -115,6 +119,52 @@ type SubscriptionProgress struct {
 	// CaughtUp is set on the call made when the subscription has read the
 	// whole visible log.
 	CaughtUp bool
+}
+
+// FailurePolicy is what a subscription does with an event its handler keeps
+// failing on ([SubscribeOpts.OnFailure]). No policy skips an event
+// silently.
+type FailurePolicy int
+
+const (
+	// StopOnFailure stops the subscription with a *[HandlerError]; its
+	// checkpoint stays before the event, so the next run starts with it.
+	StopOnFailure FailurePolicy = iota
+	// ParkOnFailure parks the event (see [ParkedEvent]) and goes on: the
+	// later events of its stream are parked behind it, without calling the
+	// handler, so that each stream's events are still handled in order,
+	// until an operator retries or skips them ([Subscriber.RetryParked],
+	// [Subscriber.SkipParked]).
+	ParkOnFailure
+)
+
+// String returns "stop" or "park".
+func (p FailurePolicy) String() string {
+	switch p {
+	case StopOnFailure:
+		return "stop"
+	case ParkOnFailure:
+		return "park"
+	}
+	return fmt.Sprintf("FailurePolicy(%d)", int(p))
+}
+
+// ParkedEvent is an event a subscription parked ([ParkOnFailure]).
+type ParkedEvent struct {
+	// Subscription is the subscription's name; Event the parked event.
+	Subscription string
+	Event        Event
+	// Behind is set for an event parked, without calling the handler,
+	// because an earlier event of its stream is parked.
+	Behind bool
+	// Error is the handler's last error (empty when Behind); Attempts
+	// how many times the handler was called with the event.
+	Error    string
+	Attempts int
+	// ParkedAt is when it was parked; RetryRequested whether an operator
+	// asked for a retry that has not happened yet.
+	ParkedAt       time.Time
+	RetryRequested bool
 }
 
 // MaxSubscriptionNameLength is the longest subscription name accepted, in
@@ -170,6 +220,21 @@ type Subscriber interface {
 	// SubscriptionHealth describes the subscription name as an operator
 	// sees it, whichever process runs it: see [SubscriptionHealth].
 	SubscriptionHealth(ctx context.Context, name string) (SubscriptionHealth, error)
+
+	// ParkedEvents returns the events the subscription name has parked and
+	// not yet resolved, in the global order ([ParkOnFailure]).
+	ParkedEvents(ctx context.Context, name string) ([]ParkedEvent, error)
+	// RetryParked asks the running subscription to hand the parked event
+	// at pos to its handler again, followed by the events of its stream
+	// parked behind it, in order, stopping at the first that fails again
+	// (it stays parked, with one more attempt). It reports whether an
+	// unresolved parked event is at pos. The subscription retries when it
+	// has caught up with the log.
+	RetryParked(ctx context.Context, name string, pos Position) (bool, error)
+	// SkipParked resolves the parked event at pos without handling it; the
+	// events of its stream parked behind it stay parked. It reports
+	// whether an unresolved parked event is at pos.
+	SkipParked(ctx context.Context, name string, pos Position) (bool, error)
 
 	// WaitFor waits until the subscription name has handled the event at
 	// pos and every event before it (a handler returned for each one the
@@ -343,6 +408,8 @@ type SubscriptionHealth struct {
 	// Rate is the events per second the running instance last reported
 	// while catching up (zero otherwise).
 	Rate float64
+	// ParkedEvents counts its unresolved parked events ([ParkOnFailure]).
+	ParkedEvents int64
 	// LastError is the handler's error while Health is HealthFailing.
 	LastError string
 }

@@ -271,6 +271,23 @@ var badCases = []badCase{
 	{key: "report_status/7", name: "unknown state", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'sleeping', NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
 	{key: "report_status/7", name: "no lease: false", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL, NULL)`, want: returnsRows("(f)")},
 
+	// Parked events.
+	{key: "park_event/10", name: "null subscription id", sql: `SELECT %[1]s.park_event(NULL, 'me', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, NULL, 1)`, want: rejects(invalidArgument)},
+	{key: "park_event/10", name: "empty holder", sql: `SELECT %[1]s.park_event('sub-1', '', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, NULL, 1)`, want: rejects(invalidArgument)},
+	{key: "park_event/10", name: "null position", sql: `SELECT %[1]s.park_event('sub-1', 'me', NULL, NULL, 'order-1', gen_random_uuid(), 'Noted', false, NULL, 1)`, want: rejects(invalidArgument)},
+	{key: "park_event/10", name: "empty stream id", sql: `SELECT %[1]s.park_event('sub-1', 'me', '1', 1, '', gen_random_uuid(), 'Noted', false, NULL, 1)`, want: rejects(invalidArgument)},
+	{key: "park_event/10", name: "null event id", sql: `SELECT %[1]s.park_event('sub-1', 'me', '1', 1, 'order-1', NULL, 'Noted', false, NULL, 1)`, want: rejects(invalidArgument)},
+	{key: "park_event/10", name: "negative attempts", sql: `SELECT %[1]s.park_event('sub-1', 'me', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, NULL, -1)`, want: rejects(invalidArgument)},
+	{key: "park_event/10", name: "no lease: false", sql: `SELECT %[1]s.park_event('sub-1', 'me', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, NULL, 1)`, want: returnsRows("(f)")},
+	{key: "parked_retried/6", name: "null subscription id", sql: `SELECT %[1]s.parked_retried(NULL, 'me', '1', 1, true, NULL)`, want: rejects(invalidArgument)},
+	{key: "parked_retried/6", name: "null outcome", sql: `SELECT %[1]s.parked_retried('sub-1', 'me', '1', 1, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "parked_retried/6", name: "no lease: false", sql: `SELECT %[1]s.parked_retried('sub-1', 'me', '1', 1, true, NULL)`, want: returnsRows("(f)")},
+	{key: "retry_parked/3", name: "null subscription id", sql: `SELECT %[1]s.retry_parked(NULL, '1', 1)`, want: rejects(invalidArgument)},
+	{key: "retry_parked/3", name: "null position", sql: `SELECT %[1]s.retry_parked('sub-1', NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "retry_parked/3", name: "nothing parked: false", sql: `SELECT %[1]s.retry_parked('sub-1', '1', 1)`, want: returnsRows("(f)")},
+	{key: "skip_parked/3", name: "empty subscription id", sql: `SELECT %[1]s.skip_parked('', '1', 1)`, want: rejects(invalidArgument)},
+	{key: "skip_parked/3", name: "nothing parked: false", sql: `SELECT %[1]s.skip_parked('sub-1', '1', 1)`, want: returnsRows("(f)")},
+
 	// Health.
 	{key: "subscription_health/2", name: "null subscription id", sql: `SELECT health FROM %[1]s.subscription_health(NULL)`, want: rejects(invalidArgument)},
 	{key: "subscription_health/2", name: "empty subscription id", sql: `SELECT health FROM %[1]s.subscription_health('')`, want: rejects(invalidArgument)},

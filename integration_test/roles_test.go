@@ -33,7 +33,8 @@ var (
 		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4",
 		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0"}
 	writerFunctions = []string{"append/6", "append_event/6", "advance_checkpoint/5", "delete_checkpoint/1",
-		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7"}
+		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7",
+		"park_event/10", "parked_retried/6", "retry_parked/3", "skip_parked/3"}
 	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
 	// Called only by the owner's functions.
 	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
@@ -147,6 +148,10 @@ var roleCalls = []roleCall{
 	{"horizon_holders/0", `SELECT count(*) FROM %[1]s.horizon_holders()`, ""},
 	{"reset_checkpoint/3", `SELECT global_position FROM %[1]s.reset_checkpoint('sub-1', '0', 0)`, ""},
 	{"report_status/7", `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL, NULL)`, ""},
+	{"park_event/10", `SELECT %[1]s.park_event('sub-1', 'me', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, 'boom', 1)`, ""},
+	{"parked_retried/6", `SELECT %[1]s.parked_retried('sub-1', 'me', '1', 1, true, NULL)`, ""},
+	{"retry_parked/3", `SELECT %[1]s.retry_parked('sub-1', '1', 1)`, ""},
+	{"skip_parked/3", `SELECT %[1]s.skip_parked('sub-1', '1', 1)`, ""},
 	{"check_checkpoint_position/3", `SELECT %[1]s.check_checkpoint_position('f', '0', 0)`, ""},
 	{"refuse_while_running/2", `SELECT %[1]s.refuse_while_running('f', 'sub-1')`, ""},
 	{"refuse_event_change/0", `SELECT %[1]s.refuse_event_change()`, "0A000"},
@@ -545,7 +550,7 @@ func TestRolesCatalog(t *testing.T) {
 	wantRead := []string{b.reader + ":SELECT", b.writer + ":SELECT"}
 	slices.Sort(wantRead)
 	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view",
-		"transaction_key_base", "notify_token", "subscription_leases", "subscription_status", "subscriptions_view"} {
+		"transaction_key_base", "notify_token", "subscription_leases", "subscription_status", "subscriptions_view", "parked_events"} {
 		got := byRel[rel]
 		slices.Sort(got)
 		require.Equal(t, wantRead, got, "grants on %s", rel)

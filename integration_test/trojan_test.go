@@ -758,6 +758,10 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 			sql: []string{row("r.subscription_id, r.transaction_id, r.global_position") + "%[1]s.reset_checkpoint('sub-1', '0', 0) AS r"}},
 		{fn: "reset_checkpoint/3", detail: "beyond", writer: true, code: "PE003",
 			sql: []string{each + "%[1]s.reset_checkpoint('sub-1', '4000000000', 1) AS r"}},
+		{fn: "park_event/10", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.park_event('sub-9', 'h-1', '1', 1, 'order-1', '00000000-0000-0000-0000-000000000001', 'Noted', false, 'boom', 1)::pg_catalog.text"}},
+		{fn: "parked_retried/6", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.parked_retried('sub-9', 'h-1', '1', 1, true, NULL)::pg_catalog.text"}},
+		{fn: "retry_parked/3", detail: "nothing parked", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.retry_parked('sub-9', '1', 1)::pg_catalog.text"}},
+		{fn: "skip_parked/3", detail: "nothing parked", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.skip_parked('sub-9', '1', 1)::pg_catalog.text"}},
 		{fn: "report_status/7", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'running', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
 		{fn: "report_status/7", detail: "unknown state", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'x', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
 

@@ -56,10 +56,11 @@ func (s *Store) SubscriptionHealth(ctx context.Context, name string) (es.Subscri
 	s.subMu.Lock()
 	cp, hasCheckpoint := s.checkpoints[name]
 	rep := s.reports[name]
+	parked := int64(len(s.unresolved(name)))
 	running := s.refuseWhileRunning(name) != nil
 	s.subMu.Unlock()
 
-	h := es.SubscriptionHealth{Name: name, Checkpoint: cp.pos, HasCheckpoint: hasCheckpoint, LastProgressAt: cp.at}
+	h := es.SubscriptionHealth{Name: name, Checkpoint: cp.pos, HasCheckpoint: hasCheckpoint, LastProgressAt: cp.at, ParkedEvents: parked}
 	h.EventsBehind, h.OldestUnhandledAt = s.behind(cp.pos, &es.SubscribeOpts{Categories: rep.categories, EventTypes: rep.types})
 	if running && rep.state == storekit.ReportRunning {
 		h.Rate = rep.rate

@@ -54,6 +54,9 @@ type Store struct {
 	// reports holds what the active instance of each subscription last
 	// reported (health.go), as pgstore's subscription_status does.
 	reports map[string]report
+	// parked holds each subscription's parked events (parked.go), in the
+	// global order.
+	parked map[string][]*parkedEvent
 	// progress tracks the running subscriptions (WaitFor, status).
 	progress *storekit.Progress
 

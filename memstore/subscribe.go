@@ -114,7 +114,8 @@ func (s *Store) DeleteCheckpoint(ctx context.Context, name string) (bool, error)
 // not at expected (a missing checkpoint is at the zero Position), and
 // [es.ErrInvalidArgument] for a position before expected or beyond the last
 // event of the log.
-func (s *Store) advanceCheckpoint(name string, expected, pos es.Position) error {
+// The functions in with run, under the same lock, when it succeeds.
+func (s *Store) advanceCheckpoint(name string, expected, pos es.Position, with ...func()) error {
 	if err := s.checkCheckpointPosition(name, pos); err != nil {
 		return err
 	}
@@ -127,6 +128,9 @@ func (s *Store) advanceCheckpoint(name string, expected, pos es.Position) error 
 		return fmt.Errorf("memstore: checkpoint %q is at %s, not at the expected %s: %w", name, cur, expected, es.ErrCheckpointConflict)
 	}
 	s.saveCheckpoint(name, pos)
+	for _, fn := range with {
+		fn()
+	}
 	return nil
 }
 
@@ -274,16 +278,19 @@ func (ss *session) Keep(context.Context) error { return nil }
 // Begin starts a transaction of the transactional form: nothing to do
 // but remember the subscription (the engine runs the handler's OnCommit
 // and OnRollback functions).
-func (ss *session) Begin(context.Context) (storekit.Tx, error) { return tx{ss}, nil }
+func (ss *session) Begin(context.Context) (storekit.Tx, error) { return &tx{ss: ss}, nil }
 
 // tx is a transaction of the transactional form: it commits by advancing
-// the checkpoint.
-type tx struct{ ss *session }
-
-func (t tx) Commit(_ context.Context, expected, pos es.Position) error {
-	return t.ss.s.advanceCheckpoint(t.ss.name, expected, pos)
+// the checkpoint, and applies the parking it holds (pending) with it.
+type tx struct {
+	ss      *session
+	pending []func() // run under subMu with the checkpoint's advance
 }
 
-func (tx) Rollback() {}
+func (t *tx) Commit(_ context.Context, expected, pos es.Position) error {
+	return t.ss.s.advanceCheckpoint(t.ss.name, expected, pos, t.pending...)
+}
+
+func (t *tx) Rollback() { t.pending = nil }
 
 func (ss *session) Close() { <-ss.slot }

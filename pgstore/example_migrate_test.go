@@ -53,10 +53,12 @@ func ExampleMigrate() {
 	// up 1 001_tables.sql
 	// up 2 002_keys_leases.sql
 	// up 3 003_subscription_status.sql
-	// tenant1: version 0 -> 3, functions installed: true
-	// again: 0 steps, version 3 -> 3, functions installed: true
+	// up 4 004_parked_events.sql
+	// tenant1: version 0 -> 4, functions installed: true
+	// again: 0 steps, version 4 -> 4, functions installed: true
+	// down 4 004_parked_events.sql
 	// down 3 003_subscription_status.sql
 	// down 2 002_keys_leases.sql
 	// down 1 001_tables.sql
-	// down: version 3 -> 0, tables left: [schema_version]
+	// down: version 4 -> 0, tables left: [schema_version]
 }

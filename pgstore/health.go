@@ -52,7 +52,7 @@ func scanHealth(row pgx.CollectableRow) (es.SubscriptionHealth, error) {
 		rate          *float64
 		lastError     *string
 	)
-	if err := row.Scan(&h.Name, &health, &tx, &global, &h.HasCheckpoint, &progress, &h.EventsBehind, &h.HiddenEvents, &age, &rate, &lastError); err != nil {
+	if err := row.Scan(&h.Name, &health, &tx, &global, &h.HasCheckpoint, &progress, &h.EventsBehind, &h.HiddenEvents, &age, &rate, &h.ParkedEvents, &lastError); err != nil {
 		return es.SubscriptionHealth{}, err
 	}
 	h.Health, h.Checkpoint = es.Health(health), es.NewPosition(tx, global)

@@ -16,6 +16,8 @@ type queries struct {
 	// Health (health.go): a subscription's, every subscription's, what
 	// the active instance reports, what holds the horizon back.
 	subscriptionHealth, subscriptions, reportStatus, horizonHolders string
+	// Parked events (parked.go).
+	parkedEvents, parkEvent, parkedRetried, retryParked, skipParked string
 	// Subscriptions (subscribe.go, lease.go): the end of the visible log,
 	// whether events are hidden behind the horizon, the leases.
 	logEnd, logHidden, logBehind, acquireLease, renewLease, releaseLease string
@@ -32,7 +34,7 @@ func newQueries(schema string) queries {
 		eventColumns  = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at"
 		appendColumns = "stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id"
 		healthColumns = "subscription_id, health, transaction_id, global_position, checkpoint_exists, last_progress_at, " +
-			"events_behind, hidden_events, oldest_unhandled_at, rate, last_error"
+			"events_behind, hidden_events, oldest_unhandled_at, rate, parked_events, last_error"
 	)
 	return queries{
 		append:             "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6)",
@@ -55,6 +57,15 @@ func newQueries(schema string) queries {
 		subscriptionHealth: "SELECT " + healthColumns + " FROM " + schema + ".subscription_health($1)",
 		subscriptions:      "SELECT " + healthColumns + " FROM " + schema + ".subscriptions_view",
 		reportStatus:       "SELECT " + schema + ".report_status($1, $2, $3, $4, $5, $6, $7)",
+		parkedEvents: "SELECT p.behind, p.error, p.attempts, p.parked_at, p.retry_requested_at IS NOT NULL, e.stream_id, " +
+			"e.global_position, e.transaction_id, e.version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at FROM " +
+			schema + ".parked_events AS p JOIN " + schema + ".events AS e " +
+			"ON e.transaction_id = p.transaction_id AND e.global_position = p.global_position " +
+			"WHERE p.subscription_id = $1 AND p.resolved_at IS NULL ORDER BY p.transaction_id, p.global_position",
+		parkEvent:     "SELECT " + schema + ".park_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		parkedRetried: "SELECT " + schema + ".parked_retried($1, $2, $3, $4, $5, $6)",
+		retryParked:   "SELECT " + schema + ".retry_parked($1, $2, $3)",
+		skipParked:    "SELECT " + schema + ".skip_parked($1, $2, $3)",
 		horizonHolders: "SELECT pid, database, usename, application_name, state, xact_start, query_start, query, " +
 			"backend_xid::text::bigint, prepared_gid FROM " + schema + ".horizon_holders()",
 

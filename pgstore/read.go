@@ -194,10 +194,15 @@ func newEventScanner(withStream bool) *eventScanner {
 	return sc
 }
 
-// scan reads the current row into a new event.
-func (sc *eventScanner) scan(rows pgx.Rows) (es.Event, error) {
+// scan reads the current row into a new event; the row's first columns go
+// to extra, when given.
+func (sc *eventScanner) scan(rows pgx.Rows, extra ...any) (es.Event, error) {
 	sc.e.Data, sc.e.Metadata = nil, nil // fresh slices for every event
-	if err := rows.Scan(sc.dest...); err != nil {
+	dest := sc.dest
+	if len(extra) > 0 {
+		dest = append(extra, sc.dest...)
+	}
+	if err := rows.Scan(dest...); err != nil {
 		return es.Event{}, err
 	}
 	e := sc.e

@@ -53,6 +53,11 @@ type Session interface {
 	Keep(ctx context.Context) error
 	// Begin starts a transaction for the transactional form.
 	Begin(ctx context.Context) (Tx, error)
+	// Parker parks events at once (the plain form).
+	Parker
+	// Parked returns the subscription's unresolved parked events, in the
+	// global order.
+	Parked(ctx context.Context) ([]es.ParkedEvent, error)
 	// Report records what the instance says about itself, with the error
 	// of a failing handler and, while it catches up, the events per second
 	// it handles (0 otherwise), where operators read it (pgstore: the table
@@ -72,6 +77,8 @@ type Tx interface {
 	// Commit advances the checkpoint from expected to pos in the
 	// transaction (compare-and-set) and commits it.
 	Commit(ctx context.Context, expected, pos es.Position) error
+	// Parker parks events in the transaction.
+	Parker
 	// Rollback rolls the transaction back, even when ctx has ended.
 	Rollback()
 }
@@ -264,6 +271,7 @@ type runner struct {
 	reported Report    // what the current session last reported
 	rate     float64   // the rate it last reported
 	meter    meter     // progress while catching up
+	park     parking   // parked events (ParkOnFailure)
 
 	pos      es.Position // after the last event handled
 	saved    es.Position // the saved checkpoint
@@ -366,6 +374,11 @@ func (r *runner) load(ctx context.Context) error {
 	}
 	r.pos, r.saved, r.unsaved, r.lastSave = pos, pos, 0, time.Now()
 	r.retry, r.limit = false, 0
+	if r.o.OnFailure == es.ParkOnFailure {
+		if _, err := r.loadParked(ctx); err != nil {
+			return err
+		}
+	}
 	r.progress.opened(pos)
 	return nil
 }
@@ -394,6 +407,11 @@ func (r *runner) follow(ctx context.Context) error {
 			continue
 		}
 		r.progress.state(es.SubscriptionLive, nil)
+		if r.o.OnFailure == es.ParkOnFailure {
+			if err := r.retryParked(ctx); err != nil {
+				return err
+			}
+		}
 		if !caughtUp {
 			caughtUp = true
 			r.observe(StageCaughtUp)
@@ -530,8 +548,21 @@ func (r *runner) handlePlain(ctx context.Context, batch []es.Event) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		parked, err := r.parkIfDue(ctx, r.s, e)
+		if err != nil {
+			return err
+		}
+		if parked {
+			r.pos = e.Position
+			r.progress.handled(r.pos)
+			r.unsaved++
+			continue
+		}
 		if err := r.cfg.Handler(ctx, e); err != nil {
-			return r.failed(ctx, e, err)
+			if err := r.failed(ctx, e, err); err != nil || r.retry {
+				return err
+			}
+			continue
 		}
 		r.failures = 0
 		r.pos = e.Position
@@ -575,6 +606,14 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 			batch = batch[:i]
 			r.retry = true
 			break
+		}
+		parked, err := r.parkIfDue(ctx, stx, e)
+		if err != nil {
+			rollback()
+			return err
+		}
+		if parked {
+			continue
 		}
 		if err := r.cfg.TxHandler(ctx, tx, e); err != nil {
 			rollback()
@@ -621,6 +660,13 @@ func (r *runner) failed(ctx context.Context, e es.Event, err error) error {
 		return ferr
 	}
 	if r.failures > r.o.HandlerRetries {
+		if r.o.OnFailure == es.ParkOnFailure {
+			r.parkNext(e, err)
+			if r.reported == ReportRetrying {
+				r.report(ctx, ReportRunning, nil, 0)
+			}
+			return nil
+		}
 		return &es.HandlerError{Subscription: r.cfg.Name, Event: e, Attempts: r.failures, Err: err}
 	}
 	r.progress.state(es.SubscriptionRetrying, err)

@@ -94,6 +94,19 @@ func (p *Progress) Status(name string) es.SubscriptionStatus {
 	return es.SubscriptionStatus{Name: name, State: es.SubscriptionStopped}
 }
 
+// Wake asks the instance of the subscription name running in this process,
+// if any, to read at once (an operator asked it to retry a parked event).
+func (p *Progress) Wake(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := p.subs[name]; t != nil && t.active {
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // WaitFor waits until the subscription name has handled pos (see
 // [es.Subscriber.WaitFor]): an instance active in this process says so
 // exactly; otherwise checkpoint, which reads the saved checkpoint, is

@@ -65,6 +65,8 @@ func Options(opts *es.SubscribeOpts) (es.SubscribeOpts, error) {
 		return bad("CheckpointInterval must not be negative, got %v", o.CheckpointInterval)
 	case o.RetryBackoff < 0:
 		return bad("RetryBackoff must not be negative, got %v", o.RetryBackoff)
+	case o.OnFailure != es.StopOnFailure && o.OnFailure != es.ParkOnFailure:
+		return bad("unknown OnFailure %d", int(o.OnFailure))
 	case o.ProgressInterval < 0:
 		return bad("ProgressInterval must not be negative, got %v", o.ProgressInterval)
 	case slices.Contains(o.Categories, ""):

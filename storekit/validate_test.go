@@ -66,6 +66,7 @@ func TestOptionsDefaults(t *testing.T) {
 		CheckpointEvery:    100,
 		CheckpointInterval: time.Second,
 		RetryBackoff:       100 * time.Millisecond,
+		ProgressInterval:   time.Second,
 	}, o)
 
 	// Set fields are kept; the filters are copied.
@@ -92,6 +93,8 @@ func TestOptionsValidate(t *testing.T) {
 		"start":      {Start: es.StartPosition(2)},
 		"category":   {Categories: []string{"order", ""}},
 		"type":       {EventTypes: []string{""}},
+		"on failure": {OnFailure: es.FailurePolicy(2)},
+		"progress":   {ProgressInterval: -time.Second},
 	} {
 		_, err := storekit.Options(&o)
 		require.ErrorIs(t, err, es.ErrInvalidArgument, name)

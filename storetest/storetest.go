@@ -55,4 +55,5 @@ var groups = []group{
 	{"Subscriptions", subscriptionTests},
 	{"ReadModels", readModelTests},
 	{"Health", healthTests},
+	{"Parking", parkedTests},
 }

@@ -56,6 +56,7 @@ $$;
 --     of which hidden_events cannot be read yet (committed behind an older
 --     running transaction: see horizon_holders), and the time the oldest
 --     of them was recorded, and how long ago (seconds_behind);
+--   parked_events: its unresolved parked events (parked.sql);
 --   while it catches up, the rate its instance last reported (events per
 --   second) and the time the events behind would take at that rate (eta);
 --   what its active instance last reported, and the lease it holds.
@@ -73,6 +74,7 @@ RETURNS TABLE (
     seconds_behind      double precision,
     rate                double precision,
     eta                 interval,
+    parked_events       bigint,
     reported_state      text,
     reported_at         timestamptz,
     last_error          text,
@@ -123,6 +125,8 @@ BEGIN
     SELECT b.events, b.hidden, b.oldest_recorded_at INTO events_behind, hidden_events, oldest_unhandled_at
       FROM {{ $s }}.log_behind(v_tx, v_pos, v_status.categories, v_status.event_types) AS b;
     seconds_behind := coalesce(extract(epoch FROM clock_timestamp() - oldest_unhandled_at)::double precision, 0);
+    SELECT count(*) INTO parked_events FROM {{ $s }}.parked_events AS p
+     WHERE p.subscription_id = p_subscription_id AND p.resolved_at IS NULL;
     IF v_live AND v_status.state = 'running' AND v_status.rate > 0 THEN
         rate := v_status.rate;
         eta := make_interval(secs => events_behind / v_status.rate);

@@ -32,5 +32,6 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 {{ template "checkpoint.sql" . }}
 {{ template "leases.sql" . }}
 {{ template "health.sql" . }}
+{{ template "parked.sql" . }}
 {{ template "views.sql" . }}
 {{ template "roles.sql" . }}

@@ -12,7 +12,8 @@
 --       through membership) and EXECUTE on the functions that append and
 --       follow the log (append, append_event, advance_checkpoint,
 --       delete_checkpoint, reset_checkpoint, acquire_lease, renew_lease,
---       release_lease, report_status);
+--       release_lease, report_status, park_event, parked_retried,
+--       retry_parked, skip_parked);
 --   {{ $s }}_snapshotter: EXECUTE on the functions that store snapshots
 --       (save_snapshot, and append with a snapshot). A snapshot is trusted
 --       input: loads start from it instead of replaying the events before
@@ -64,7 +65,8 @@ DECLARE
                                            'horizon_holders/0'];
     v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
                                            'reset_checkpoint/3', 'acquire_lease/3', 'renew_lease/3', 'release_lease/2',
-                                           'report_status/7'];
+                                           'report_status/7', 'park_event/10', 'parked_retried/6', 'retry_parked/3',
+                                           'skip_parked/3'];
     v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/8'];
     v_owner_fns   CONSTANT text[] := ARRAY['raise_key_base/0', 'store_snapshot/4',
                                            'check_lease_arguments/4', 'check_checkpoint_position/3',
