@@ -3,6 +3,7 @@ package es
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -78,6 +79,9 @@ type SubscribeOpts struct {
 	// milliseconds.
 	RetryBackoff time.Duration
 
+	// Logger, when set, receives the subscription's log records instead
+	// of the store's logger (pgstore.Config.Logger, memstore.Config.Logger).
+	Logger *slog.Logger
 	// OnError, when set, is called with each error the subscription
 	// recovers from by itself (a lost or failed connection, before
 	// reconnecting; a checkpoint conflict, before taking over again), for

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -20,12 +21,16 @@ type Config struct {
 	// microseconds as PostgreSQL stores times. Set it to get predictable
 	// times in tests. Defaults to time.Now.
 	Now func() time.Time
+	// Logger receives the log records of the store's subscriptions (as
+	// pgstore.Config.Logger). Defaults to none.
+	Logger *slog.Logger
 }
 
 // Store is an in-memory [es.Store]. Create one with [New]. It is safe for
 // concurrent use.
 type Store struct {
-	now func() time.Time
+	now    func() time.Time
+	logger *slog.Logger
 
 	mu sync.RWMutex
 	// log holds every event in global order. It is append-only and its
@@ -89,6 +94,7 @@ func New(config *Config) *Store {
 	}
 	return &Store{
 		now:      now,
+		logger:   config.Logger,
 		streams:  make(map[string]*stream),
 		ids:      make(map[uuid.UUID]int),
 		appended: make(chan struct{}),

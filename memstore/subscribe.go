@@ -46,7 +46,7 @@ func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOp
 	if err != nil {
 		return err
 	}
-	cfg.Name, cfg.Opts, cfg.Progress = name, o, s.progress
+	cfg.Name, cfg.Opts, cfg.Progress, cfg.Logger = name, o, s.progress, s.logger
 	return storekit.Run(ctx, &source{s: s, name: name, o: &o}, cfg)
 }
 

@@ -1,9 +1,13 @@
 package pgstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,4 +267,53 @@ func TestHealthRateWhileCatchingUp(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	require.NoError(t, sub.stop(t))
+}
+
+// TestLoggerLeaseWait: the store's logger hears an instance wait for the
+// lease another instance holds, and take over when it stops.
+func TestLoggerLeaseWait(t *testing.T) {
+	t.Parallel()
+	pool, schema := pgtest.NewSchema(t)
+	var buf syncBuffer
+	cfg := fastConfig(schema)
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	store, err := pgstore.New(pool, cfg)
+	require.NoError(t, err)
+	first := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, "logged", func(context.Context, es.Event) error { return nil }, nil)
+	})
+	awaitLive(t, store, "logged")
+	second := run(t, func(ctx context.Context) error {
+		return store.Subscribe(ctx, "logged", func(context.Context, es.Event) error { return nil }, nil)
+	})
+	deadline := time.Now().Add(deliveryTimeout)
+	for !strings.Contains(buf.String(), "waiting for its lease") {
+		require.True(t, time.Now().Before(deadline), "no lease wait logged:\n%s", buf.String())
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, first.stop(t))
+	for strings.Count(buf.String(), "msg=\"subscription active\"") < 2 {
+		require.True(t, time.Now().Before(deadline), "the second instance did not take over:\n%s", buf.String())
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, second.stop(t))
+	require.Contains(t, buf.String(), "subscription=logged")
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

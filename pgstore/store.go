@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
@@ -27,6 +28,14 @@ type Config struct {
 	// Subscriptions tunes how the store's subscriptions follow the log.
 	// Defaults to the defaults of each of its fields.
 	Subscriptions SubscriptionConfig
+	// Logger receives the log records of the store's subscriptions:
+	// Info when one becomes active or stops, Warn for a failed session
+	// (before reconnecting), a failed handler (before retrying) and a
+	// parked event, Error when one stops on an error, Debug when one
+	// waits for another instance's lease or has caught up. Each record
+	// names its subscription. es.SubscribeOpts.Logger overrides it for one
+	// subscription. Defaults to none.
+	Logger *slog.Logger
 }
 
 // SubscriptionConfig tunes how a [Store]'s subscriptions follow the log on

@@ -1,9 +1,11 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -118,10 +120,11 @@ func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOp
 	cfg.TxMaxDuration = c.TxMaxDuration
 	cfg.Fatal = fatal
 	cfg.Progress = s.progress
+	cfg.Logger = s.config.Logger
 	if s.observe != nil {
 		cfg.Observe = func(st storekit.Stage) { s.observe(name, st) }
 	}
-	src := &source{s: s, name: name, holder: uuid.NewString()}
+	src := &source{s: s, name: name, holder: uuid.NewString(), logger: cmp.Or(o.Logger, s.config.Logger)}
 	if len(o.Categories) > 0 {
 		src.categories = o.Categories
 	}
@@ -153,6 +156,7 @@ type source struct {
 	holder     string   // this instance's lease holder id
 	categories []string // nil for all
 	types      []string // nil for all
+	logger     *slog.Logger
 }
 
 // Open connects, takes the subscription's lease (waiting while another
@@ -181,6 +185,7 @@ func (src *source) Open(ctx context.Context) (storekit.Session, error) {
 	}
 	// One active instance: wait for the lease, trying again every
 	// LeasePollInterval (each try is also a keepalive).
+	waiting := false
 	for {
 		got, err := src.s.acquireLease(ctx, l.conn, src.name, src.holder, c.LeaseTTL)
 		if err != nil {
@@ -190,6 +195,12 @@ func (src *source) Open(ctx context.Context) (storekit.Session, error) {
 		if got {
 			ss.renewed = l.lastUsed
 			break
+		}
+		if !waiting {
+			waiting = true
+			if lg := src.logger; lg != nil {
+				lg.Debug("another instance of the subscription is active; waiting for its lease", "subscription", src.name)
+			}
 		}
 		if !storekit.Sleep(ctx, c.LeasePollInterval) {
 			return nil, ctx.Err()

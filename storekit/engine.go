@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/pgevent/es"
@@ -190,6 +191,9 @@ type Config struct {
 	// Observe, when set, is called at each [Stage] of each session, for
 	// tests. It must not block. Defaults to nil.
 	Observe func(Stage)
+	// Logger receives the subscription's log records: Opts.Logger when
+	// set, else this (the store's), else none.
+	Logger *slog.Logger
 }
 
 // Run runs the subscription until ctx is cancelled (it saves the checkpoint
@@ -205,7 +209,7 @@ func Run(ctx context.Context, src Source, cfg Config) error {
 	cfg.ReconnectBackoff = orDefault(cfg.ReconnectBackoff, 100*time.Millisecond)
 	cfg.ReconnectBackoffMax = max(orDefault(cfg.ReconnectBackoffMax, 5*time.Second), cfg.ReconnectBackoff)
 	cfg.TxMaxDuration = orDefault(cfg.TxMaxDuration, 20*time.Millisecond)
-	r := &runner{cfg: &cfg, o: &cfg.Opts}
+	r := &runner{cfg: &cfg, o: &cfg.Opts, log: logger(&cfg)}
 	r.progress = cfg.Progress.start(cfg.Name, cfg.Opts.OnStatus)
 	defer r.progress.stop()
 
@@ -215,13 +219,18 @@ func Run(ctx context.Context, src Source, cfg Config) error {
 		var herr *es.HandlerError
 		switch {
 		case errors.As(err, &herr):
+			r.log.Error("subscription stopped: its handler failed", "event", herr.Event.Position,
+				"stream_id", herr.Event.StreamID, "event_type", herr.Event.Type, "attempts", herr.Attempts, "error", herr.Err)
 			return err
 		case ctx.Err() != nil:
+			r.log.Info("subscription stopped", "position", r.pos)
 			return nil
 		case r.fatal(err):
+			r.log.Error("subscription stopped", "error", err)
 			return fmt.Errorf("subscription %q: %w", cfg.Name, err)
 		}
 		r.progress.closed(err)
+		r.log.Warn("subscription session failed; opening a new one", "error", err, "backoff", backoff)
 		if r.o.OnError != nil {
 			r.o.OnError(fmt.Errorf("subscription %q: %w", cfg.Name, err))
 		}
@@ -234,6 +243,18 @@ func Run(ctx context.Context, src Source, cfg Config) error {
 		}
 		backoff = min(2*backoff, cfg.ReconnectBackoffMax)
 	}
+}
+
+// logger returns the subscription's logger (a discarding one for none).
+func logger(cfg *Config) *slog.Logger {
+	l := cfg.Opts.Logger
+	if l == nil {
+		l = cfg.Logger
+	}
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return l.With("subscription", cfg.Name)
 }
 
 func (r *runner) fatal(err error) bool {
@@ -265,6 +286,7 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 type runner struct {
 	cfg      *Config
 	o        *es.SubscribeOpts
+	log      *slog.Logger
 	progress *instance // nil without Config.Progress
 	s        Session   // the current session
 	healthy  bool      // the current session got as far as following the log
@@ -315,6 +337,7 @@ func (r *runner) session(ctx context.Context, src Source) (err error) {
 		return err
 	}
 	r.healthy = true
+	r.log.Info("subscription active", "checkpoint", r.pos)
 	r.report(ctx, ReportRunning, nil, 0)
 	r.meter.start(time.Now())
 	return r.follow(ctx)
@@ -414,6 +437,7 @@ func (r *runner) follow(ctx context.Context) error {
 		}
 		if !caughtUp {
 			caughtUp = true
+			r.log.Debug("subscription caught up", "position", r.pos)
 			r.observe(StageCaughtUp)
 		}
 		delay := cfg.PollInterval
@@ -671,6 +695,8 @@ func (r *runner) failed(ctx context.Context, e es.Event, err error) error {
 	}
 	r.progress.state(es.SubscriptionRetrying, err)
 	r.report(ctx, ReportRetrying, err, 0)
+	r.log.Warn("handler failed; retrying", "event", e.Position, "stream_id", e.StreamID, "event_type", e.Type,
+		"attempt", r.failures, "error", err, "wait", RetryWait(r.o, r.failures))
 	if !Sleep(ctx, RetryWait(r.o, r.failures)) {
 		return ctx.Err()
 	}

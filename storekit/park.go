@@ -63,6 +63,12 @@ func (r *runner) parkIfDue(ctx context.Context, p Parker, e es.Event) (bool, err
 	if err := p.Park(ctx, pe); err != nil {
 		return false, fmt.Errorf("parking %s: %w", e.Position, err)
 	}
+	if pe.Behind {
+		r.log.Info("event parked behind an earlier parked event of its stream", "event", e.Position, "stream_id", e.StreamID)
+	} else {
+		r.log.Warn("event parked: its handler kept failing", "event", e.Position, "stream_id", e.StreamID,
+			"event_type", e.Type, "attempts", pe.Attempts, "error", pe.Error)
+	}
 	r.park.blocked[e.StreamID]++
 	return true, nil
 }
@@ -98,6 +104,7 @@ func (r *runner) retryParked(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		r.log.Info("parked event retried", "event", p.Event.Position, "stream_id", id, "handled", ok)
 		if !ok {
 			failed[id] = true
 			continue

@@ -1,8 +1,11 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +27,7 @@ var healthTests = []test{
 	{"ResetRebuildsAndRewinds", testResetRebuildsAndRewinds},
 	{"ResetInvalid", testResetInvalid},
 	{"Progress", testProgress},
+	{"Logging", testLogging},
 }
 
 // health reads the health of name.
@@ -258,5 +262,80 @@ func testProgress(t *testing.T, s es.Store) {
 		if i > 0 {
 			require.GreaterOrEqual(t, p.Handled, during[i-1].Handled)
 		}
+	}
+}
+
+// logBuffer is a concurrency-safe buffer for a slog handler.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records returns the JSON records written so far.
+func (b *logBuffer) records(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(b.buf.Bytes()), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal(line, &rec))
+		out = append(out, rec)
+	}
+	return out
+}
+
+func testLogging(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	name := subscriptionName()
+	res := mustAppend(t, s, streamID("logged"), es.NoStream, Events(1))
+	buf := &logBuffer{}
+	logger := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := newRecorder()
+	r.fail = func(e es.Event, calls int) error {
+		if calls == 1 {
+			return errors.New("boom once")
+		}
+		return nil
+	}
+	run := start(t, sub, name, r.handle, fastOpts(es.SubscribeOpts{HandlerRetries: 1, Logger: logger}))
+	r.waitFor(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), subscribeTimeout)
+	defer cancel()
+	require.NoError(t, sub.WaitFor(ctx, name, res.LastPosition))
+	require.NoError(t, run.stop(t))
+
+	want := map[string]string{ // message: level
+		"subscription active":      "INFO",
+		"handler failed; retrying": "WARN",
+		"subscription stopped":     "INFO",
+		"subscription caught up":   "DEBUG",
+	}
+	seen := map[string]bool{}
+	for _, rec := range buf.records(t) {
+		msg, _ := rec["msg"].(string)
+		level, ok := want[msg]
+		if !ok {
+			continue
+		}
+		require.Equal(t, level, rec["level"], msg)
+		require.Equal(t, name, rec["subscription"], "%s names its subscription", msg)
+		if msg == "handler failed; retrying" {
+			require.Equal(t, "boom once", rec["error"])
+			require.Equal(t, res.LastPosition.String(), rec["event"])
+		}
+		seen[msg] = true
+	}
+	for msg := range want {
+		require.True(t, seen[msg], "no %q record", msg)
 	}
 }
