@@ -41,17 +41,7 @@ func txSubscriber(t *testing.T, s es.Store) es.TxSubscriber {
 // test if the test does not stop it.
 func startTx(t *testing.T, s es.TxSubscriber, name string, h es.TxHandler, o *es.SubscribeOpts) *running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		r.err = s.SubscribeTx(ctx, name, h, o)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-r.done
-	})
-	return r
+	return runInBackground(t, func(ctx context.Context) error { return s.SubscribeTx(ctx, name, h, o) })
 }
 
 // totals is a read model: the total of each counter, by stream id.

@@ -132,11 +132,19 @@ type running struct {
 // test if the test does not stop it.
 func start(t *testing.T, s es.Subscriber, name string, h es.Handler, o *es.SubscribeOpts) *running {
 	t.Helper()
+	return runInBackground(t, func(ctx context.Context) error { return s.Subscribe(ctx, name, h, o) })
+}
+
+// runInBackground runs subscribe in a goroutine until its context is
+// cancelled; it is stopped at the end of the test if the test does not
+// stop it.
+func runInBackground(t *testing.T, subscribe func(ctx context.Context) error) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		r.err = s.Subscribe(ctx, name, h, o)
+		r.err = subscribe(ctx)
 	}()
 	t.Cleanup(func() {
 		cancel()
