@@ -271,6 +271,16 @@ var badCases = []badCase{
 	{key: "report_status/7", name: "unknown state", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'sleeping', NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
 	{key: "report_status/7", name: "no lease: false", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL, NULL)`, want: returnsRows("(f)")},
 
+	// jsonb → msgpack, append_json.
+	{key: "jsonb_to_msgpack/1", name: "null: null", sql: `SELECT %[1]s.jsonb_to_msgpack(NULL)`, want: returnsRows("()")},
+	{key: "jsonb_to_msgpack/1", name: "inexact number", sql: `SELECT %[1]s.jsonb_to_msgpack('0.1000000000000000000001')`, want: rejects(invalidArgument)},
+	{key: "jsonb_to_msgpack/1", name: "too deep", sql: `SELECT %[1]s.jsonb_to_msgpack((repeat('[', 513) || repeat(']', 513))::jsonb)`, want: rejects(invalidArgument)},
+	{key: "msgpack_str_header/1", name: "null: null", sql: `SELECT %[1]s.msgpack_str_header(NULL)`, want: returnsRows("()")},
+	{key: "msgpack_number/1", name: "beyond float8", sql: `SELECT %[1]s.msgpack_number(1e400)`, want: rejects(invalidArgument)},
+	{key: "append_json/6", name: "null data", sql: `SELECT stream_version FROM %[1]s.append_json('order-1', 'Noted', NULL)`, want: rejects(invalidArgument)},
+	{key: "append_json/6", name: "empty stream id", sql: `SELECT stream_version FROM %[1]s.append_json('', 'Noted', '{}')`, want: rejects(invalidArgument)},
+	{key: "append_json/6", name: "inexact number", sql: `SELECT stream_version FROM %[1]s.append_json('order-1', 'Noted', '{"n": 1e400}')`, want: rejects(invalidArgument)},
+
 	// Parked events.
 	{key: "park_event/10", name: "null subscription id", sql: `SELECT %[1]s.park_event(NULL, 'me', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, NULL, 1)`, want: rejects(invalidArgument)},
 	{key: "park_event/10", name: "empty holder", sql: `SELECT %[1]s.park_event('sub-1', '', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, NULL, 1)`, want: rejects(invalidArgument)},

@@ -183,6 +183,9 @@ type decodeMeter struct {
 	schema string
 	pid    int    // the server process, when its CPU time can be read
 	what   string // what the cost is, for the log
+	// query, when set, is the statement measured instead of
+	// msgpack_to_jsonb($1) (its one argument is the input's bytes).
+	query string
 }
 
 func newDecodeMeter(t *testing.T, c *decodeConn) *decodeMeter {
@@ -245,6 +248,12 @@ func processCPU(pid int) (time.Duration, error) {
 // cost returns the cost of msgpack_to_jsonb(data).
 func (m *decodeMeter) cost(data []byte) time.Duration {
 	m.t.Helper()
+	if m.query != "" && m.pid == 0 {
+		start := time.Now()
+		var ok bool
+		require.NoError(m.t, m.conn.QueryRow(m.ctx, m.query, data).Scan(&ok))
+		return time.Since(start)
+	}
 	if m.pid == 0 {
 		var secs float64
 		require.NoError(m.t, m.conn.QueryRow(m.ctx, "SELECT pg_temp.decode_seconds($1)", data).Scan(&secs))
@@ -253,8 +262,11 @@ func (m *decodeMeter) cost(data []byte) time.Duration {
 	before, err := processCPU(m.pid)
 	require.NoError(m.t, err)
 	var ok bool
-	require.NoError(m.t, m.conn.QueryRow(m.ctx,
-		fmt.Sprintf("SELECT %s.msgpack_to_jsonb($1) IS NOT NULL", m.schema), data).Scan(&ok))
+	query := m.query
+	if query == "" {
+		query = fmt.Sprintf("SELECT %s.msgpack_to_jsonb($1) IS NOT NULL", m.schema)
+	}
+	require.NoError(m.t, m.conn.QueryRow(m.ctx, query, data).Scan(&ok))
 	after, err := processCPU(m.pid)
 	require.NoError(m.t, err)
 	return after - before

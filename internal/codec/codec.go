@@ -263,7 +263,9 @@ func encodeTime(e *msgpack.Encoder, v reflect.Value) error {
 	return e.EncodeTime(v.Interface().(time.Time))
 }
 
-// decodeTime reads a timestamp and returns it in UTC (nil → zero time).
+// decodeTime reads a timestamp and returns it in UTC (nil → zero time). It
+// also reads an RFC 3339 string, the form msgpack_to_jsonb shows a time in
+// and jsonb_to_msgpack (an event written from SQL in JSON) gives back.
 func decodeTime(d *msgpack.Decoder, v reflect.Value) error {
 	c, err := d.PeekCode()
 	if err != nil {
@@ -272,6 +274,18 @@ func decodeTime(d *msgpack.Decoder, v reflect.Value) error {
 	if c == msgpcode.Nil {
 		v.Set(reflect.Zero(timeType))
 		return d.DecodeNil()
+	}
+	if msgpcode.IsString(c) {
+		s, err := d.DecodeString()
+		if err != nil {
+			return err
+		}
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return fmt.Errorf("time: %w", err)
+		}
+		v.Set(reflect.ValueOf(tm.UTC()))
+		return nil
 	}
 	tm, err := d.DecodeTime()
 	if err != nil {

@@ -28,6 +28,7 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 {{ template "read.sql" . }}
 {{ template "append.sql" . }}
 {{ template "decode.sql" . }}
+{{ template "encode.sql" . }}
 {{ template "snapshot.sql" . }}
 {{ template "checkpoint.sql" . }}
 {{ template "leases.sql" . }}

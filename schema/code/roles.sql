@@ -60,10 +60,11 @@ DECLARE
     v_read_fns    CONSTANT text[] := ARRAY['read_stream/3', 'read_stream_backward/3', 'read_all/5', 'stream_info/1',
                                            'load/2', 'read_checkpoint/1', 'log_end/0', 'log_hidden/2', 'log_behind/4', 'log_horizon/0',
                                            'keys_behind/2', 'msgpack_to_jsonb/1', 'try_msgpack_to_jsonb/1',
+                                           'jsonb_to_msgpack/1', 'msgpack_str_header/1', 'msgpack_number/1',
                                            'msgpack_float_text/2', 'invalid_argument/4', 'lease_live/2',
                                            'subscription_running/1', 'subscription_health/2', 'subscription_ids/0',
                                            'horizon_holders/0'];
-    v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
+    v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'append_json/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
                                            'reset_checkpoint/3', 'acquire_lease/3', 'renew_lease/3', 'release_lease/2',
                                            'report_status/7', 'park_event/10', 'parked_retried/6', 'retry_parked/3',
                                            'skip_parked/3'];
