@@ -231,10 +231,10 @@ func TestJSONBToMsgpackRefuses(t *testing.T) {
 	t.Parallel()
 	c := encodeConn{newDecodeConn(t)}
 	for _, text := range []string{
-		`0.1000000000000000000001`,         // more digits than a float8 holds
-		`18446744073709551616`,             // above uint64, and not exactly a float8
-		`1e400`,                            // beyond float8
-		`1e-400`,                           // below float8
+		`0.1000000000000000000001`,           // more digits than a float8 holds
+		`18446744073709551616`,               // above uint64, and not exactly a float8
+		`1e400`,                              // beyond float8
+		`1e-400`,                             // below float8
 		`{"a": [0.12345678901234567890123]}`, // inside containers too
 		strings.Repeat("[", 513) + strings.Repeat("]", 513),
 	} {
@@ -333,7 +333,9 @@ func jsonLinearShapes() []linearShape {
 		{"strings to escape", func(n int) []byte {
 			return text("[" + join(n, func(int) string { return `"` + strings.Repeat("é\\\"x", 64) + `"` }) + "]")
 		}},
-		{"floats", func(n int) []byte { return text("[" + join(n, func(i int) string { return fmt.Sprintf("%d.25", i) }) + "]") }},
+		{"floats", func(n int) []byte {
+			return text("[" + join(n, func(i int) string { return fmt.Sprintf("%d.25", i) }) + "]")
+		}},
 		{"deep nesting around a wide array", func(n int) []byte {
 			return text(strings.Repeat("[", 100) + "[" + join(n, strconv.Itoa) + "]" + strings.Repeat("]", 100))
 		}},
