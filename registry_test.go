@@ -336,3 +336,22 @@ func TestRegistryRecursiveType(t *testing.T) {
 	require.NoError(t, msgpack.Unmarshal(data, &m))
 	require.Equal(t, in.Next.ID.String(), m["Next"].(map[string]any)["ID"])
 }
+
+func TestDecodeTimeFromRFC3339String(t *testing.T) {
+	t.Parallel()
+	type ev struct{ At time.Time }
+	r := es.NewRegistry()
+	require.NoError(t, es.Register[ev](r, "ev"))
+	// {"At": "2026-12-06T10:11:12.5+01:00"}: a time as an event written
+	// from SQL in JSON carries it.
+	data, err := msgpack.Marshal(map[string]any{"At": "2026-12-06T10:11:12.5+01:00"})
+	require.NoError(t, err)
+	got, err := r.Decode(es.Event{Type: "ev", Data: data})
+	require.NoError(t, err)
+	require.Equal(t, ev{At: time.Date(2026, 12, 6, 9, 11, 12, 500_000_000, time.UTC)}, got)
+	// Not a time: an error, not a zero time.
+	data, err = msgpack.Marshal(map[string]any{"At": "yesterday"})
+	require.NoError(t, err)
+	_, err = r.Decode(es.Event{Type: "ev", Data: data})
+	require.Error(t, err)
+}
