@@ -228,12 +228,13 @@ type Subscriber interface {
 	// ParkedEvents returns the events the subscription name has parked and
 	// not yet resolved, in the global order ([ParkOnFailure]).
 	ParkedEvents(ctx context.Context, name string) ([]ParkedEvent, error)
-	// RetryParked asks the running subscription to hand the parked event
-	// at pos to its handler again, followed by the events of its stream
-	// parked behind it, in order, stopping at the first that fails again
-	// (it stays parked, with one more attempt). It reports whether an
+	// RetryParked asks the running subscription to hand the parked events
+	// of the stream of the parked event at pos to its handler again, in
+	// order from the stream's earliest, stopping at the first that fails
+	// again (it stays parked, with one more attempt). It reports whether an
 	// unresolved parked event is at pos. The subscription retries when it
-	// has caught up with the log.
+	// has caught up with the log (within a second when the request comes
+	// from another process).
 	RetryParked(ctx context.Context, name string, pos Position) (bool, error)
 	// SkipParked resolves the parked event at pos without handling it; the
 	// events of its stream parked behind it stay parked. It reports
@@ -242,8 +243,8 @@ type Subscriber interface {
 
 	// WaitFor waits until the subscription name has handled the event at
 	// pos and every event before it (a handler returned for each one the
-	// subscription's filters keep; in the transactional form, committed):
-	// read-your-writes for a read model. Pass it the position a write
+	// subscription's filters keep, or the event was parked; in the
+	// transactional form, committed): read-your-writes for a read model. Pass it the position a write
 	// returned ([AppendResult.LastPosition]).
 	//
 	// An instance of name running in this process answers it exactly,

@@ -291,6 +291,7 @@ var badCases = []badCase{
 	{key: "park_event/10", name: "no lease: false", sql: `SELECT %[1]s.park_event('sub-1', 'me', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, NULL, 1)`, want: returnsRows("(f)")},
 	{key: "parked_retried/6", name: "null subscription id", sql: `SELECT %[1]s.parked_retried(NULL, 'me', '1', 1, true, NULL)`, want: rejects(invalidArgument)},
 	{key: "parked_retried/6", name: "null outcome", sql: `SELECT %[1]s.parked_retried('sub-1', 'me', '1', 1, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "holds_lease/2", name: "nulls: false", sql: `SELECT %[1]s.holds_lease(NULL, NULL)`, want: returnsRows("(f)")},
 	{key: "parked_retried/6", name: "no lease: false", sql: `SELECT %[1]s.parked_retried('sub-1', 'me', '1', 1, true, NULL)`, want: returnsRows("(f)")},
 	{key: "retry_parked/3", name: "null subscription id", sql: `SELECT %[1]s.retry_parked(NULL, '1', 1)`, want: rejects(invalidArgument)},
 	{key: "retry_parked/3", name: "null position", sql: `SELECT %[1]s.retry_parked('sub-1', NULL, NULL)`, want: rejects(invalidArgument)},

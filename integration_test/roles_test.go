@@ -39,14 +39,14 @@ var (
 	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
 	// Called only by the owner's functions.
 	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
-		"check_checkpoint_position/3", "refuse_while_running/2"}
+		"check_checkpoint_position/3", "refuse_while_running/2", "holds_lease/2"}
 	triggerFunctions = []string{"refuse_event_change/0"}
 
 	// The plain-SQL read functions PostgreSQL inlines into the calling
 	// query: they cannot pin search_path (that would stop the inlining)
 	// and qualify every name instead.
 	inlinedFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
-		"read_checkpoint/1", "keys_behind/2", "lease_live/2"}
+		"read_checkpoint/1", "keys_behind/2"}
 )
 
 // schemaFunction is a function of the schema as pg_proc describes it.
@@ -159,6 +159,7 @@ var roleCalls = []roleCall{
 	{"skip_parked/3", `SELECT %[1]s.skip_parked('sub-1', '1', 1)`, ""},
 	{"check_checkpoint_position/3", `SELECT %[1]s.check_checkpoint_position('f', '0', 0)`, ""},
 	{"refuse_while_running/2", `SELECT %[1]s.refuse_while_running('f', 'sub-1')`, ""},
+	{"holds_lease/2", `SELECT %[1]s.holds_lease('sub-1', 'me')`, ""},
 	{"refuse_event_change/0", `SELECT %[1]s.refuse_event_change()`, "0A000"},
 }
 

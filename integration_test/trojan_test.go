@@ -764,6 +764,7 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 			sql: []string{row("r.subscription_id, r.transaction_id, r.global_position") + "%[1]s.reset_checkpoint('sub-1', '0', 0) AS r"}},
 		{fn: "reset_checkpoint/3", detail: "beyond", writer: true, code: "PE003",
 			sql: []string{each + "%[1]s.reset_checkpoint('sub-1', '4000000000', 1) AS r"}},
+		{fn: "holds_lease/2", detail: "not held", want: rowsAre("false"), sql: []string{"SELECT %[1]s.holds_lease('sub-9', 'h-1')::pg_catalog.text"}},
 		{fn: "park_event/10", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.park_event('sub-9', 'h-1', '1', 1, 'order-1', '00000000-0000-0000-0000-000000000001', 'Noted', false, 'boom', 1)::pg_catalog.text"}},
 		{fn: "parked_retried/6", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.parked_retried('sub-9', 'h-1', '1', 1, true, NULL)::pg_catalog.text"}},
 		{fn: "retry_parked/3", detail: "nothing parked", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.retry_parked('sub-9', '1', 1)::pg_catalog.text"}},

@@ -35,7 +35,7 @@ func (ss *session) Report(_ context.Context, r storekit.Report, err error, rate 
 		rep.since = prev.since
 	}
 	if err != nil {
-		rep.err = err.Error()
+		rep.err = truncateError(err.Error())
 	}
 	s.reports[ss.name] = rep
 	return nil
@@ -72,7 +72,7 @@ func (s *Store) SubscriptionHealth(ctx context.Context, name string) (es.Subscri
 		h.Health = es.HealthIdle
 	case h.EventsBehind == 0:
 		h.Health = es.HealthLive
-	case !s.now().Add(-storekit.StallAfter).After(latest(cp.at, rep.since)):
+	case !s.now().Add(-storekit.StallAfter).After(latest(cp.at, s.leasedAt(name))):
 		h.Health = es.HealthCatchingUp
 	default:
 		h.Health = es.HealthStalled
@@ -109,4 +109,12 @@ func (s *Store) behind(after es.Position, o *es.SubscribeOpts) (n int64, oldest 
 func (ss *session) Behind(_ context.Context, after es.Position) (int64, error) {
 	n, _ := ss.s.behind(after, ss.o)
 	return n, nil
+}
+
+// leasedAt returns when the running instance of name became the active one
+// (pgstore: its lease's acquired_at).
+func (s *Store) leasedAt(name string) time.Time {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	return s.activeSince[name]
 }

@@ -56,6 +56,9 @@ type Store struct {
 	subMu       sync.Mutex
 	checkpoints map[string]checkpoint
 	subActive   map[string]chan struct{}
+	// activeSince is when the active instance of each subscription took
+	// its slot (health.go).
+	activeSince map[string]time.Time
 	// reports holds what the active instance of each subscription last
 	// reported (health.go), as pgstore's subscription_status does.
 	reports map[string]report

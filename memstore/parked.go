@@ -23,6 +23,7 @@ func (s *Store) park(p es.ParkedEvent) {
 		s.parked = make(map[string][]*parkedEvent)
 	}
 	p.ParkedAt = s.now()
+	p.Error = truncateError(p.Error)
 	list := s.parked[p.Subscription]
 	i := slices.IndexFunc(list, func(q *parkedEvent) bool { return q.Event.Position == p.Event.Position })
 	if i >= 0 {
@@ -46,7 +47,7 @@ func (s *Store) retried(name string, pos es.Position, handled bool, err error) {
 			if handled {
 				p.resolved = true
 			} else if err != nil {
-				p.Error = err.Error()
+				p.Error = truncateError(err.Error())
 			}
 		}
 	}
@@ -79,9 +80,19 @@ func (s *Store) ParkedEvents(ctx context.Context, name string) ([]es.ParkedEvent
 
 // RetryParked implements [es.Subscriber.RetryParked].
 func (s *Store) RetryParked(ctx context.Context, name string, pos es.Position) (bool, error) {
-	found, err := s.resolveParked(ctx, name, pos, func(p *parkedEvent) { p.RetryRequested = true })
+	// The request goes on the earliest parked event of the stream, as SQL
+	// retry_parked records it: the stream's parked events are retried in
+	// order from there.
+	found, err := s.resolveParked(ctx, name, pos, func(p *parkedEvent) {
+		for _, q := range s.parked[name] {
+			if !q.resolved && q.Event.StreamID == p.Event.StreamID {
+				q.RetryRequested = true
+				return
+			}
+		}
+	})
 	if found {
-		s.progress.Wake(name)
+		s.progress.RetryRequested(name)
 	}
 	return found, err
 }
@@ -142,4 +153,17 @@ func (t *tx) Park(_ context.Context, p es.ParkedEvent) error {
 func (t *tx) Retried(_ context.Context, pos es.Position, handled bool, err error) error {
 	t.pending = append(t.pending, func() { t.ss.s.retried(t.ss.name, pos, handled, err) })
 	return nil
+}
+
+// truncateError keeps the first 10,000 characters of an error's text, as
+// the SQL functions store it.
+func truncateError(msg string) string {
+	n := 0
+	for i := range msg {
+		if n == 10000 {
+			return msg[:i]
+		}
+		n++
+	}
+	return msg
 }

@@ -211,6 +211,12 @@ func (src *source) Open(ctx context.Context) (storekit.Session, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	src.s.subMu.Lock()
+	if src.s.activeSince == nil {
+		src.s.activeSince = make(map[string]time.Time)
+	}
+	src.s.activeSince[src.name] = src.s.now()
+	src.s.subMu.Unlock()
 	return &session{source: src, slot: slot}, nil
 }
 

@@ -43,13 +43,18 @@ func (ss *session) Keep(ctx context.Context) error {
 }
 
 // releaseLease gives the lease up (SQL release_lease) so that a waiting
-// instance takes over at once (best effort: a lease left behind expires, or
-// is freed when its backend is gone).
+// instance takes over at once, and so that once Subscribe has returned the
+// subscription no longer runs (a reset is not refused). When the
+// subscription's connection is gone (a query interrupted by the stop closes
+// it), the pool releases it. Best effort: a lease left behind expires, or is
+// freed when its backend is gone.
 func (ss *session) releaseLease() {
-	if ss.l.conn.IsClosed() {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	_, _ = ss.l.conn.Exec(ctx, ss.s.sql.releaseLease, ss.name, ss.holder)
+	if !ss.l.conn.IsClosed() {
+		if _, err := ss.l.conn.Exec(ctx, ss.s.sql.releaseLease, ss.name, ss.holder); err == nil {
+			return
+		}
+	}
+	_, _ = ss.s.pool.Exec(ctx, ss.s.sql.releaseLease, ss.name, ss.holder)
 }

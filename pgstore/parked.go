@@ -55,7 +55,7 @@ func (s *Store) parked(ctx context.Context, q querier, name string) ([]es.Parked
 func (s *Store) RetryParked(ctx context.Context, name string, pos es.Position) (bool, error) {
 	found, err := s.resolveParked(ctx, s.sql.retryParked, "retrying", name, pos)
 	if found {
-		s.progress.Wake(name) // an instance in this process retries at once
+		s.progress.RetryRequested(name) // an instance in this process retries at once
 	}
 	return found, err
 }

@@ -397,10 +397,8 @@ func (r *runner) load(ctx context.Context) error {
 	}
 	r.pos, r.saved, r.unsaved, r.lastSave = pos, pos, 0, time.Now()
 	r.retry, r.limit = false, 0
-	if r.o.OnFailure == es.ParkOnFailure {
-		if _, err := r.loadParked(ctx); err != nil {
-			return err
-		}
+	if _, err := r.loadParked(ctx); err != nil {
+		return err
 	}
 	r.progress.opened(pos)
 	return nil
@@ -430,10 +428,8 @@ func (r *runner) follow(ctx context.Context) error {
 			continue
 		}
 		r.progress.state(es.SubscriptionLive, nil)
-		if r.o.OnFailure == es.ParkOnFailure {
-			if err := r.retryParked(ctx); err != nil {
-				return err
-			}
+		if err := r.retryParked(ctx); err != nil {
+			return err
 		}
 		if !caughtUp {
 			caughtUp = true
@@ -527,6 +523,11 @@ func (r *runner) step(ctx context.Context) (int, error) {
 	if err := r.s.Keep(ctx); err != nil {
 		return 0, err
 	}
+	if r.park.stale {
+		if _, err := r.loadParked(ctx); err != nil {
+			return 0, err
+		}
+	}
 	// A filtered read says nothing of the events it skips after the last
 	// one it returns: while a WaitFor waits for a position ahead, read the
 	// end of the log first, so that a read that does not fill its batch
@@ -546,7 +547,10 @@ func (r *runner) step(ctx context.Context) (int, error) {
 	n := len(batch)
 	if n > 0 {
 		if r.limit > 0 && len(batch) > r.limit {
+			// Only the events before a failed one: the rest is read
+			// again at once, and this read says nothing of the end.
 			batch = batch[:r.limit]
+			r.retry = true
 		}
 		r.limit = 0
 		if r.cfg.TxHandler != nil {
@@ -616,9 +620,17 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 		return fmt.Errorf("beginning: %w", err)
 	}
 	tx := &handlerTx{tx: stx}
+	// Parking done in the transaction goes with it.
+	r.park.begin()
+	parkedInTx := false
+	undoParking := func() {
+		r.park.rollback()
+		r.park.stale = r.park.stale || parkedInTx
+	}
 	rollback := func() {
 		stx.Rollback()
 		tx.end(false)
+		undoParking()
 	}
 	deadline := time.Now().Add(r.cfg.TxMaxDuration)
 	for i, e := range batch {
@@ -637,6 +649,7 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 			return err
 		}
 		if parked {
+			parkedInTx = true
 			continue
 		}
 		if err := r.cfg.TxHandler(ctx, tx, e); err != nil {
@@ -655,6 +668,7 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 	last := batch[len(batch)-1].Position
 	if err := stx.Commit(ctx, r.saved, last); err != nil {
 		tx.end(false)
+		undoParking()
 		return err
 	}
 	tx.end(true)

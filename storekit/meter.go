@@ -63,10 +63,14 @@ func (r *runner) measure(ctx context.Context, caughtUp bool) error {
 		if p.Rate > 0 {
 			p.Remaining = time.Duration(float64(p.Behind) / p.Rate * float64(time.Second))
 		}
-		r.report(ctx, ReportRunning, nil, p.Rate)
+		if r.reported != ReportRetrying { // a failing handler reports that
+			r.report(ctx, ReportRunning, nil, p.Rate)
+		}
 	} else {
 		m.active = false
-		r.report(ctx, ReportRunning, nil, 0)
+		if r.reported != ReportRetrying {
+			r.report(ctx, ReportRunning, nil, 0)
+		}
 	}
 	m.last, m.lastHandled = now, m.handled
 	if o.OnProgress != nil {

@@ -39,6 +39,9 @@ type tracker struct {
 	// one buffered slot, so that a request made while the instance reads
 	// is seen by its next wait.
 	wake chan struct{}
+	// retryRequested: an operator asked, in this process, for a parked
+	// event to be retried.
+	retryRequested bool
 }
 
 // PollCheckpoint is how often [Progress.WaitFor] reads the saved checkpoint
@@ -73,15 +76,14 @@ func (t *tracker) signal() {
 	}
 }
 
-func (t *tracker) setState(st es.SubscriptionState, err error, observe func(es.SubscriptionStatus)) {
+// setState sets the state and reports whether it changed.
+func (t *tracker) setState(st es.SubscriptionState, err error) bool {
 	changed := t.status.State != st
 	if changed {
 		t.status.State, t.status.Since = st, time.Now()
 	}
 	t.status.LastError = err
-	if changed && observe != nil {
-		observe(t.status)
-	}
+	return changed
 }
 
 // Status returns the status of the subscription name in this process.
@@ -94,17 +96,37 @@ func (p *Progress) Status(name string) es.SubscriptionStatus {
 	return es.SubscriptionStatus{Name: name, State: es.SubscriptionStopped}
 }
 
-// Wake asks the instance of the subscription name running in this process,
-// if any, to read at once (an operator asked it to retry a parked event).
-func (p *Progress) Wake(name string) {
+// RetryRequested tells the instance of the subscription name running in
+// this process, if any, that an operator asked it to retry a parked event:
+// it looks at its parked events at once.
+func (p *Progress) RetryRequested(name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if t := p.subs[name]; t != nil && t.active {
-		select {
-		case t.wake <- struct{}{}:
-		default:
-		}
+		t.retryRequested = true
+		t.nudge()
 	}
+}
+
+// nudge asks the active instance to read at once. Called with p.mu held.
+func (t *tracker) nudge() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeRetryRequest reports whether a retry was requested in this process
+// since the last call.
+func (in *instance) takeRetryRequest() bool {
+	if in == nil {
+		return false
+	}
+	in.p.mu.Lock()
+	defer in.p.mu.Unlock()
+	r := in.t.retryRequested
+	in.t.retryRequested = false
+	return r
 }
 
 // WaitFor waits until the subscription name has handled pos (see
@@ -140,14 +162,14 @@ func (p *Progress) WaitFor(ctx context.Context, name string, pos es.Position, ch
 		if active && !wasActive {
 			// Ask the instance to read now rather than at its next
 			// wake-up, which may be a poll away.
-			select {
-			case t.wake <- struct{}{}:
-			default:
-			}
+			t.nudge()
 		}
 		p.mu.Unlock()
 		wasActive = active
-		if !handled.Before(pos) {
+		// Handled is what the active instance has done; once none is
+		// active (a checkpoint may have been reset meanwhile), only the
+		// saved checkpoint counts.
+		if active && !handled.Before(pos) {
 			return nil
 		}
 		var poll <-chan time.Time
@@ -186,6 +208,27 @@ type instance struct {
 	name    string
 	observe func(es.SubscriptionStatus)
 	active  bool
+	// notes are the statuses to hand to observe once p.mu is released
+	// (observe may call back into the Progress). Only the instance's own
+	// goroutine calls its methods, so they are handed over in order.
+	notes []es.SubscriptionStatus
+}
+
+// setLocked sets the state, noting a change for observe. Called with p.mu
+// held.
+func (in *instance) setLocked(st es.SubscriptionState, err error) {
+	if in.t.setState(st, err) && in.observe != nil {
+		in.notes = append(in.notes, in.t.status)
+	}
+}
+
+// notify hands the noted statuses to observe. Called without p.mu.
+func (in *instance) notify() {
+	for len(in.notes) > 0 {
+		st := in.notes[0]
+		in.notes = in.notes[1:]
+		in.observe(st)
+	}
 }
 
 func (p *Progress) start(name string, observe func(es.SubscriptionStatus)) *instance {
@@ -193,13 +236,15 @@ func (p *Progress) start(name string, observe func(es.SubscriptionStatus)) *inst
 		return nil
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	t := p.tracker(name)
 	t.running++
+	in := &instance{p: p, t: t, name: name, observe: observe}
 	if !t.active {
-		t.setState(es.SubscriptionStarting, nil, observe)
+		in.setLocked(es.SubscriptionStarting, nil)
 	}
-	return &instance{p: p, t: t, name: name, observe: observe}
+	p.mu.Unlock()
+	in.notify()
+	return in
 }
 
 // stop ends the instance.
@@ -208,13 +253,14 @@ func (in *instance) stop() {
 		return
 	}
 	in.p.mu.Lock()
-	defer in.p.mu.Unlock()
 	in.deactivateLocked(nil)
 	in.t.running--
 	if in.t.running == 0 {
-		in.t.setState(es.SubscriptionStopped, nil, in.observe)
+		in.setLocked(es.SubscriptionStopped, nil)
 	}
 	in.p.release(in.name, in.t)
+	in.p.mu.Unlock()
+	in.notify()
 }
 
 // opened marks the instance active, having loaded its checkpoint at pos.
@@ -223,11 +269,12 @@ func (in *instance) opened(pos es.Position) {
 		return
 	}
 	in.p.mu.Lock()
-	defer in.p.mu.Unlock()
 	in.active, in.t.active = true, true
 	in.t.status.Handled = pos
-	in.t.setState(es.SubscriptionCatchingUp, nil, in.observe)
+	in.setLocked(es.SubscriptionCatchingUp, nil)
 	in.t.signal()
+	in.p.mu.Unlock()
+	in.notify()
 }
 
 // closed marks the instance inactive after its session ended with err (nil
@@ -237,8 +284,9 @@ func (in *instance) closed(err error) {
 		return
 	}
 	in.p.mu.Lock()
-	defer in.p.mu.Unlock()
 	in.deactivateLocked(err)
+	in.p.mu.Unlock()
+	in.notify()
 }
 
 func (in *instance) deactivateLocked(err error) {
@@ -246,7 +294,7 @@ func (in *instance) deactivateLocked(err error) {
 		return
 	}
 	in.active, in.t.active = false, false
-	in.t.setState(es.SubscriptionStarting, err, in.observe)
+	in.setLocked(es.SubscriptionStarting, err)
 	in.t.signal()
 }
 
@@ -269,10 +317,11 @@ func (in *instance) state(st es.SubscriptionState, err error) {
 		return
 	}
 	in.p.mu.Lock()
-	defer in.p.mu.Unlock()
 	if in.active {
-		in.t.setState(st, err, in.observe)
+		in.setLocked(st, err)
 	}
+	in.p.mu.Unlock()
+	in.notify()
 }
 
 // wantsBeyond reports whether a WaitFor waits for a position after pos.

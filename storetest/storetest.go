@@ -56,4 +56,5 @@ var groups = []group{
 	{"ReadModels", readModelTests},
 	{"Health", healthTests},
 	{"Parking", parkedTests},
+	{"Edges", edgeTests},
 }

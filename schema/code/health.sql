@@ -30,8 +30,7 @@ BEGIN
         RAISE EXCEPTION 'report_status: unknown state %', coalesce(p_state, 'NULL')
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "state"}';
     END IF;
-    IF NOT EXISTS (SELECT FROM {{ $s }}.subscription_leases AS l
-                    WHERE l.subscription_id = p_subscription_id AND l.holder = p_holder) THEN
+    IF NOT {{ $s }}.holds_lease(p_subscription_id, p_holder) THEN
         RETURN false;
     END IF;
     INSERT INTO {{ $s }}.subscription_status AS s (subscription_id, state, last_error, categories, event_types, rate)

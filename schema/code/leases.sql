@@ -38,10 +38,23 @@ $$;
 -- on the backend p_holder_pid, still holds: it has not expired and its
 -- backend is still there.
 CREATE OR REPLACE FUNCTION {{ $s }}.lease_live(p_expires_at timestamptz, p_holder_pid int) RETURNS boolean
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
     SELECT p_expires_at OPERATOR(pg_catalog.>=) pg_catalog.clock_timestamp()
        AND EXISTS (SELECT FROM pg_catalog.pg_stat_get_activity(p_holder_pid) AS a
                     WHERE a.pid OPERATOR(pg_catalog.=) p_holder_pid)
+$$;
+
+-- holds_lease reports whether p_holder holds the subscription's lease: a
+-- stale instance (its lease taken over) may report, park or record
+-- nothing.
+CREATE OR REPLACE FUNCTION {{ $s }}.holds_lease(p_subscription_id text, p_holder text) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM {{ $s }}.subscription_leases AS l
+                    WHERE l.subscription_id = p_subscription_id AND l.holder = p_holder);
+END
 $$;
 
 -- subscription_running reports whether an instance of the subscription

@@ -33,8 +33,7 @@ BEGIN
         RAISE EXCEPTION 'park_event: position, stream id, event id, event type, behind and attempts must be given'
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "event"}';
     END IF;
-    IF NOT EXISTS (SELECT FROM {{ $s }}.subscription_leases AS l
-                    WHERE l.subscription_id = p_subscription_id AND l.holder = p_holder) THEN
+    IF NOT {{ $s }}.holds_lease(p_subscription_id, p_holder) THEN
         RETURN false;
     END IF;
     INSERT INTO {{ $s }}.parked_events AS p (subscription_id, transaction_id, global_position, stream_id, event_id,
@@ -50,7 +49,9 @@ $$;
 
 -- parked_retried records the outcome of a retry by the holder of the
 -- subscription's lease: handled (the event is resolved as 'retried'), or
--- failed again (one more attempt, the new error, the request cleared).
+-- failed again (one more attempt, the new error, the request cleared). It
+-- returns false when p_holder does not hold the lease (an event resolved
+-- meanwhile, skipped by an operator, is left as it is).
 CREATE OR REPLACE FUNCTION {{ $s }}.parked_retried(
     p_subscription_id text,
     p_holder          text,
@@ -67,8 +68,7 @@ BEGIN
         RAISE EXCEPTION 'parked_retried: position and outcome must be given'
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}';
     END IF;
-    IF NOT EXISTS (SELECT FROM {{ $s }}.subscription_leases AS l
-                    WHERE l.subscription_id = p_subscription_id AND l.holder = p_holder) THEN
+    IF NOT {{ $s }}.holds_lease(p_subscription_id, p_holder) THEN
         RETURN false;
     END IF;
     UPDATE {{ $s }}.parked_events AS p
@@ -79,13 +79,15 @@ BEGIN
            retry_requested_at = NULL
      WHERE p.subscription_id = p_subscription_id AND p.transaction_id = p_transaction_id
        AND p.global_position = p_position AND p.resolved_at IS NULL;
-    RETURN FOUND;
+    RETURN true;
 END
 $$;
 
--- retry_parked asks the running subscription to hand a parked event to
--- its handler again, with the events of its stream parked behind it, in
--- order (an operator's call). It returns whether the event was parked.
+-- retry_parked asks the running subscription to hand the parked events of
+-- the stream of the parked event at the position to its handler again, in
+-- order from the stream's earliest (an operator's call; the request is
+-- recorded on that earliest one). It returns whether an unresolved parked
+-- event is at the position.
 CREATE OR REPLACE FUNCTION {{ $s }}.retry_parked(p_subscription_id text, p_transaction_id xid8, p_position bigint)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -96,8 +98,16 @@ BEGIN
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}';
     END IF;
     UPDATE {{ $s }}.parked_events AS p SET retry_requested_at = now()
-     WHERE p.subscription_id = p_subscription_id AND p.transaction_id = p_transaction_id
-       AND p.global_position = p_position AND p.resolved_at IS NULL;
+      FROM (SELECT f.transaction_id, f.global_position
+              FROM {{ $s }}.parked_events AS f
+             WHERE f.subscription_id = p_subscription_id AND f.resolved_at IS NULL
+               AND f.stream_id = (SELECT q.stream_id FROM {{ $s }}.parked_events AS q
+                                   WHERE q.subscription_id = p_subscription_id AND q.transaction_id = p_transaction_id
+                                     AND q.global_position = p_position AND q.resolved_at IS NULL)
+             ORDER BY f.transaction_id, f.global_position
+             LIMIT 1) AS first
+     WHERE p.subscription_id = p_subscription_id AND p.transaction_id = first.transaction_id
+       AND p.global_position = first.global_position;
     RETURN FOUND;
 END
 $$;

@@ -71,7 +71,7 @@ DECLARE
     v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/8'];
     v_owner_fns   CONSTANT text[] := ARRAY['raise_key_base/0', 'store_snapshot/4',
                                            'check_lease_arguments/4', 'check_checkpoint_position/3',
-                                           'refuse_while_running/2'];
+                                           'refuse_while_running/2', 'holds_lease/2'];
     v_role        text;
     v_fn          record;
 BEGIN
