@@ -48,6 +48,10 @@ type tracker struct {
 // while no instance of the subscription is active in this process.
 const PollCheckpoint = 100 * time.Millisecond
 
+// renudgeInterval is how often a WaitFor that an active instance has not
+// satisfied yet asks it again to read.
+const renudgeInterval = time.Second
+
 func (p *Progress) tracker(name string) *tracker {
 	t := p.subs[name]
 	if t == nil {
@@ -155,25 +159,27 @@ func (p *Progress) WaitFor(ctx context.Context, name string, pos es.Position, ch
 		p.mu.Unlock()
 	}()
 
-	wasActive := false
+	var nudged time.Time
 	for {
 		p.mu.Lock()
-		handled, active, changed := t.status.Handled, t.active, t.changed
-		if active && !wasActive {
-			// Ask the instance to read now rather than at its next
-			// wake-up, which may be a poll away.
-			t.nudge()
-		}
-		p.mu.Unlock()
-		wasActive = active
 		// Handled is what the active instance has done; once none is
 		// active (a checkpoint may have been reset meanwhile), only the
 		// saved checkpoint counts.
-		if active && !handled.Before(pos) {
+		active, changed := t.active, t.changed
+		done := active && !t.status.Handled.Before(pos)
+		if active && !done && time.Since(nudged) >= renudgeInterval {
+			// Ask the instance to read now rather than at its next
+			// wake-up, which may be a poll away; and again now and then
+			// while the position is not handled (the event may have been
+			// hidden behind an older transaction when it read).
+			t.nudge()
+			nudged = time.Now()
+		}
+		p.mu.Unlock()
+		if done {
 			return nil
 		}
-		var poll <-chan time.Time
-		var timer *time.Timer
+		wait := renudgeInterval
 		if !active {
 			cp, ok, err := checkpoint(ctx)
 			if err != nil {
@@ -182,17 +188,16 @@ func (p *Progress) WaitFor(ctx context.Context, name string, pos es.Position, ch
 			if ok && !cp.Before(pos) {
 				return nil
 			}
-			timer = time.NewTimer(PollCheckpoint)
-			poll = timer.C
+			wait = PollCheckpoint
 		}
+		timer := time.NewTimer(wait)
+		poll := timer.C
 		select {
 		case <-changed:
 		case <-poll:
 		case <-ctx.Done():
 		}
-		if timer != nil {
-			timer.Stop()
-		}
+		timer.Stop()
 		if err := ctx.Err(); err != nil {
 			return err
 		}

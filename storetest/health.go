@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -42,17 +43,7 @@ func health(t *testing.T, sub es.Subscriber, name string) es.SubscriptionHealth 
 // awaitHealth polls the health of name until cond holds.
 func awaitHealth(t *testing.T, sub es.Subscriber, name, what string, cond func(es.SubscriptionHealth) bool) es.SubscriptionHealth {
 	t.Helper()
-	deadline := time.Now().Add(subscribeTimeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
-		h := health(t, sub, name)
-		if cond(h) {
-			return h
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("subscription %q: %s: health is %+v", name, what, h)
-		}
-		time.Sleep(wait)
-	}
+	return poll(t, fmt.Sprintf("subscription %q: %s", name, what), func() es.SubscriptionHealth { return health(t, sub, name) }, cond)
 }
 
 func testHealthUnknown(t *testing.T, s es.Store) {

@@ -88,18 +88,11 @@ func (h *poisonHandler) await(t *testing.T, what string, cond func([]es.Event) b
 // awaitParked polls the parked events of name until cond holds.
 func awaitParked(t *testing.T, sub es.Subscriber, name, what string, cond func([]es.ParkedEvent) bool) []es.ParkedEvent {
 	t.Helper()
-	deadline := time.Now().Add(subscribeTimeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
+	return poll(t, what, func() []es.ParkedEvent {
 		parked, err := sub.ParkedEvents(t.Context(), name)
 		require.NoError(t, err)
-		if cond(parked) {
-			return parked
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: parked %+v", what, parked)
-		}
-		time.Sleep(wait)
-	}
+		return parked
+	}, cond)
 }
 
 func handledIDs(events []es.Event) map[uuid.UUID]bool {

@@ -244,17 +244,8 @@ func (l *statusLog) states() []es.SubscriptionState {
 // awaitState polls the status of name until it is in state want.
 func awaitState(t *testing.T, sub es.Subscriber, name string, want es.SubscriptionState) es.SubscriptionStatus {
 	t.Helper()
-	deadline := time.Now().Add(subscribeTimeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
-		st := sub.SubscriptionStatus(name)
-		if st.State == want {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("subscription %q is %s, want %s", name, st.State, want)
-		}
-		time.Sleep(wait)
-	}
+	return poll(t, fmt.Sprintf("subscription %q %s", name, want), func() es.SubscriptionStatus { return sub.SubscriptionStatus(name) },
+		func(st es.SubscriptionStatus) bool { return st.State == want })
 }
 
 func testSubscriptionStatus(t *testing.T, s es.Store) {

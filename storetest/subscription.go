@@ -175,15 +175,29 @@ func (r *running) wait(t *testing.T) error {
 // awaitCheckpoint waits until the checkpoint of name is at want.
 func awaitCheckpoint(t *testing.T, s es.Subscriber, name string, want es.Position) {
 	t.Helper()
-	deadline := time.Now().Add(subscribeTimeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
+	type checkpoint struct {
+		pos es.Position
+		ok  bool
+	}
+	poll(t, fmt.Sprintf("checkpoint of %q at %s", name, want), func() checkpoint {
 		pos, ok, err := s.Checkpoint(t.Context(), name)
 		require.NoError(t, err)
-		if ok && pos == want {
-			return
+		return checkpoint{pos, ok}
+	}, func(c checkpoint) bool { return c.ok && c.pos == want })
+}
+
+// poll reads get until cond holds of what it returns, and returns that;
+// it fails the test, showing the last value, after subscribeTimeout.
+func poll[T any](t *testing.T, what string, get func() T, cond func(T) bool) T {
+	t.Helper()
+	deadline := time.Now().Add(subscribeTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		v := get()
+		if cond(v) {
+			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("checkpoint of %q is %s (exists %v), want %s", name, pos, ok, want)
+			t.Fatalf("%s: not in %v; last %+v", what, subscribeTimeout, v)
 		}
 		time.Sleep(wait)
 	}
