@@ -300,6 +300,14 @@ type Tx interface {
 	// acknowledgement was lost with the connection may still have
 	// committed.)
 	OnRollback(fn func())
+	// BeforeCommit registers fn to run in the transaction once the handler
+	// has handled the transaction's last event, before the checkpoint
+	// advances and it commits: to write in one go what the handler
+	// gathered (one COPY instead of a statement per event). An error rolls
+	// the transaction back; its events are then handed over again one per
+	// transaction, so that the error is the failure of one event (retried,
+	// then stopping or parking as [SubscribeOpts] say).
+	BeforeCommit(fn func(ctx context.Context) error)
 }
 
 // SubscriptionState is the state of a subscription in this process.

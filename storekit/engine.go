@@ -88,12 +88,25 @@ type Tx interface {
 // transaction, and the functions to run when it ends.
 type handlerTx struct {
 	tx        Tx
+	before    []func(context.Context) error
 	commits   []func()
 	rollbacks []func()
 }
 
-func (h *handlerTx) OnCommit(fn func())   { h.commits = append(h.commits, fn) }
-func (h *handlerTx) OnRollback(fn func()) { h.rollbacks = append(h.rollbacks, fn) }
+func (h *handlerTx) OnCommit(fn func())                              { h.commits = append(h.commits, fn) }
+func (h *handlerTx) OnRollback(fn func())                            { h.rollbacks = append(h.rollbacks, fn) }
+func (h *handlerTx) BeforeCommit(fn func(ctx context.Context) error) { h.before = append(h.before, fn) }
+
+// beforeCommit runs the BeforeCommit functions in order, up to the first
+// error.
+func (h *handlerTx) beforeCommit(ctx context.Context) error {
+	for _, fn := range h.before {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // end runs the functions registered for the outcome, rollbacks in reverse
 // order (undo).
@@ -302,6 +315,7 @@ type runner struct {
 
 	failedAt es.Position // the event the handler last failed on
 	failures int         // how often in a row
+	single   int         // >0: hand this many events over one per transaction (a BeforeCommit failed)
 	retry    bool        // read again at once: a failed event is to be retried, or a batch was cut short
 	limit    int         // >0: handle at most this many events of the next batch (transactional retry)
 
@@ -396,7 +410,7 @@ func (r *runner) load(ctx context.Context) error {
 		}
 	}
 	r.pos, r.saved, r.unsaved, r.lastSave = pos, pos, 0, time.Now()
-	r.retry, r.limit = false, 0
+	r.retry, r.limit, r.single = false, 0, 0
 	if _, err := r.loadParked(ctx); err != nil {
 		return err
 	}
@@ -544,6 +558,9 @@ func (r *runner) step(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reading: %w", err)
 	}
+	if r.single > 0 && (r.limit == 0 || r.limit > 1) {
+		r.limit = 1
+	}
 	n := len(batch)
 	if n > 0 {
 		if r.limit > 0 && len(batch) > r.limit {
@@ -665,6 +682,19 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 			return r.failed(ctx, e, err)
 		}
 	}
+	if err := tx.beforeCommit(ctx); err != nil {
+		rollback()
+		if errors.Is(err, ErrSessionLost) || ctx.Err() != nil {
+			return cmpErr(ctx.Err(), err)
+		}
+		if len(batch) > 1 {
+			// Which event's writes failed is not known: hand them over
+			// one per transaction.
+			r.single, r.retry = len(batch), true
+			return nil
+		}
+		return r.failed(ctx, batch[0], err)
+	}
 	last := batch[len(batch)-1].Position
 	if err := stx.Commit(ctx, r.saved, last); err != nil {
 		tx.end(false)
@@ -672,6 +702,7 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 		return err
 	}
 	tx.end(true)
+	r.single = max(r.single-len(batch), 0)
 	r.meter.handled += int64(len(batch))
 	if r.reported == ReportRetrying {
 		r.report(ctx, ReportRunning, nil, 0)

@@ -26,6 +26,7 @@ var readModelTests = []test{
 	{"StatusRetrying", testSubscriptionStatusRetrying},
 	{"TxRollsBackWithHandler", testTxRollsBackWithHandler},
 	{"TxInvalidArguments", testTxInvalid},
+	{"TxBeforeCommit", testTxBeforeCommit},
 }
 
 // txSubscriber returns s as an es.TxSubscriber, failing the test when the
@@ -379,4 +380,61 @@ func testTxInvalid(t *testing.T, s es.Store) {
 	require.ErrorIs(t, sub.SubscribeTx(t.Context(), "", h, nil), es.ErrInvalidArgument)
 	require.ErrorIs(t, sub.SubscribeTx(t.Context(), subscriptionName(), nil, nil), es.ErrInvalidArgument)
 	require.ErrorIs(t, sub.SubscribeTx(t.Context(), subscriptionName(), h, &es.SubscribeOpts{BatchSize: -1}), es.ErrInvalidArgument)
+}
+
+func testTxBeforeCommit(t *testing.T, s es.Store) {
+	sub := txSubscriber(t, s)
+	name := subscriptionName()
+	events := eventsWithIDs(5)
+	res := mustAppend(t, s, streamID("before"), es.NoStream, events)
+	awaitVisible(t, s, res.LastPosition)
+	poison := events[2].ID
+
+	// The handler gathers each transaction's events and writes them in
+	// one go before the commit; the write fails on the poison event.
+	var mu sync.Mutex
+	gathered := map[es.Tx][]es.Event{}
+	applied := map[uuid.UUID]int{}
+	var flushes int
+	run := startTx(t, sub, name, func(_ context.Context, tx es.Tx, e es.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := gathered[tx]; !ok {
+			tx.BeforeCommit(func(context.Context) error {
+				mu.Lock()
+				defer mu.Unlock()
+				batch := gathered[tx]
+				delete(gathered, tx)
+				flushes++
+				for _, g := range batch {
+					if g.ID == poison {
+						return errors.New("flush: cannot write the poison event")
+					}
+				}
+				for _, g := range batch {
+					applied[g.ID]++
+				}
+				return nil
+			})
+			tx.OnRollback(func() {
+				mu.Lock()
+				defer mu.Unlock()
+				delete(gathered, tx)
+			})
+		}
+		gathered[tx] = append(gathered[tx], e)
+		return nil
+	}, fastOpts(es.SubscribeOpts{BatchSize: 100}))
+
+	// The failed flush is narrowed down to its event: the subscription
+	// stops on the poison event, with the events before it committed.
+	var herr *es.HandlerError
+	require.ErrorAs(t, run.wait(t), &herr)
+	require.Equal(t, poison, herr.Event.ID)
+	require.ErrorContains(t, herr, "cannot write the poison event")
+	requireCheckpoint(t, sub, name, readAll(t, s, nil)[1].Position)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[uuid.UUID]int{events[0].ID: 1, events[1].ID: 1}, applied, "the events before it, once each")
+	require.GreaterOrEqual(t, flushes, 2)
 }
