@@ -49,9 +49,9 @@ const (
 	targetRebuildMinXInsert = 0.5
 	// rebuildBatch is the rebuild's BatchSize: a rebuild reads and writes
 	// in large batches (its transaction takes an xid only for its COPY).
-	rebuildBatch = 10_000
-	txCatchUpBacklog                 = 100_000
-	appendGap                        = 20 * time.Millisecond
+	rebuildBatch     = 10_000
+	txCatchUpBacklog = 100_000
+	appendGap        = 20 * time.Millisecond
 )
 
 // BenchmarkSubscribe runs the subscription benchmarks on one server:
