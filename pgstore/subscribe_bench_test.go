@@ -42,6 +42,9 @@ const (
 	// Live lag while a transactional subscription catches up on a
 	// backlog: p99 at most this, with one append every appendGap.
 	targetLagBesideTxCatchUpP99MaxMs = 50
+	txCatchUpBacklog                 = 100_000
+	appendGap                        = 20 * time.Millisecond
+
 	// Rebuilding a projection of the 1,000,000-event log, one row per
 	// event written in the handler's transaction (gathered, then one COPY
 	// before each commit): events/s at least 0.5x a plain INSERT ... SELECT
@@ -49,9 +52,7 @@ const (
 	targetRebuildMinXInsert = 0.5
 	// rebuildBatch is the rebuild's BatchSize: a rebuild reads and writes
 	// in large batches (its transaction takes an xid only for its COPY).
-	rebuildBatch     = 10_000
-	txCatchUpBacklog = 100_000
-	appendGap        = 20 * time.Millisecond
+	rebuildBatch = 10_000
 )
 
 // BenchmarkSubscribe runs the subscription benchmarks on one server:
