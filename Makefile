@@ -8,11 +8,13 @@ GO ?= go
 
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd esotel && $(GO) test -race -count=1 -timeout 5m ./...
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd esotel && $(GO) vet ./...
 
 bench:
 	./scripts/bench
