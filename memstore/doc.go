@@ -44,7 +44,12 @@
 // # Snapshots and subscriptions
 //
 // The store keeps snapshots ([es.SnapshotStore]) and checkpoints in memory,
-// with the rules of the SQL functions. [Store.Subscribe] follows the log
-// like pgstore's subscriptions (order, filters, checkpoints, handler
-// errors, one active instance per name), woken in-process by every append.
+// with the rules of the SQL functions. [Store.Subscribe] and
+// [Store.SubscribeTx] follow the log like pgstore's subscriptions (order,
+// filters, checkpoints, handler errors, parking, one active instance per
+// name), woken in-process by every append; a transaction of the
+// transactional form commits by advancing the checkpoint, and the handler
+// makes its writes to memory part of it with [es.Tx.OnRollback] (undo) or
+// [es.Tx.OnCommit]. WaitFor, SubscriptionStatus, SubscriptionHealth and
+// ResetCheckpoint follow pgstore's rules too.
 package memstore
