@@ -10,8 +10,9 @@
 //     SnapshotStore and Subscriber interfaces, the errors, the Registry,
 //     aggregates, the Repository), a store — pgstore (PostgreSQL, pgx v5)
 //     or memstore (in memory, for tests) — snapshot (snapshot policies and
-//     state encoding), estest (given/when/then for aggregates) and
-//     pgstore/pgstoretest (a migrated PostgreSQL database per test);
+//     state encoding), estest (given/when/then for aggregates),
+//     pgstore/pgstoretest (a migrated PostgreSQL database per test) and
+//     esotel (OpenTelemetry, a module of its own);
 //   - store implementers: storekit (the argument rules and the one
 //     subscription engine both stores run) and storetest (the conformance
 //     suite every store passes);
@@ -86,8 +87,19 @@
 // subscription: [Subscriber.Subscribe] hands every event, in the global
 // order, to a [Handler] and advances the subscription's checkpoint, which
 // never moves backwards ([ErrCheckpointConflict]). A handler error stops the
-// subscription (a *[HandlerError]) without skipping the event; only one
-// instance per name is active at a time.
+// subscription (a *[HandlerError]) without skipping the event, or, opt-in
+// ([ParkOnFailure]), parks it for an operator; only one instance per name
+// is active at a time. A [TxSubscriber] also has the transactional form
+// (the handler's writes and the checkpoint commit together, [Tx]).
+//
+// # Read models
+//
+// [Repository.Save] returns the append's position; [Subscriber.WaitFor]
+// waits until a subscription has handled it (read your writes).
+// [Subscriber.SubscriptionStatus] says what this process's instance does,
+// [Subscriber.SubscriptionHealth] how far behind a subscription is and
+// why, [Subscriber.ResetCheckpoint] rewinds or rebuilds one, and
+// [SubscribeOpts.OnProgress] reports a rebuild's progress.
 //
 // # Errors
 //
@@ -103,5 +115,7 @@
 //   - [ErrReadOnly]: the store cannot write (a hot standby);
 //   - [ErrCheckpointConflict]: a checkpoint that is not where its writer
 //     expected (another instance moved it);
+//   - [ErrSubscriptionRunning]: a checkpoint reset or deleted while an
+//     instance of its subscription runs;
 //   - *[HandlerError]: a subscription's handler failed.
 package es
