@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/pgevent/es"
 	"github.com/pgevent/es/internal/pgtest"
 	"github.com/pgevent/es/pgstore"
+	"github.com/pgevent/es/storekit"
 	"github.com/pgevent/es/storetest"
 )
 
@@ -316,4 +318,18 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestStallBoundSameInSQLAndGo: memstore's health rule (storekit.StallAfter)
+// and subscription_health's default p_stall say the same.
+func TestStallBoundSameInSQLAndGo(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	defer cancel()
+	pool, schema := pgtest.NewSchema(t)
+	var seconds float64
+	require.NoError(t, pool.QueryRow(ctx, fmt.Sprintf(`
+		SELECT extract(epoch FROM (regexp_match(pg_get_function_arguments('%s.subscription_health'::regproc),
+		                                         'DEFAULT ''([^'']*)''::interval'))[1]::interval)`, schema)).Scan(&seconds))
+	require.Equal(t, storekit.StallAfter, time.Duration(seconds*float64(time.Second)))
 }
