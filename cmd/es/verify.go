@@ -113,9 +113,9 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 				return "", err
 			}
 			if enabled == "" {
-				return fmt.Sprintf("trigger %s is missing on %s", name, events), nil
+				return fmt.Sprintf("trigger %s is missing on %s.events", name, e.schema), nil
 			}
-			return fmt.Sprintf("trigger %s on %s is disabled", name, events), nil
+			return fmt.Sprintf("trigger %s on %s.events is disabled", name, e.schema), nil
 		},
 	}}
 	found := 0
