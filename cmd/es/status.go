@@ -126,7 +126,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "schema    %s, version %d of %d\n", s.Schema, s.Version, s.LatestVersion)
-	fmt.Fprintf(w, "events    %d in %d streams\n", s.Events, s.Streams)
+	fmt.Fprintf(w, "events    %d in %s\n", s.Events, plural(s.Streams, "stream"))
 	fmt.Fprintf(w, "log head  %s\n", s.LogHead)
 	fmt.Fprintf(w, "\nsubscriptions (%d)\n", len(subs))
 	if len(subs) > 0 {

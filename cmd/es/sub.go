@@ -90,7 +90,7 @@ func runSub(ctx context.Context, e *env, args []string) error {
 		if !h.LastProgressAt.IsZero() {
 			fmt.Fprintf(w, "last progress  %s\n", h.LastProgressAt.UTC().Format(time.RFC3339))
 		}
-		fmt.Fprintf(w, "behind         %d events (%d hidden)", h.EventsBehind, h.HiddenEvents)
+		fmt.Fprintf(w, "behind         %s (%d hidden)", plural(h.EventsBehind, "event"), h.HiddenEvents)
 		if d := h.Behind(now); d > 0 {
 			fmt.Fprintf(w, ", oldest waiting %s", d.Round(time.Millisecond))
 		}
@@ -98,7 +98,7 @@ func runSub(ctx context.Context, e *env, args []string) error {
 		if h.Rate > 0 {
 			fmt.Fprintf(w, "rate           %.0f events/s, about %s to go\n", h.Rate, h.Remaining().Round(time.Second))
 		}
-		fmt.Fprintf(w, "parked         %d events\n", h.ParkedEvents)
+		fmt.Fprintf(w, "parked         %s\n", plural(h.ParkedEvents, "event"))
 		if h.LastError != "" {
 			fmt.Fprintf(w, "last error     %s\n", h.LastError)
 		}
@@ -108,7 +108,7 @@ func runSub(ctx context.Context, e *env, args []string) error {
 	name := args[0]
 	if err := st.ResetCheckpoint(ctx, name, pos); err != nil {
 		if errors.Is(err, es.ErrSubscriptionRunning) {
-			return fmt.Errorf("subscription %q is running: stop its instances, then %s it (%v)", name, verb, err)
+			return fmt.Errorf("subscription %q is running: stop its instances, then %s it", name, verb)
 		}
 		return err
 	}

@@ -63,9 +63,9 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 				return "", err
 			}
 			if sv == nil {
-				return fmt.Sprintf("stream %q: %d events (versions %d..%d) but no row in streams", id, n, lo, hi), nil
+				return fmt.Sprintf("stream %q: %s (versions %d..%d) but no row in streams", id, plural(n, "event"), lo, hi), nil
 			}
-			return fmt.Sprintf("stream %q: %d events, versions %d..%d, streams.version %d", id, n, lo, hi, *sv), nil
+			return fmt.Sprintf("stream %q: %s, versions %d..%d, streams.version %d", id, plural(n, "event"), lo, hi, *sv), nil
 		},
 	}, {
 		name: "each stream's versions follow the log's order",
@@ -139,7 +139,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if found > 0 {
-		fmt.Fprintf(e.stdout, "%d findings\n", found)
+		fmt.Fprintf(e.stdout, "%s\n", plural(int64(found), "finding"))
 		return errFindings
 	}
 	return nil
@@ -160,4 +160,12 @@ func runCheck(ctx context.Context, pool *pgxpool.Pool, c check) ([]string, error
 		findings = append(findings, f)
 	}
 	return findings, rows.Err()
+}
+
+// plural returns "1 event", "2 events".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
