@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -137,7 +138,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(w, "  not held back: no transaction that has written is running\n")
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := table(w)
 	fmt.Fprintf(tw, "  PID\tUSER\tAPPLICATION\tSTATE\tAGE\tQUERY\n")
 	for _, h := range holders {
 		age := "-"
@@ -155,7 +156,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 
 // printSubscriptions prints a table of subscriptions.
 func printSubscriptions(w io.Writer, subs []es.SubscriptionHealth, now time.Time) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := table(w)
 	fmt.Fprintf(tw, "  NAME\tHEALTH\tCHECKPOINT\tBEHIND\tHIDDEN\tLAG\tPARKED\tERROR\n")
 	for _, h := range subs {
 		cp := "-"
@@ -175,4 +176,32 @@ func oneLine(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// table returns a writer of a table's columns; its Flush writes the table
+// to w without the spaces an empty last column leaves at the end of a line.
+func table(w io.Writer) *tableWriter {
+	t := &tableWriter{out: w}
+	t.Writer = tabwriter.NewWriter(&t.buf, 0, 0, 2, ' ', 0)
+	return t
+}
+
+type tableWriter struct {
+	*tabwriter.Writer
+	buf bytes.Buffer
+	out io.Writer
+}
+
+func (t *tableWriter) Flush() error {
+	if err := t.Writer.Flush(); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for line := range strings.Lines(t.buf.String()) {
+		b.WriteString(strings.TrimRight(line, " \n"))
+		b.WriteByte('\n')
+	}
+	t.buf.Reset()
+	_, err := io.WriteString(t.out, b.String())
+	return err
 }
