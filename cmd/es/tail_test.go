@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -109,6 +110,28 @@ func TestTail(t *testing.T) {
 	ev = next(t, lines)
 	require.Equal(t, "user-2", ev.StreamID)
 	require.JSONEq(t, `{"name": "Ada"}`, string(ev.Data))
+	require.Equal(t, 0, stop())
+
+	// From the end: nothing appended before it starts. Probes are
+	// appended until one arrives, since when it read the log's end is not
+	// known.
+	lines, stop = b.tail(t, "--from", "end")
+	deadline := time.Now().Add(commandTimeout)
+	for i := 1; ; i++ {
+		b.appendJSON(t, fmt.Sprintf("probe-%d", i), "Probed", `{}`)
+		var got bool
+		select {
+		case ev, ok := <-lines:
+			require.True(t, ok, "es tail ended")
+			require.Equal(t, "Probed", ev.EventType, "es tail --from end printed an older event")
+			got = true
+		case <-time.After(200 * time.Millisecond):
+		}
+		if got {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "es tail --from end printed nothing")
+	}
 	require.Equal(t, 0, stop())
 
 	_, stderr, code := b.es(t, "tail", "--from", "yesterday")
