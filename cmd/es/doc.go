@@ -40,8 +40,10 @@
 //     ("771/42"). Both are refused while an instance of the subscription
 //     runs.
 //   - es tail [--category C] [--type T] [--from start|end|POS] [--json]:
-//     follows the log live, decoded, until interrupted; --category and
-//     --type repeat or take comma-separated lists; --from defaults to end.
+//     follows the log live (woken by the store's notifications, and
+//     reading at least every 200 ms), decoded, until interrupted;
+//     --category and --type repeat or take comma-separated lists; --from
+//     defaults to end.
 //   - es verify: an online audit: every stream's versions are 1..n without
 //     gaps, in the log's order, and its streams row says n; every checkpoint
 //     is at or before the log's last event; the immutability triggers are on

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgevent/es"
 )
@@ -29,7 +30,8 @@ func (l *listFlag) Set(s string) error {
 
 var _ flag.Value = (*listFlag)(nil)
 
-// tailPoll is how often es tail reads the log when it is idle.
+// tailPoll is how often es tail reads the log when it is idle and no
+// notification comes.
 const tailPoll = 200 * time.Millisecond
 
 // tailBatch is how many events es tail reads per query.
@@ -76,8 +78,22 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		%[1]s.try_msgpack_to_jsonb(r.metadata)::text, r.recorded_at
 		FROM %[1]s.read_all($1::text::xid8, $2, $3, $4, $5) AS r`, pgxIdent(e.schema))
 	cats, typs := []string(categories), []string(types)
+
+	// A connection of its own, out of the pool, LISTENs on the store's
+	// channel, so that an append wakes the reader at once; the poll
+	// remains for what a notification does not announce (events that
+	// were hidden behind an older transaction, notifications turned off).
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	conn := c.Hijack()
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgxIdent(e.schema+"_events")); err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
 	for {
-		n, err := tailOnce(ctx, pool, q, &after, cats, typs, func(ev eventJSON) error {
+		n, err := tailOnce(ctx, conn, q, &after, cats, typs, func(ev eventJSON) error {
 			return printEvent(e.stdout, ev, *asJSON)
 		})
 		if ctx.Err() != nil {
@@ -89,10 +105,36 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		if n == tailBatch {
 			continue
 		}
-		select {
-		case <-ctx.Done():
+		if err := waitNotification(ctx, conn, tailPoll); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("waiting for events: %w", err)
+		}
+	}
+}
+
+// waitNotification waits up to d for a notification on conn and discards
+// the others already received: one read covers them all. A timeout is not
+// an error: pgconn interrupts the wait with a deadline, which leaves the
+// connection usable.
+func waitNotification(ctx context.Context, conn *pgx.Conn, d time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	_, err := conn.WaitForNotification(wctx)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil && (errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)) && !conn.IsClosed():
+		return nil
+	case err != nil:
+		return err
+	}
+	done, stop := context.WithCancel(ctx)
+	stop()
+	for {
+		if n, err := conn.WaitForNotification(done); err != nil || n == nil {
 			return nil
-		case <-time.After(tailPoll):
 		}
 	}
 }
