@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("es", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stderr) }
-	e.commonFlags(fs, os.Getenv("DATABASE_URL"), pgstore.DefaultSchema)
+	e.commonFlags(fs, "", pgstore.DefaultSchema)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -114,6 +115,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // commonFlags defines --url and --schema on fs, with defaults.
 func (e *env) commonFlags(fs *flag.FlagSet, url, schema string) {
+	// The default stays empty, read from DATABASE_URL only when connecting,
+	// so that -help does not print a password.
 	fs.StringVar(&e.url, "url", url, "PostgreSQL connection string (default $DATABASE_URL)")
 	fs.StringVar(&e.schema, "schema", schema, "the es schema")
 }
@@ -164,7 +167,7 @@ func wantArgs(args []string, n int, what string) error {
 
 // pool connects to the database.
 func (e *env) pool(ctx context.Context) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(e.url)
+	cfg, err := pgxpool.ParseConfig(cmp.Or(e.url, os.Getenv("DATABASE_URL")))
 	if err != nil {
 		return nil, fmt.Errorf("parsing the connection string: %w", err)
 	}

@@ -105,3 +105,16 @@ func TestUsage(t *testing.T) {
 	out := b.ok(t, "help")
 	require.Contains(t, out, "es migrate up|down|status")
 }
+
+func TestHelpHidesTheURL(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := b.command(ctx, "status", "-help")
+	cmd.Env = append(cmd.Env, "DATABASE_URL=postgres://app:s3cret@db.invalid/app")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "usage: es status [--json]")
+	require.NotContains(t, string(out), "s3cret")
+}
