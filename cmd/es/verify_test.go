@@ -1,0 +1,51 @@
+package main_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgevent/es"
+)
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	b := setup(t, true)
+	ctx := context.Background()
+	for range 3 {
+		b.appendJSON(t, "order-1", "OrderNoted", `{}`)
+	}
+	b.appendJSON(t, "order-2", "OrderPlaced", `{}`)
+	require.NoError(t, b.store.ResetCheckpoint(ctx, "projector", es.Position{}))
+
+	out := b.ok(t, "verify")
+	require.Equal(t, "ok    stream versions are 1..n without gaps, and streams.version is n\n"+
+		"ok    each stream's versions follow the log's order\n"+
+		"ok    every checkpoint is at or before the log's last event\n"+
+		"ok    the immutability triggers are on events and enabled\n", out)
+
+	// Tamper as the table's owner: disable the trigger, delete an event,
+	// drop the other trigger, move a checkpoint past the log's end.
+	b.exec(t, "ALTER TABLE es.events DISABLE TRIGGER events_immutable")
+	b.exec(t, "DELETE FROM es.events WHERE stream_id = 'order-1' AND version = 2")
+	b.exec(t, "DROP TRIGGER events_no_truncate ON es.events")
+	b.exec(t, "UPDATE es.checkpoints SET transaction_id = '999999999', global_position = 1000000 WHERE subscription_id = 'projector'")
+
+	out, _, code := b.es(t, "verify")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "FAIL  stream versions are 1..n without gaps, and streams.version is n\n"+
+		`      stream "order-1": 2 events, versions 1..3, streams.version 3`+"\n")
+	require.Contains(t, out, "FAIL  each stream's versions follow the log's order\n"+
+		`      stream "order-1": version 3 follows version 1 in the log`+"\n")
+	require.Contains(t, out, "FAIL  every checkpoint is at or before the log's last event\n"+
+		`      subscription "projector": checkpoint 999999999/1000000 is after the log's last event `)
+	require.Contains(t, out, "FAIL  the immutability triggers are on events and enabled\n"+
+		"      trigger events_immutable on es.events is disabled\n"+
+		"      trigger events_no_truncate is missing on es.events\n")
+	require.Contains(t, out, "5 findings\n")
+
+	_, stderr, code := b.es(t, "verify", "--schema", "nothing_here")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "schema nothing_here is not installed")
+}
