@@ -44,6 +44,11 @@
 //     reading at least every 200 ms), decoded, until interrupted;
 //     --category and --type repeat or take comma-separated lists; --from
 //     defaults to end.
+//   - es rebuild NAME [--reset]: with --reset, sets the subscription's
+//     checkpoint to the start of the log (refused while an instance runs);
+//     then follows the rebuild the application's instance does, with a
+//     progress bar on a terminal (plain lines otherwise: done, total, rate,
+//     time left), until it has caught up. Ctrl-C stops following.
 //   - es verify: an online audit: every stream's versions are 1..n without
 //     gaps, in the log's order, and its streams row says n; every checkpoint
 //     is at or before the log's last event; the immutability triggers are on

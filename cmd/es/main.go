@@ -54,6 +54,7 @@ var commands = []command{
 	{"stream", "stream show ID [--json]: a stream's events, decoded", runStream},
 	{"sub", "sub list|show NAME|reset NAME|rewind NAME --to POS: subscriptions", runSub},
 	{"tail", "tail [--category c] [--type t] [--from start|end|POS] [--json]: follow the log", runTail},
+	{"rebuild", "rebuild NAME [--reset]: reset a subscription to the start and follow its rebuild, with progress", runRebuild},
 	{"verify", "verify: audit streams, checkpoints and immutability; exit 1 on a finding", runVerify},
 }
 
