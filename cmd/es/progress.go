@@ -14,15 +14,16 @@ type progress struct {
 	w        io.Writer
 	terminal bool
 	label    string
+	unit     string    // what is counted: "events", "streams"
 	last     time.Time // when a plain line was last written
 }
 
 // plainEvery is how often progress writes a line when not on a terminal.
 const plainEvery = time.Second
 
-// newProgress returns a progress for w; a terminal gets the bar.
+// newProgress returns a progress of events for w; a terminal gets the bar.
 func newProgress(w io.Writer, label string) *progress {
-	return &progress{w: w, terminal: isTerminal(w), label: label}
+	return &progress{w: w, terminal: isTerminal(w), label: label, unit: "events"}
 }
 
 // isTerminal reports whether w is a character device (a terminal).
@@ -49,7 +50,7 @@ func (p *progress) show(done, total int64, rate float64) {
 	case rate > 0:
 		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
-	line := fmt.Sprintf("%s %5.1f%% %d/%d events, %.0f/s, %s left", p.label, pct, done, total, rate, eta)
+	line := fmt.Sprintf("%s %5.1f%% %d/%d %s, %.0f/s, %s left", p.label, pct, done, total, p.unit, rate, eta)
 	if p.terminal {
 		const width = 30
 		filled := int(pct / 100 * width)

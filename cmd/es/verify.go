@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -16,22 +17,38 @@ var errFindings = errors.New("findings")
 const maxShown = 20
 
 // check is one audit of es verify: a query whose rows are findings, each
-// described by scan.
+// described by scan. A check by stream runs over the streams a chunk at a
+// time: its query takes the chunk's bounds as $1 (exclusive) and $2
+// (inclusive), NULL for none.
 type check struct {
-	name  string
-	query string
-	args  []any
-	scan  func(scan func(...any) error) (string, error)
+	name     string
+	query    string
+	args     []any
+	scan     func(scan func(...any) error) (string, error)
+	byStream bool
+}
+
+// defaultVerifyChunk is how many streams a check by stream reads at a
+// time, unless --chunk says otherwise.
+const defaultVerifyChunk = 10_000
+
+// inChunk is the condition that puts a stream id column in the chunk.
+func inChunk(col string) string {
+	return "($1::text IS NULL OR " + col + " > $1) AND ($2::text IS NULL OR " + col + " <= $2)"
 }
 
 func runVerify(ctx context.Context, e *env, args []string) error {
-	f := e.flags("verify", "verify")
+	f := e.flags("verify", "verify [--chunk N]")
+	chunk := f.Int("chunk", defaultVerifyChunk, "streams checked per query (progress is shown after each)")
 	args, err := parse(f, args)
 	if err != nil {
 		return err
 	}
 	if err := wantArgs(args, 0, "no arguments"); err != nil {
 		return err
+	}
+	if *chunk < 1 {
+		return fmt.Errorf("%w: --chunk must be positive", errUsage)
 	}
 	pool, err := e.pool(ctx)
 	if err != nil {
@@ -47,11 +64,12 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	events, streams, checkpoints := e.ident("events"), e.ident("streams"), e.ident("checkpoints")
 	checks := []check{{
-		name: "stream versions are 1..n without gaps, and streams.version is n",
+		name:     "stream versions are 1..n without gaps, and streams.version is n",
+		byStream: true,
 		query: `SELECT coalesce(s.stream_id, e.stream_id), s.version, coalesce(e.n, 0), coalesce(e.min_version, 0), coalesce(e.max_version, 0)
-			FROM ` + streams + ` AS s
+			FROM (SELECT stream_id, version FROM ` + streams + ` WHERE ` + inChunk("stream_id") + `) AS s
 			FULL JOIN (SELECT stream_id, count(*) AS n, min(version) AS min_version, max(version) AS max_version
-			             FROM ` + events + ` GROUP BY stream_id) AS e ON e.stream_id = s.stream_id
+			             FROM ` + events + ` WHERE ` + inChunk("stream_id") + ` GROUP BY stream_id) AS e ON e.stream_id = s.stream_id
 			WHERE s.stream_id IS NULL OR coalesce(e.n, 0) <> coalesce(e.max_version, 0)
 			   OR coalesce(e.min_version, 1) <> 1 OR s.version <> coalesce(e.max_version, 0)
 			ORDER BY 1`,
@@ -68,10 +86,11 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 			return fmt.Sprintf("stream %q: %s, versions %d..%d, streams.version %d", id, plural(n, "event"), lo, hi, *sv), nil
 		},
 	}, {
-		name: "each stream's versions follow the log's order",
+		name:     "each stream's versions follow the log's order",
+		byStream: true,
 		query: `SELECT stream_id, version, prev FROM (
 			SELECT stream_id, version, lag(version) OVER (PARTITION BY stream_id ORDER BY transaction_id, global_position) AS prev
-			  FROM ` + events + `) AS x
+			  FROM ` + events + ` WHERE ` + inChunk("stream_id") + `) AS x
 			WHERE prev IS NOT NULL AND version <> prev + 1
 			ORDER BY 1, 2`,
 		scan: func(scan func(...any) error) (string, error) {
@@ -118,9 +137,21 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 			return fmt.Sprintf("trigger %s on %s.events is disabled", name, e.schema), nil
 		},
 	}}
+	bounds, err := chunkBounds(ctx, pool, streams, *chunk)
+	if err != nil {
+		return err
+	}
 	found := 0
 	for _, c := range checks {
-		findings, err := runCheck(ctx, pool, c)
+		var findings []string
+		var err error
+		if c.byStream {
+			p := newProgress(e.stderr, "verify")
+			p.unit = "streams"
+			findings, err = runByStream(ctx, pool, c, bounds, p)
+		} else {
+			findings, err = runCheck(ctx, pool, c)
+		}
 		if err != nil {
 			return fmt.Errorf("checking that %s: %w", c.name, err)
 		}
@@ -143,6 +174,63 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		return errFindings
 	}
 	return nil
+}
+
+// bounds are the stream ids that end the chunks of verifyChunk streams
+// (the last chunk runs on to the end), and the number of streams.
+type bounds struct {
+	ends    []string
+	streams int64
+	chunk   int
+}
+
+// chunkBounds reads the bounds of the chunks.
+func chunkBounds(ctx context.Context, pool *pgxpool.Pool, streams string, chunk int) (bounds, error) {
+	b := bounds{chunk: chunk}
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+streams).Scan(&b.streams); err != nil {
+		return b, err
+	}
+	rows, err := pool.Query(ctx, `SELECT stream_id FROM (SELECT stream_id, row_number() OVER (ORDER BY stream_id) AS n FROM `+
+		streams+`) AS s WHERE n % $1 = 0 ORDER BY stream_id`, chunk)
+	if err != nil {
+		return b, err
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return b, err
+		}
+		b.ends = append(b.ends, id)
+	}
+	return b, rows.Err()
+}
+
+// runByStream runs a check by stream over every chunk, showing progress.
+func runByStream(ctx context.Context, pool *pgxpool.Pool, c check, b bounds, p *progress) ([]string, error) {
+	var findings []string
+	var lo *string
+	start := time.Now()
+	for i := 0; i <= len(b.ends); i++ {
+		var hi *string
+		if i < len(b.ends) {
+			hi = &b.ends[i]
+		}
+		cc := c
+		cc.args = append([]any{lo, hi}, c.args...)
+		f, err := runCheck(ctx, pool, cc)
+		if err != nil {
+			return nil, err
+		}
+		findings = append(findings, f...)
+		done := min(int64(i+1)*int64(b.chunk), b.streams)
+		p.show(done, b.streams, float64(done)/max(time.Since(start).Seconds(), 1e-9))
+		lo = hi
+	}
+	if p.terminal {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+	return findings, nil
 }
 
 func runCheck(ctx context.Context, pool *pgxpool.Pool, c check) ([]string, error) {

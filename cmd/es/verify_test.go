@@ -32,8 +32,20 @@ func TestVerify(t *testing.T) {
 	b.exec(t, "DROP TRIGGER events_no_truncate ON es.events")
 	b.exec(t, "UPDATE es.checkpoints SET transaction_id = '999999999', global_position = 1000000 WHERE subscription_id = 'projector'")
 
-	out, _, code := b.es(t, "verify")
+	for _, args := range [][]string{{"verify"}, {"verify", "--chunk", "1"}} {
+		out, stderr, code := b.es(t, args...)
+		require.Equal(t, 1, code)
+		require.Contains(t, stderr, "verify 100.0% 2/2 streams", "progress on stderr")
+		requireFindings(t, out)
+	}
+	_, stderr, code := b.es(t, "verify", "--schema", "nothing_here")
 	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "schema nothing_here is not installed")
+}
+
+// requireFindings checks the findings of the tampered database.
+func requireFindings(t *testing.T, out string) {
+	t.Helper()
 	require.Contains(t, out, "FAIL  stream versions are 1..n without gaps, and streams.version is n\n"+
 		`      stream "order-1": 2 events, versions 1..3, streams.version 3`+"\n")
 	require.Contains(t, out, "FAIL  each stream's versions follow the log's order\n"+
@@ -44,8 +56,4 @@ func TestVerify(t *testing.T) {
 		"      trigger events_immutable on es.events is disabled\n"+
 		"      trigger events_no_truncate is missing on es.events\n")
 	require.Contains(t, out, "5 findings\n")
-
-	_, stderr, code := b.es(t, "verify", "--schema", "nothing_here")
-	require.Equal(t, 1, code)
-	require.Contains(t, stderr, "schema nothing_here is not installed")
 }
