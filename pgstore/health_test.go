@@ -27,18 +27,11 @@ var errRollback = errors.New("roll back")
 // awaitSQLHealth polls subscription_health(name, stall) until it says want.
 func awaitSQLHealth(t *testing.T, ctx context.Context, store *pgstore.Store, schema, name, stall, want string) {
 	t.Helper()
-	deadline := time.Now().Add(deliveryTimeout)
-	for {
+	require.Eventually(t, func() bool {
 		var got string
-		require.NoError(t, store.Pool().QueryRow(ctx, "SELECT health FROM "+schema+".subscription_health($1, $2::interval)", name, stall).Scan(&got))
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("subscription %q is %s, want %s", name, got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		err := store.Pool().QueryRow(ctx, "SELECT health FROM "+schema+".subscription_health($1, $2::interval)", name, stall).Scan(&got)
+		return err == nil && got == want
+	}, deliveryTimeout, 10*time.Millisecond, "subscription %q %s", name, want)
 }
 
 // TestHealthStalled: a handler stuck on an event, seen with a stall bound
@@ -288,16 +281,11 @@ func TestLoggerLeaseWait(t *testing.T) {
 	second := run(t, func(ctx context.Context) error {
 		return store.Subscribe(ctx, "logged", func(context.Context, es.Event) error { return nil }, nil)
 	})
-	deadline := time.Now().Add(deliveryTimeout)
-	for !strings.Contains(buf.String(), "waiting for its lease") {
-		require.True(t, time.Now().Before(deadline), "no lease wait logged:\n%s", buf.String())
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return strings.Contains(buf.String(), "waiting for its lease") },
+		deliveryTimeout, 5*time.Millisecond, "a lease wait logged")
 	require.NoError(t, first.stop(t))
-	for strings.Count(buf.String(), "msg=\"subscription active\"") < 2 {
-		require.True(t, time.Now().Before(deadline), "the second instance did not take over:\n%s", buf.String())
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return strings.Count(buf.String(), "msg=\"subscription active\"") >= 2 },
+		deliveryTimeout, 5*time.Millisecond, "the second instance takes over")
 	require.NoError(t, second.stop(t))
 	require.Contains(t, buf.String(), "subscription=logged")
 }

@@ -197,6 +197,24 @@ func (r *lagRecorder) await(id uuid.UUID) <-chan struct{} {
 
 // report reports the median and p99 lag in milliseconds against the
 // targets.
+// awaitAllDelivered waits until every appended event has been delivered.
+func (r *lagRecorder) awaitAllDelivered(b *testing.B) {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r.mu.Lock()
+		pending := len(r.committed)
+		r.mu.Unlock()
+		if pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d events not delivered within a minute", pending)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (r *lagRecorder) report(b *testing.B, p50Max, p99Max float64) {
 	b.Helper()
 	r.mu.Lock()
@@ -290,20 +308,7 @@ func (env *benchEnv) benchLagLoad(b *testing.B, writer *pgstore.Store, poll time
 			})
 		}
 		wg.Wait()
-		// Every appended event has been delivered.
-		deadline := time.Now().Add(time.Minute)
-		for {
-			r.mu.Lock()
-			pending := len(r.committed)
-			r.mu.Unlock()
-			if pending == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%d events not delivered within a minute", pending)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		r.awaitAllDelivered(b)
 	}
 	b.StopTimer()
 	run(5)
@@ -535,19 +540,7 @@ func (env *benchEnv) benchLagBesideTxCatchUp(b *testing.B) {
 		appendOne()
 	}
 	b.StopTimer()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		r.mu.Lock()
-		pending := len(r.committed)
-		r.mu.Unlock()
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d events not delivered within a minute", pending)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	r.awaitAllDelivered(b)
 	stopCatchUp()
 	if err := <-catchUpDone; err != nil {
 		b.Fatalf("transactional catch-up: %v", err)

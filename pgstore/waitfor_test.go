@@ -99,11 +99,6 @@ func TestWaitForWakesTheSubscription(t *testing.T) {
 // awaitLive polls the status of name until it is live.
 func awaitLive(t *testing.T, store *pgstore.Store, name string) {
 	t.Helper()
-	deadline := time.Now().Add(deliveryTimeout)
-	for store.SubscriptionStatus(name).State != es.SubscriptionLive {
-		if time.Now().After(deadline) {
-			t.Fatalf("subscription %q is %s, not live", name, store.SubscriptionStatus(name).State)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return store.SubscriptionStatus(name).State == es.SubscriptionLive },
+		deliveryTimeout, 5*time.Millisecond, "subscription %q live", name)
 }
