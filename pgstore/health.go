@@ -147,22 +147,12 @@ func deref[T any](p *T) T {
 // Report records what the instance reports (SQL report_status), with its
 // filters, so that subscription_health counts only the events it keeps.
 func (ss *session) Report(ctx context.Context, r storekit.Report, err error, rate float64) error {
-	var msg *string
-	if err != nil {
-		m := err.Error()
-		msg = &m
-	}
 	var ratep *float64
 	if rate > 0 {
 		ratep = &rate
 	}
-	var held bool
-	q := ss.s.sql.reportStatus
-	if qerr := ss.l.conn.QueryRow(ctx, q, ss.name, ss.holder, string(r), msg, ss.categories, ss.types, ratep).Scan(&held); qerr != nil {
-		return fmt.Errorf("reporting status: %w", interpretError(qerr))
-	}
-	if !held {
-		return fmt.Errorf("reporting status: the lease is not held")
+	if err := ss.asHolder(ctx, ss.l.conn, ss.s.sql.reportStatus, string(r), errorText(err), ss.categories, ss.types, ratep); err != nil {
+		return fmt.Errorf("reporting status: %w", err)
 	}
 	return nil
 }

@@ -58,3 +58,31 @@ func (ss *session) releaseLease() {
 	}
 	_, _ = ss.s.pool.Exec(ctx, ss.s.sql.releaseLease, ss.name, ss.holder)
 }
+
+// errNotHolder: the instance no longer holds the subscription's lease.
+var errNotHolder = errors.New("the subscription's lease is not held")
+
+// asHolder runs one of the functions only the lease's holder may call
+// (report_status, park_event, parked_retried) with q: their first two
+// arguments are the subscription and the holder, args the rest, and they
+// return whether the holder holds the lease (errNotHolder when not).
+func (ss *session) asHolder(ctx context.Context, q rowQuerier, sql string, args ...any) error {
+	var held bool
+	if err := q.QueryRow(ctx, sql, append([]any{ss.name, ss.holder}, args...)...).Scan(&held); err != nil {
+		return interpretError(err)
+	}
+	if !held {
+		return errNotHolder
+	}
+	ss.l.lastUsed = time.Now()
+	return nil
+}
+
+// errorText is err's text for SQL, NULL for no error.
+func errorText(err error) *string {
+	if err == nil {
+		return nil
+	}
+	m := err.Error()
+	return &m
+}

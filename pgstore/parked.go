@@ -2,9 +2,7 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/pgevent/es"
 	"github.com/pgevent/es/storekit"
@@ -77,9 +75,6 @@ func (s *Store) resolveParked(ctx context.Context, q, what, name string, pos es.
 	return found, nil
 }
 
-// errNotHolder: the instance no longer holds the subscription's lease.
-var errNotHolder = errors.New("the subscription's lease is not held")
-
 // park records p (SQL park_event) with q: the listener connection, or the
 // transactional form's transaction.
 func (ss *session) park(ctx context.Context, q rowQuerier, p es.ParkedEvent) error {
@@ -88,33 +83,13 @@ func (ss *session) park(ctx context.Context, q rowQuerier, p es.ParkedEvent) err
 		errText = &p.Error
 	}
 	e := &p.Event
-	var held bool
-	if err := q.QueryRow(ctx, ss.s.sql.parkEvent, ss.name, ss.holder, e.Position.TxKey(), e.Position.Global(),
-		e.StreamID, e.ID, e.Type, p.Behind, errText, p.Attempts).Scan(&held); err != nil {
-		return interpretError(err)
-	}
-	if !held {
-		return errNotHolder
-	}
-	ss.l.lastUsed = time.Now()
-	return nil
+	return ss.asHolder(ctx, q, ss.s.sql.parkEvent, e.Position.TxKey(), e.Position.Global(),
+		e.StreamID, e.ID, e.Type, p.Behind, errText, p.Attempts)
 }
 
 // retried records the outcome of a retry (SQL parked_retried) with q.
 func (ss *session) retried(ctx context.Context, q rowQuerier, pos es.Position, handled bool, err error) error {
-	var errText *string
-	if err != nil {
-		m := err.Error()
-		errText = &m
-	}
-	var held bool
-	if qerr := q.QueryRow(ctx, ss.s.sql.parkedRetried, ss.name, ss.holder, pos.TxKey(), pos.Global(), handled, errText).Scan(&held); qerr != nil {
-		return interpretError(qerr)
-	}
-	if !held {
-		return errNotHolder
-	}
-	return nil
+	return ss.asHolder(ctx, q, ss.s.sql.parkedRetried, pos.TxKey(), pos.Global(), handled, errorText(err))
 }
 
 // Park parks p at once (the plain form).
