@@ -1,14 +1,12 @@
 package pgstore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/pgevent/es"
 	"github.com/pgevent/es/internal/pgtest"
+	"github.com/pgevent/es/internal/syncbuf"
 	"github.com/pgevent/es/pgstore"
 	"github.com/pgevent/es/storekit"
 	"github.com/pgevent/es/storetest"
@@ -269,7 +268,7 @@ func TestHealthRateWhileCatchingUp(t *testing.T) {
 func TestLoggerLeaseWait(t *testing.T) {
 	t.Parallel()
 	pool, schema := pgtest.NewSchema(t)
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	cfg := fastConfig(schema)
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	store, err := pgstore.New(pool, cfg)
@@ -288,24 +287,6 @@ func TestLoggerLeaseWait(t *testing.T) {
 		deliveryTimeout, 5*time.Millisecond, "the second instance takes over")
 	require.NoError(t, second.stop(t))
 	require.Contains(t, buf.String(), "subscription=logged")
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestStallBoundSameInSQLAndGo: memstore's health rule (storekit.StallAfter)

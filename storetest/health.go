@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/internal/syncbuf"
 )
 
 // healthTests check what operators see of subscriptions (health) and do
@@ -256,25 +257,14 @@ func testProgress(t *testing.T, s es.Store) {
 	}
 }
 
-// logBuffer is a concurrency-safe buffer for a slog handler.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+// logBuffer collects a slog handler's JSON records.
+type logBuffer struct{ syncbuf.Buffer }
 
 // records returns the JSON records written so far.
 func (b *logBuffer) records(t *testing.T) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace(b.buf.Bytes()), []byte("\n")) {
+	for _, line := range bytes.Split(bytes.TrimSpace([]byte(b.String())), []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
