@@ -367,6 +367,14 @@ func (r *runner) report(ctx context.Context, rep Report, err error, rate float64
 	}
 }
 
+// recovered reports running again after the handler failed: an event was
+// handled, or parked.
+func (r *runner) recovered(ctx context.Context) {
+	if r.reported == ReportRetrying {
+		r.report(ctx, ReportRunning, nil, 0)
+	}
+}
+
 // reportOnExit reports why a session that followed the log ends: its
 // handler failed for good, or the subscription stops.
 func (r *runner) reportOnExit(ctx context.Context, err error) {
@@ -613,9 +621,7 @@ func (r *runner) handlePlain(ctx context.Context, batch []es.Event) error {
 		r.pos = e.Position
 		r.progress.handled(r.pos)
 		r.meter.handled++
-		if r.reported == ReportRetrying {
-			r.report(ctx, ReportRunning, nil, 0)
-		}
+		r.recovered(ctx)
 		r.unsaved++
 		if r.unsaved >= o.CheckpointEvery || time.Since(r.lastSave) >= o.CheckpointInterval {
 			if err := r.flush(ctx); err != nil {
@@ -704,9 +710,7 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 	tx.end(true)
 	r.single = max(r.single-len(batch), 0)
 	r.meter.handled += int64(len(batch))
-	if r.reported == ReportRetrying {
-		r.report(ctx, ReportRunning, nil, 0)
-	}
+	r.recovered(ctx)
 	r.failures = 0
 	r.pos, r.saved, r.lastSave = last, last, time.Now()
 	r.progress.handled(last)
@@ -731,9 +735,7 @@ func (r *runner) failed(ctx context.Context, e es.Event, err error) error {
 	if r.failures > r.o.HandlerRetries {
 		if r.o.OnFailure == es.ParkOnFailure {
 			r.parkNext(e, err)
-			if r.reported == ReportRetrying {
-				r.report(ctx, ReportRunning, nil, 0)
-			}
+			r.recovered(ctx)
 			return nil
 		}
 		return &es.HandlerError{Subscription: r.cfg.Name, Event: e, Attempts: r.failures, Err: err}

@@ -156,7 +156,7 @@ END
 $$;
 
 -- append_json appends one event whose data (and metadata) are JSON: the
--- form for SQL users, as append_event is for msgpack. The data is encoded
+-- form for SQL users, append_event with the JSON encoded as msgpack. The data is encoded
 -- with jsonb_to_msgpack, which the Go codec decodes into the event's
 -- struct; the metadata is the object es.Metadata reads
 -- ({"correlation_id", "causation_id", "headers"}).
@@ -178,7 +178,6 @@ CREATE OR REPLACE FUNCTION {{ $s }}.append_json(
 )
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM {{ $s }}.append(p_stream_id, p_expected_version, ARRAY[p_event_id], ARRAY[p_event_type],
-                                  ARRAY[{{ $s }}.jsonb_to_msgpack(p_data)],
-                                  CASE WHEN p_metadata IS NULL THEN NULL ELSE ARRAY[{{ $s }}.jsonb_to_msgpack(p_metadata)] END)
+    SELECT * FROM {{ $s }}.append_event(p_stream_id, p_event_type, {{ $s }}.jsonb_to_msgpack(p_data),
+                                        {{ $s }}.jsonb_to_msgpack(p_metadata), p_expected_version, p_event_id)
 $$;
