@@ -612,10 +612,9 @@ func (r *runner) handlePlain(ctx context.Context, batch []es.Event) error {
 			continue
 		}
 		if err := r.cfg.Handler(ctx, e); err != nil {
-			if err := r.failed(ctx, e, err); err != nil || r.retry {
-				return err
-			}
-			continue
+			// e is retried or parked when read again (r.retry), or the
+			// subscription stops.
+			return r.failed(ctx, e, err)
 		}
 		r.failures = 0
 		r.pos = e.Position
