@@ -719,7 +719,9 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 // failed records a handler failure on e (the events before it are handled,
 // or in the transactional form are to be handled again): it saves the
 // checkpoint of the handled events, and after a backoff returns nil to
-// retry e, or the *es.HandlerError when the retries are used up.
+// retry e; when the retries are used up, it returns nil with e due to be
+// parked (ParkOnFailure), or the *es.HandlerError. On nil, r.retry is set:
+// the caller reads again from e.
 func (r *runner) failed(ctx context.Context, e es.Event, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // stopping: e was not handled
