@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
+
+	"github.com/pgevent/es/internal/streamhash"
 )
 
 // Handler handles one event delivered by a subscription. Returning an error
@@ -78,6 +81,35 @@ type SubscribeOpts struct {
 	// it doubles with each further retry, up to a minute. Defaults to 100
 	// milliseconds.
 	RetryBackoff time.Duration
+
+	// Partitions, when not 0, runs the subscription as a consumer group of
+	// that many partitions (at most [MaxPartitions]): each stream belongs
+	// to one partition ([StreamPartition]), and each partition is a
+	// subscription of its own, named [PartitionName](name, p, Partitions),
+	// with its own checkpoint, lease, health and parked events, that
+	// delivers its streams' events in the global order. Every call of
+	// Subscribe (or SubscribeTx) with the name is a member of the group,
+	// in this process or another: the members share the partitions, each
+	// taking at most its fair share (Partitions divided by the number of
+	// members, rounded up) and handing back what exceeds it when another
+	// member joins; the partitions of a member that stops are taken over
+	// at once, those of one that dies (its process killed, its connection
+	// cut) once its lease has lapsed or its backend has gone. A member
+	// calls the handler concurrently for the partitions it holds (one
+	// goroutine each): a stream's events are never handled concurrently
+	// nor out of order, but different streams' are.
+	//
+	// Changing Partitions is a resize: members started with the new count
+	// wait until no member of the old count runs (stop the old members,
+	// start the new ones; during a rolling deployment the new members wait
+	// for the last old one). Each new partition then starts from the old
+	// partitions' checkpoints and passes over, without handling them, the
+	// events that the old partition of their stream had handled: no event
+	// is skipped, and in the transactional form none is applied twice. The
+	// old partitions' checkpoints stay (DeleteCheckpoint removes them once
+	// the new partitions are past them). Defaults to 0: one subscription,
+	// one active instance.
+	Partitions int
 
 	// Logger, when set, receives the subscription's log records instead
 	// of the store's logger (pgstore.Config.Logger, memstore.Config.Logger).
@@ -174,6 +206,27 @@ type ParkedEvent struct {
 // MaxSubscriptionNameLength is the longest subscription name accepted, in
 // bytes.
 const MaxSubscriptionNameLength = 1000
+
+// MaxPartitions is the largest partition count of a consumer group
+// ([SubscribeOpts.Partitions]).
+const MaxPartitions = 1024
+
+// PartitionName returns the subscription name of partition p (0 to
+// partitions-1) of the consumer group name ([SubscribeOpts.Partitions]),
+// "name/p-of-partitions", e.g. "order_details/3-of-8": the name to ask
+// for its checkpoint, health or parked events.
+func PartitionName(name string, p, partitions int) string {
+	return name + "/" + strconv.Itoa(p) + "-of-" + strconv.Itoa(partitions)
+}
+
+// StreamPartition returns the partition (0 to partitions-1) that the
+// stream streamID belongs to in a consumer group of partitions partitions:
+// PostgreSQL's hashtext of the stream id without its sign bit, modulo
+// partitions, as the SQL function stream_partition computes it. It panics
+// when partitions is below 1.
+func StreamPartition(streamID string, partitions int) int {
+	return streamhash.Partition(streamID, partitions)
+}
 
 // Subscriber is a [Store] that runs named subscriptions. pgstore and
 // memstore implement it with the same semantics, checked by the

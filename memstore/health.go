@@ -58,10 +58,14 @@ func (s *Store) SubscriptionHealth(ctx context.Context, name string) (es.Subscri
 	rep := s.reports[name]
 	parked := int64(len(s.unresolved(name)))
 	running := s.refuseWhileRunning(name) != nil
+	var part *partitionOf
+	if po, ok := s.partitionsOf[name]; ok {
+		part = &po
+	}
 	s.subMu.Unlock()
 
 	h := es.SubscriptionHealth{Name: name, Checkpoint: cp.pos, HasCheckpoint: hasCheckpoint, LastProgressAt: cp.at, ParkedEvents: parked}
-	h.EventsBehind, h.OldestUnhandledAt = s.behind(cp.pos, &es.SubscribeOpts{Categories: rep.categories, EventTypes: rep.types})
+	h.EventsBehind, h.OldestUnhandledAt = s.behind(cp.pos, &es.SubscribeOpts{Categories: rep.categories, EventTypes: rep.types}, part)
 	if running && rep.state == storekit.ReportRunning {
 		h.Rate = rep.rate
 	}
@@ -87,14 +91,15 @@ func latest(a, b time.Time) time.Time {
 	return b
 }
 
-// behind counts the events after `after` that o's filters keep, and
-// returns when the oldest of them was recorded, as SQL log_behind does.
-func (s *Store) behind(after es.Position, o *es.SubscribeOpts) (n int64, oldest time.Time) {
+// behind counts the events after `after` that o's filters and the
+// partition part (nil: none) keep, and returns when the oldest of them was
+// recorded, as SQL log_behind does.
+func (s *Store) behind(after es.Position, o *es.SubscribeOpts, part *partitionOf) (n int64, oldest time.Time) {
 	s.mu.RLock()
 	log := s.log
 	s.mu.RUnlock()
 	for i := range log {
-		if e := &log[i]; after.Before(e.Position) && storekit.Matches(o, e) {
+		if e := &log[i]; after.Before(e.Position) && storekit.Matches(o, e) && part.keeps(e) {
 			n++
 			if oldest.IsZero() || e.RecordedAt.Before(oldest) {
 				oldest = e.RecordedAt
@@ -107,7 +112,7 @@ func (s *Store) behind(after es.Position, o *es.SubscribeOpts) (n int64, oldest 
 // Behind counts the events after `after` that the subscription's filters
 // keep.
 func (ss *session) Behind(_ context.Context, after es.Position) (int64, error) {
-	n, _ := ss.s.behind(after, ss.o)
+	n, _ := ss.s.behind(after, ss.o, ss.part)
 	return n, nil
 }
 

@@ -65,6 +65,12 @@ type Store struct {
 	// parked holds each subscription's parked events (parked.go), in the
 	// global order.
 	parked map[string][]*parkedEvent
+	// groups are the consumer groups; partitionsOf says which subscription
+	// names are partitions of which group, partitionHolder which member
+	// holds each partition's slot (group.go).
+	groups          map[string]*group
+	partitionsOf    map[string]partitionOf
+	partitionHolder map[string]string
 	// progress tracks the running subscriptions (WaitFor, status).
 	progress *storekit.Progress
 

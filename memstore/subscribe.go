@@ -47,14 +47,21 @@ func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOp
 		return err
 	}
 	cfg.Name, cfg.Opts, cfg.Progress, cfg.Logger = name, o, s.progress, s.logger
+	if o.Partitions > 0 {
+		return storekit.RunGroup(ctx, s.newGroupMember(name, &o), storekit.GroupConfig{Config: cfg, Rebalance: groupRebalance})
+	}
 	return storekit.Run(ctx, &source{s: s, name: name, o: &o}, cfg)
 }
 
+// groupRebalance is how often a consumer group member in memory looks for
+// partitions to take or hand back.
+const groupRebalance = 50 * time.Millisecond
+
 // WaitFor implements [es.Subscriber.WaitFor].
 func (s *Store) WaitFor(ctx context.Context, name string, pos es.Position) error {
-	return s.progress.WaitFor(ctx, name, pos, func(ctx context.Context) (es.Position, bool, error) {
-		return s.Checkpoint(ctx, name)
-	})
+	return s.progress.WaitForSubscription(ctx, storekit.WaitStore{
+		Checkpoint: s.Checkpoint, GroupPartitions: s.groupPartitions, StreamOf: s.streamOf,
+	}, name, pos)
 }
 
 // SubscriptionStatus implements [es.Subscriber.SubscriptionStatus].
@@ -202,14 +209,26 @@ type source struct {
 	s    *Store
 	name string
 	o    *es.SubscribeOpts
+	// A consumer group's partition: the member's holder id, and which
+	// partition (nil for an ordinary subscription).
+	holder string
+	part   *partitionOf
 }
 
 func (src *source) Open(ctx context.Context) (storekit.Session, error) {
-	slot := src.s.subscriptionSlot(src.name)
-	select {
-	case slot <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	var slot chan struct{}
+	if src.part != nil {
+		var err error
+		if slot, err = src.openPartition(); err != nil {
+			return nil, err
+		}
+	} else {
+		slot = src.s.subscriptionSlot(src.name)
+		select {
+		case slot <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	src.s.subMu.Lock()
 	if src.s.activeSince == nil {
@@ -245,7 +264,7 @@ func (ss *session) Read(_ context.Context, after es.Position, max int) ([]es.Eve
 	i := sort.Search(len(log), func(i int) bool { return after.Before(log[i].Position) })
 	var batch []es.Event
 	for ; i < len(log) && len(batch) < max; i++ {
-		if storekit.Matches(ss.o, &log[i]) {
+		if storekit.Matches(ss.o, &log[i]) && ss.part.keeps(&log[i]) {
 			batch = append(batch, clone(log[i]))
 		}
 	}
@@ -299,4 +318,11 @@ func (t *tx) Commit(_ context.Context, expected, pos es.Position) error {
 
 func (t *tx) Rollback() { t.pending = nil }
 
-func (ss *session) Close() { <-ss.slot }
+func (ss *session) Close() {
+	if ss.part != nil {
+		ss.s.subMu.Lock()
+		delete(ss.s.partitionHolder, ss.name)
+		ss.s.subMu.Unlock()
+	}
+	<-ss.slot
+}

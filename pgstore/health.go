@@ -161,7 +161,8 @@ func (ss *session) Report(ctx context.Context, r storekit.Report, err error, rat
 // keep (SQL log_behind).
 func (ss *session) Behind(ctx context.Context, after es.Position) (int64, error) {
 	var n int64
-	if err := ss.l.conn.QueryRow(ctx, ss.s.sql.logBehind, after.TxKey(), after.Global(), ss.categories, ss.types).Scan(&n); err != nil {
+	p, np := ss.partitionArgs()
+	if err := ss.l.conn.QueryRow(ctx, ss.s.sql.logBehind, after.TxKey(), after.Global(), ss.categories, ss.types, p, np).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting the events behind: %w", interpretError(err))
 	}
 	return n, nil

@@ -21,6 +21,10 @@ type queries struct {
 	// Subscriptions (subscribe.go, lease.go): the end of the visible log,
 	// whether events are hidden behind the horizon, the leases.
 	logEnd, logHidden, logBehind, acquireLease, renewLease, releaseLease string
+	// Consumer groups (group.go): a partition's reads, membership,
+	// partitions, their checkpoints, a group's partition count, the
+	// stream of an event (WaitFor).
+	readPartition, joinGroup, leaveGroup, takePartition, groupCheckpoints, groupPartitions, streamAt string
 }
 
 // Statements that do not depend on the schema.
@@ -71,9 +75,19 @@ func newQueries(schema string) queries {
 
 		logEnd:       "SELECT transaction_id, global_position FROM " + schema + ".log_end()",
 		logHidden:    "SELECT " + schema + ".log_hidden($1, $2)",
-		logBehind:    "SELECT events FROM " + schema + ".log_behind($1, $2, $3, $4)",
+		logBehind:    "SELECT events FROM " + schema + ".log_behind($1, $2, $3, $4, $5, $6)",
 		acquireLease: "SELECT " + schema + ".acquire_lease($1, $2, $3)",
 		renewLease:   "SELECT " + schema + ".renew_lease($1, $2, $3)",
 		releaseLease: "SELECT " + schema + ".release_lease($1, $2)",
+
+		readPartition: "SELECT stream_id, " + eventColumns + " FROM " + schema + ".read_partition($1, $2, $3, $4, $5, $6, $7)",
+		joinGroup:     "SELECT members, free_partitions FROM " + schema + ".join_group($1, $2, $3, $4)",
+		leaveGroup:    "SELECT " + schema + ".leave_group($1, $2)",
+		takePartition: "SELECT " + schema + ".take_partition($1, $2, $3, $4, $5, $6)",
+		groupCheckpoints: "SELECT p.partitions, p.partition, c.transaction_id, c.global_position FROM " +
+			schema + ".subscription_partitions AS p JOIN " + schema + ".checkpoints AS c ON c.subscription_id = p.subscription_id " +
+			"WHERE p.group_name = $1",
+		groupPartitions: "SELECT partitions FROM " + schema + ".subscription_groups WHERE group_name = $1",
+		streamAt:        "SELECT stream_id FROM " + schema + ".events WHERE transaction_id = $1 AND global_position = $2",
 	}
 }

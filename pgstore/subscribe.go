@@ -88,9 +88,9 @@ func (s *Store) SubscribeTx(ctx context.Context, name string, handler es.TxHandl
 
 // WaitFor implements [es.Subscriber.WaitFor].
 func (s *Store) WaitFor(ctx context.Context, name string, pos es.Position) error {
-	if err := s.progress.WaitFor(ctx, name, pos, func(ctx context.Context) (es.Position, bool, error) {
-		return s.Checkpoint(ctx, name)
-	}); err != nil {
+	if err := s.progress.WaitForSubscription(ctx, storekit.WaitStore{
+		Checkpoint: s.Checkpoint, GroupPartitions: s.groupPartitions, StreamOf: s.streamOf,
+	}, name, pos); err != nil {
 		return fmt.Errorf("pgstore: waiting for subscription %q to handle %s: %w", name, pos, err)
 	}
 	return nil
@@ -131,7 +131,14 @@ func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOp
 	if len(o.EventTypes) > 0 {
 		src.types = o.EventTypes
 	}
-	if err := storekit.Run(ctx, src, cfg); err != nil {
+	if o.Partitions > 0 {
+		src.partitions = o.Partitions
+		g := &groupMember{template: *src}
+		err = storekit.RunGroup(ctx, g, storekit.GroupConfig{Config: cfg, Rebalance: c.LeasePollInterval})
+	} else {
+		err = storekit.Run(ctx, src, cfg)
+	}
+	if err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
 	return nil
@@ -157,6 +164,19 @@ type source struct {
 	categories []string // nil for all
 	types      []string // nil for all
 	logger     *slog.Logger
+	// A consumer group's partition (partitions 0: an ordinary
+	// subscription): its sessions read the partition's streams only, and
+	// Open does not wait for its lease.
+	partition, partitions int
+}
+
+// partitionArgs are the partition arguments of read_partition and
+// log_behind: NULL for an ordinary subscription.
+func (src *source) partitionArgs() (p, n *int) {
+	if src.partitions == 0 {
+		return nil, nil
+	}
+	return &src.partition, &src.partitions
 }
 
 // Open connects, takes the subscription's lease (waiting while another
@@ -195,6 +215,9 @@ func (src *source) Open(ctx context.Context) (storekit.Session, error) {
 		if got {
 			ss.renewed = l.lastUsed
 			break
+		}
+		if src.partitions > 0 {
+			return nil, storekit.ErrPartitionTaken
 		}
 		if !waiting {
 			waiting = true
@@ -255,10 +278,11 @@ func (ss *session) End(ctx context.Context) (es.Position, error) {
 	return es.NewPosition(tx, global), nil
 }
 
-// Read reads up to max events after `after` (SQL read_all with the
-// subscription's filters).
+// Read reads up to max events after `after` (SQL read_partition with the
+// subscription's filters and partition).
 func (ss *session) Read(ctx context.Context, after es.Position, max int) ([]es.Event, error) {
-	rows, err := ss.l.conn.Query(ctx, ss.s.sql.readAll, after.TxKey(), after.Global(), max, ss.categories, ss.types)
+	p, n := ss.partitionArgs()
+	rows, err := ss.l.conn.Query(ctx, ss.s.sql.readPartition, after.TxKey(), after.Global(), max, p, n, ss.categories, ss.types)
 	if err != nil {
 		return nil, interpretError(err)
 	}

@@ -238,6 +238,9 @@ func Run(ctx context.Context, src Source, cfg Config) error {
 		case ctx.Err() != nil:
 			r.log.Info("subscription stopped", "position", r.pos)
 			return nil
+		case errors.Is(err, ErrPartitionTaken):
+			r.log.Debug("partition taken by another member of its group")
+			return err
 		case r.fatal(err):
 			r.log.Error("subscription stopped", "error", err)
 			return fmt.Errorf("subscription %q: %w", cfg.Name, err)
@@ -701,7 +704,14 @@ func (r *runner) handleTx(ctx context.Context, batch []es.Event) error {
 		return r.failed(ctx, batch[0], err)
 	}
 	last := batch[len(batch)-1].Position
-	if err := stx.Commit(ctx, r.saved, last); err != nil {
+	// Once the events are handled, stopping (ctx ending) lets the commit
+	// finish rather than interrupt it: an interrupted commit may or may not
+	// have committed, and the handler's OnCommit functions would not run
+	// for one that did.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushOnExitTimeout)
+	err = stx.Commit(cctx, r.saved, last)
+	cancel()
+	if err != nil {
 		tx.end(false)
 		undoParking()
 		return err

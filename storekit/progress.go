@@ -1,7 +1,10 @@
 package storekit
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -16,10 +19,109 @@ import (
 type Progress struct {
 	mu   sync.Mutex
 	subs map[string]*tracker
+	// groups are the consumer groups with members running in this
+	// process: their partition counts.
+	groups map[string]*groupRun
+}
+
+// groupRun is a consumer group with members running in this process.
+type groupRun struct {
+	partitions, members int
 }
 
 // NewProgress returns an empty Progress.
-func NewProgress() *Progress { return &Progress{subs: make(map[string]*tracker)} }
+func NewProgress() *Progress {
+	return &Progress{subs: make(map[string]*tracker), groups: make(map[string]*groupRun)}
+}
+
+// runGroup records a member of the consumer group name, of n partitions,
+// running in this process, until the returned function is called.
+func (p *Progress) runGroup(name string, n int) (done func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.groups[name]
+	if g == nil {
+		g = &groupRun{}
+		p.groups[name] = g
+	}
+	g.partitions = n
+	g.members++
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if g.members--; g.members == 0 {
+			delete(p.groups, name)
+		}
+	}
+}
+
+// WaitStore is what [Progress.WaitForSubscription] reads from a store.
+type WaitStore struct {
+	// Checkpoint returns the saved checkpoint of a subscription.
+	Checkpoint func(ctx context.Context, name string) (es.Position, bool, error)
+	// GroupPartitions returns the partition count of the consumer group
+	// name, 0 when there is no such group.
+	GroupPartitions func(ctx context.Context, name string) (int, error)
+	// StreamOf returns the stream of the event at pos, or an error
+	// wrapping [es.ErrNotFound] when there is none.
+	StreamOf func(ctx context.Context, pos es.Position) (string, error)
+}
+
+// WaitForSubscription waits until the subscription name has handled pos,
+// as [Progress.WaitFor]; when name is a consumer group
+// ([es.SubscribeOpts.Partitions]), until the partition of the stream of
+// the event at pos has.
+func (p *Progress) WaitForSubscription(ctx context.Context, ws WaitStore, name string, pos es.Position) error {
+	if err := ValidateSubscriptionName(name); err != nil {
+		return err
+	}
+	if pos.IsZero() {
+		return nil
+	}
+	n, err := p.groupPartitions(ctx, ws, name)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		// An ordinary subscription, or a group whose first member has not
+		// started yet: while polling the checkpoint, look again.
+		err := p.WaitFor(ctx, name, pos, func(ctx context.Context) (es.Position, bool, error) {
+			if n, err = p.groupPartitions(ctx, ws, name); err != nil || n > 0 {
+				return es.Position{}, false, cmp.Or(err, errIsGroup)
+			}
+			return ws.Checkpoint(ctx, name)
+		})
+		if !errors.Is(err, errIsGroup) {
+			return err
+		}
+	}
+	stream, err := ws.StreamOf(ctx, pos)
+	if err != nil {
+		return fmt.Errorf("consumer group %q: %w", name, err)
+	}
+	name = es.PartitionName(name, es.StreamPartition(stream, n), n)
+	return p.WaitFor(ctx, name, pos, func(ctx context.Context) (es.Position, bool, error) {
+		return ws.Checkpoint(ctx, name)
+	})
+}
+
+// errIsGroup: the name waited for turned out to be a consumer group's.
+var errIsGroup = errors.New("the subscription is a consumer group")
+
+// groupPartitions returns the partition count of the consumer group name
+// (0: no group), from a member running in this process or from the store.
+func (p *Progress) groupPartitions(ctx context.Context, ws WaitStore, name string) (int, error) {
+	p.mu.Lock()
+	n := 0
+	if g := p.groups[name]; g != nil {
+		n = g.partitions
+	}
+	p.mu.Unlock()
+	if n > 0 {
+		return n, nil
+	}
+	return ws.GroupPartitions(ctx, name)
+}
 
 // tracker is the state of one subscription name in this process. It lives
 // while an instance of the name runs or a WaitFor waits on it.

@@ -67,6 +67,8 @@ func Options(opts *es.SubscribeOpts) (es.SubscribeOpts, error) {
 		return bad("RetryBackoff must not be negative, got %v", o.RetryBackoff)
 	case o.OnFailure != es.StopOnFailure && o.OnFailure != es.ParkOnFailure:
 		return bad("unknown OnFailure %d", int(o.OnFailure))
+	case o.Partitions < 0 || o.Partitions > es.MaxPartitions:
+		return bad("Partitions must be between 0 and %d, got %d", es.MaxPartitions, o.Partitions)
 	case o.ProgressInterval < 0:
 		return bad("ProgressInterval must not be negative, got %v", o.ProgressInterval)
 	case slices.Contains(o.Categories, ""):

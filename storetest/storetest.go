@@ -56,5 +56,6 @@ var groups = []group{
 	{"ReadModels", readModelTests},
 	{"Health", healthTests},
 	{"Parking", parkedTests},
+	{"ConsumerGroups", groupTests},
 	{"Edges", edgeTests},
 }

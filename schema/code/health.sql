@@ -51,7 +51,8 @@ $$;
 --     (events are waiting and its checkpoint moved within p_stall), or
 --     'stalled' (events are waiting and it has not moved for p_stall);
 --   its checkpoint, and when it last moved (last_progress_at);
---   events_behind: the events after its checkpoint that its filters keep,
+--   events_behind: the events after its checkpoint that its filters keep
+--     (and, for a consumer group's partition, that are in its partition),
 --     of which hidden_events cannot be read yet (committed behind an older
 --     running transaction: see horizon_holders), and the time the oldest
 --     of them was recorded, and how long ago (seconds_behind);
@@ -88,6 +89,7 @@ DECLARE
     v_checkpoint record;
     v_status     record;
     v_lease      record;
+    v_partition  record;
     v_live       boolean;
     v_tx         xid8;
     v_pos        bigint;
@@ -104,6 +106,8 @@ BEGIN
     SELECT l.holder_pid, l.expires_at, l.acquired_at INTO v_lease
       FROM {{ $s }}.subscription_leases AS l WHERE l.subscription_id = p_subscription_id;
     v_live := FOUND AND {{ $s }}.lease_live(v_lease.expires_at, v_lease.holder_pid);
+    SELECT p.partition, p.partitions INTO v_partition
+      FROM {{ $s }}.subscription_partitions AS p WHERE p.subscription_id = p_subscription_id;
 
     v_tx := coalesce(v_checkpoint.transaction_id, '0');
     v_pos := coalesce(v_checkpoint.global_position, 0);
@@ -122,7 +126,8 @@ BEGIN
     END IF;
 
     SELECT b.events, b.hidden, b.oldest_recorded_at INTO events_behind, hidden_events, oldest_unhandled_at
-      FROM {{ $s }}.log_behind(v_tx, v_pos, v_status.categories, v_status.event_types) AS b;
+      FROM {{ $s }}.log_behind(v_tx, v_pos, v_status.categories, v_status.event_types,
+                                v_partition.partition, v_partition.partitions) AS b;
     seconds_behind := coalesce(extract(epoch FROM clock_timestamp() - oldest_unhandled_at)::double precision, 0);
     SELECT count(*) INTO parked_events FROM {{ $s }}.parked_events AS p
      WHERE p.subscription_id = p_subscription_id AND p.resolved_at IS NULL;

@@ -32,6 +32,7 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 {{ template "snapshot.sql" . }}
 {{ template "checkpoint.sql" . }}
 {{ template "leases.sql" . }}
+{{ template "groups.sql" . }}
 {{ template "health.sql" . }}
 {{ template "parked.sql" . }}
 {{ template "views.sql" . }}

@@ -90,19 +90,38 @@ LANGUAGE sql STABLE AS $$
                 ELSE p_max_count END
 $$;
 
--- read_all returns the global log after the position (after_transaction_id,
+-- stream_partition returns the partition a stream belongs to in a
+-- consumer group of p_partitions partitions: hashtext(stream_id) without
+-- its sign bit, modulo p_partitions (es.StreamPartition computes the same
+-- in Go). hashtext does not change between PostgreSQL versions: hash
+-- indexes and hash partitioning store its values. A NULL stream id gives
+-- NULL; p_partitions below 1 raises PE003.
+CREATE OR REPLACE FUNCTION {{ $s }}.stream_partition(p_stream_id text, p_partitions int) RETURNS int
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (pg_catalog.hashtext(p_stream_id) OPERATOR(pg_catalog.&) 2147483647)
+           OPERATOR(pg_catalog.%)
+           CASE WHEN p_partitions OPERATOR(pg_catalog.>=) 1 THEN p_partitions
+                ELSE {{ $s }}.invalid_argument('stream_partition', 'partitions', 'must be at least 1', p_partitions)::pg_catalog.int4 END
+$$;
+
+-- read_partition returns the global log after the position (after_transaction_id,
 -- after_position) in the order (transaction_id, global_position), without
 -- gaps: it returns only events whose transaction key is below the log's
 -- horizon (log_horizon, keys.sql: every transaction below it has finished),
 -- so an event that commits later can never sort before one already
 -- returned. A position is the pair (transaction_id, global_position) of the
--- last event read; start from ('0', 0). categories and event_types filter
--- when they are not NULL or empty. The horizon is a scalar subquery so
--- that it is computed once per call, not once per row.
-CREATE OR REPLACE FUNCTION {{ $s }}.read_all(
-    p_after_transaction_id xid8   DEFAULT '0',
-    p_after_position       bigint DEFAULT 0,
-    p_max_count            int    DEFAULT 1000,
+-- last event read; start from ('0', 0). With p_partitions not NULL, it
+-- returns only the events of the streams in partition p_partition of
+-- p_partitions (stream_partition: a consumer group's partition; 0 <=
+-- p_partition < p_partitions, else PE003). categories and event_types
+-- filter when they are not NULL or empty. The horizon is a scalar subquery
+-- so that it is computed once per call, not once per row.
+CREATE OR REPLACE FUNCTION {{ $s }}.read_partition(
+    p_after_transaction_id xid8,
+    p_after_position       bigint,
+    p_max_count            int,
+    p_partition            int,
+    p_partitions           int,
     p_categories           text[] DEFAULT NULL,
     p_event_types          text[] DEFAULT NULL
 ) RETURNS TABLE (
@@ -123,6 +142,8 @@ LANGUAGE sql STABLE AS $$
      WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>)
            (COALESCE(p_after_transaction_id, '0'::pg_catalog.xid8), COALESCE(p_after_position, 0::pg_catalog.int8))
        AND e.transaction_id OPERATOR(pg_catalog.<) (SELECT {{ $s }}.log_horizon())
+       AND (p_partitions IS NULL
+            OR {{ $s }}.stream_partition(e.stream_id, p_partitions) OPERATOR(pg_catalog.=) p_partition)
        AND (COALESCE(pg_catalog.cardinality(p_categories), 0) OPERATOR(pg_catalog.=) 0
             OR e.category OPERATOR(pg_catalog.=) ANY (p_categories))
        AND (COALESCE(pg_catalog.cardinality(p_event_types), 0) OPERATOR(pg_catalog.=) 0
@@ -130,7 +151,36 @@ LANGUAGE sql STABLE AS $$
      ORDER BY e.transaction_id, e.global_position
      LIMIT CASE WHEN p_max_count OPERATOR(pg_catalog.<) 0
                 THEN {{ $s }}.invalid_argument('read_all', 'max_count', 'must not be negative', p_max_count)
+                WHEN p_partitions IS NOT NULL AND (p_partitions OPERATOR(pg_catalog.<) 1 OR p_partition IS NULL
+                     OR p_partition OPERATOR(pg_catalog.<) 0 OR p_partition OPERATOR(pg_catalog.>=) p_partitions)
+                THEN {{ $s }}.invalid_argument('read_partition', 'partition', 'must be between 0 and partitions - 1 (partitions at least 1)', p_partition)
                 ELSE p_max_count END
+$$;
+
+-- read_all returns the whole global log after the position, as
+-- read_partition does for one partition: see there. (It is read_partition
+-- without a partition: PostgreSQL inlines both, and folds the partition
+-- condition away.)
+CREATE OR REPLACE FUNCTION {{ $s }}.read_all(
+    p_after_transaction_id xid8   DEFAULT '0',
+    p_after_position       bigint DEFAULT 0,
+    p_max_count            int    DEFAULT 1000,
+    p_categories           text[] DEFAULT NULL,
+    p_event_types          text[] DEFAULT NULL
+) RETURNS TABLE (
+    global_position bigint,
+    transaction_id  xid8,
+    stream_id       text,
+    version         bigint,
+    event_id        uuid,
+    event_type      text,
+    data            bytea,
+    metadata        bytea,
+    recorded_at     timestamptz
+)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM {{ $s }}.read_partition(p_after_transaction_id, p_after_position, p_max_count,
+                                          NULL, NULL, p_categories, p_event_types)
 $$;
 
 -- log_end returns the position of the last event read_all would return
@@ -164,7 +214,8 @@ SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- log_behind counts the events after the position that filters keep
--- (NULL or empty: all categories, all types): how far behind a follower at
+-- (NULL or empty: all categories, all types; a partition of a consumer
+-- group, as read_partition: NULL for all): how far behind a follower at
 -- that position is. hidden counts those read_all does not return yet (see
 -- log_hidden); oldest_recorded_at is when the oldest of them was recorded.
 -- It scans them: its cost is the length of the backlog.
@@ -172,7 +223,9 @@ CREATE OR REPLACE FUNCTION {{ $s }}.log_behind(
     p_after_transaction_id xid8,
     p_after_position       bigint,
     p_categories           text[] DEFAULT NULL,
-    p_event_types          text[] DEFAULT NULL
+    p_event_types          text[] DEFAULT NULL,
+    p_partition            int    DEFAULT NULL,
+    p_partitions           int    DEFAULT NULL
 ) RETURNS TABLE (events bigint, hidden bigint, oldest_recorded_at timestamptz)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -183,6 +236,7 @@ BEGIN
     SELECT count(*), count(*) FILTER (WHERE e.transaction_id >= v_horizon), min(e.recorded_at)
       FROM {{ $s }}.events AS e
      WHERE (e.transaction_id, e.global_position) > (coalesce(p_after_transaction_id, '0'), coalesce(p_after_position, 0))
+       AND (p_partitions IS NULL OR {{ $s }}.stream_partition(e.stream_id, p_partitions) = p_partition)
        AND (coalesce(cardinality(p_categories), 0) = 0 OR e.category = ANY (p_categories))
        AND (coalesce(cardinality(p_event_types), 0) = 0 OR e.event_type = ANY (p_event_types));
 END

@@ -5,3 +5,7 @@
 
 -- transaction_key(): append computes its key in one statement.
 DROP FUNCTION IF EXISTS {{ $s }}.transaction_key();
+
+-- log_behind(xid8, bigint, text[], text[]): it also counts a consumer
+-- group's partition now.
+DROP FUNCTION IF EXISTS {{ $s }}.log_behind(xid8, bigint, text[], text[]);

@@ -5,7 +5,7 @@
 -- applications and people (GRANT {{ $s }}_writer TO app):
 --   {{ $s }}_reader: USAGE on the schema, SELECT on its tables and views,
 --       EXECUTE on the read functions (read_stream, read_stream_backward,
---       read_all, stream_info, load, read_checkpoint, log_end, log_hidden,
+--       read_all, read_partition, stream_partition, stream_info, load, read_checkpoint, log_end, log_hidden,
 --       subscription_health, horizon_holders,
 --       the msgpack decoders and the helpers they call);
 --   {{ $s }}_writer: everything the reader has (granted directly, not
@@ -13,7 +13,8 @@
 --       follow the log (append, append_event, advance_checkpoint,
 --       delete_checkpoint, reset_checkpoint, acquire_lease, renew_lease,
 --       release_lease, report_status, park_event, parked_retried,
---       retry_parked, skip_parked);
+--       retry_parked, skip_parked, join_group, leave_group,
+--       take_partition);
 --   {{ $s }}_snapshotter: EXECUTE on the functions that store snapshots
 --       (save_snapshot, and append with a snapshot). A snapshot is trusted
 --       input: loads start from it instead of replaying the events before
@@ -58,20 +59,21 @@ DECLARE
     v_snapshotter CONSTANT text := '{{ $s }}_snapshotter';
     -- name/number of arguments
     v_read_fns    CONSTANT text[] := ARRAY['read_stream/3', 'read_stream_backward/3', 'read_all/5', 'stream_info/1',
-                                           'load/2', 'read_checkpoint/1', 'log_end/0', 'log_hidden/2', 'log_behind/4', 'log_horizon/0',
+                                           'load/2', 'read_checkpoint/1', 'log_end/0', 'log_hidden/2', 'log_behind/6', 'log_horizon/0',
                                            'keys_behind/2', 'msgpack_to_jsonb/1', 'try_msgpack_to_jsonb/1',
                                            'jsonb_to_msgpack/1', 'msgpack_str_header/1', 'msgpack_number/1',
                                            'msgpack_float_text/2', 'invalid_argument/4', 'lease_live/2',
                                            'subscription_running/1', 'subscription_health/2', 'subscription_ids/0',
-                                           'horizon_holders/0'];
+                                           'horizon_holders/0', 'stream_partition/2', 'read_partition/7'];
     v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'append_json/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
                                            'reset_checkpoint/3', 'acquire_lease/3', 'renew_lease/3', 'release_lease/2',
                                            'report_status/7', 'park_event/10', 'parked_retried/6', 'retry_parked/3',
-                                           'skip_parked/3'];
+                                           'skip_parked/3', 'join_group/4', 'leave_group/2', 'take_partition/6'];
     v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/8'];
     v_owner_fns   CONSTANT text[] := ARRAY['raise_key_base/0', 'store_snapshot/4',
                                            'check_lease_arguments/4', 'check_checkpoint_position/3',
-                                           'refuse_while_running/2', 'holds_lease/2'];
+                                           'refuse_while_running/2', 'holds_lease/2',
+                                           'check_group_arguments/5', 'group_partitions_held/2'];
     v_role        text;
     v_fn          record;
 BEGIN
