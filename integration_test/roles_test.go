@@ -29,24 +29,27 @@ import (
 // lists fails the tests: classify it here and in roles.sql.
 var (
 	readerFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
-		"read_checkpoint/1", "log_end/0", "log_hidden/2", "log_behind/4", "log_horizon/0", "keys_behind/2",
+		"read_checkpoint/1", "log_end/0", "log_hidden/2", "log_behind/6", "log_horizon/0", "keys_behind/2",
 		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4",
 		"jsonb_to_msgpack/1", "msgpack_str_header/1", "msgpack_number/1",
-		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0"}
+		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0",
+		"stream_partition/2", "read_partition/7"}
 	writerFunctions = []string{"append/6", "append_event/6", "append_json/6", "advance_checkpoint/5", "delete_checkpoint/1",
 		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7",
-		"park_event/10", "parked_retried/6", "retry_parked/3", "skip_parked/3"}
+		"park_event/10", "parked_retried/6", "retry_parked/3", "skip_parked/3",
+		"join_group/4", "leave_group/2", "take_partition/6"}
 	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
 	// Called only by the owner's functions.
 	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
-		"check_checkpoint_position/3", "refuse_while_running/2", "holds_lease/2"}
+		"check_checkpoint_position/3", "refuse_while_running/2", "holds_lease/2",
+		"check_group_arguments/5", "group_partitions_held/2"}
 	triggerFunctions = []string{"refuse_event_change/0"}
 
 	// The plain-SQL read functions PostgreSQL inlines into the calling
 	// query: they cannot pin search_path (that would stop the inlining)
 	// and qualify every name instead.
 	inlinedFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
-		"read_checkpoint/1", "keys_behind/2"}
+		"read_checkpoint/1", "keys_behind/2", "stream_partition/2", "read_partition/7"}
 )
 
 // schemaFunction is a function of the schema as pg_proc describes it.
@@ -140,7 +143,14 @@ var roleCalls = []roleCall{
 	{"release_lease/2", `SELECT %[1]s.release_lease('sub-1', 'me')`, ""},
 	{"log_end/0", `SELECT * FROM %[1]s.log_end()`, ""},
 	{"log_hidden/2", `SELECT %[1]s.log_hidden('0', 0)`, ""},
-	{"log_behind/4", `SELECT events FROM %[1]s.log_behind('0', 0)`, ""},
+	{"log_behind/6", `SELECT events FROM %[1]s.log_behind('0', 0, NULL, NULL, 1, 4)`, ""},
+	{"stream_partition/2", `SELECT %[1]s.stream_partition('order-1', 8)`, ""},
+	{"read_partition/7", `SELECT count(*) FROM %[1]s.read_partition('0', 0, $1, 0, 1)`, ""},
+	{"join_group/4", `SELECT members FROM %[1]s.join_group('grp', 'me', 4, '1 minute')`, ""},
+	{"leave_group/2", `SELECT %[1]s.leave_group('grp', 'me')`, ""},
+	{"take_partition/6", `SELECT %[1]s.take_partition('grp/0-of-4', 'grp', 0, 4, 'me', '1 minute')`, ""},
+	{"check_group_arguments/5", `SELECT %[1]s.check_group_arguments('f', 'grp', 'me', 4, '1 minute')`, ""},
+	{"group_partitions_held/2", `SELECT count(*) FROM %[1]s.group_partitions_held('grp', 4)`, ""},
 	{"log_horizon/0", `SELECT %[1]s.log_horizon()`, ""},
 	{"keys_behind/2", `SELECT %[1]s.keys_behind(0, '1')`, ""},
 	{"raise_key_base/0", `SELECT %[1]s.raise_key_base()`, ""},
@@ -556,7 +566,8 @@ func TestRolesCatalog(t *testing.T) {
 	wantRead := []string{b.reader + ":SELECT", b.writer + ":SELECT"}
 	slices.Sort(wantRead)
 	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view",
-		"transaction_key_base", "notify_token", "subscription_leases", "subscription_status", "subscriptions_view", "parked_events"} {
+		"transaction_key_base", "notify_token", "subscription_leases", "subscription_status", "subscriptions_view", "parked_events",
+		"subscription_groups", "group_members", "subscription_partitions"} {
 		got := byRel[rel]
 		slices.Sort(got)
 		require.Equal(t, wantRead, got, "grants on %s", rel)

@@ -5,7 +5,8 @@
 -- applications and people (GRANT {{ $s }}_writer TO app):
 --   {{ $s }}_reader: USAGE on the schema, SELECT on its tables and views,
 --       EXECUTE on the read functions (read_stream, read_stream_backward,
---       read_all, read_partition, stream_partition, stream_info, load, read_checkpoint, log_end, log_hidden,
+--       read_all, read_partition, stream_partition, stream_info, load,
+--       read_checkpoint, log_end, log_hidden,
 --       subscription_health, horizon_holders,
 --       the msgpack decoders and the helpers they call);
 --   {{ $s }}_writer: everything the reader has (granted directly, not
