@@ -126,7 +126,7 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 	now := time.Now()
 
 	// On PostgreSQL, the order_details read model follows the events from
-	// the start, through a transactional subscription (projection.go).
+	// the start, through a transactional consumer group (projection.go).
 	if pg, ok := store.(*pgstore.Store); ok && db != nil {
 		stop, err := startProjection(ctx, pg, db, registry)
 		if err != nil {
@@ -189,7 +189,8 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 	if err := refused(p, `Cancel("again")`, empty.Cancel("again", now), ErrAlreadyCancelled); err != nil {
 		return err
 	}
-	if _, err := repo.Save(ctx, empty); err != nil {
+	emptySaved, err := repo.Save(ctx, empty)
+	if err != nil {
 		return err
 	}
 	p("   %-30s -> stored at version %d", "Save", empty.StoredVersion())
@@ -323,15 +324,20 @@ func run(ctx context.Context, w io.Writer, store es.Store, db *pgxpool.Pool) err
 		return err
 	}
 
-	// 7. The read model, kept by the subscription while the tour ran. Read
-	// your writes: wait until the projection has handled the last save
-	// (and so everything before it), then query.
-	p("7. The order_details read model (a transactional subscription applied each event once),")
-	p("   read after WaitFor(%q, the position of the Ship save):", projectionName)
+	// 7. The read model, kept by the projection's consumer group while the
+	// tour ran. Read your writes: wait until the projection has handled
+	// each order's last save (WaitFor on a group waits for the partition
+	// of the saved stream, which handles that stream's events in order),
+	// then query.
+	p("7. The order_details read model (a transactional consumer group of %d partitions on %d workers",
+		projectionPartitions, projectionWorkers)
+	p("   applied each event once), read after WaitFor(%q, the position of each order's last save):", projectionName)
 	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := store.(es.Subscriber).WaitFor(wait, projectionName, shippedAt.LastPosition); err != nil {
-		return fmt.Errorf("waiting for the read model: %w", err)
+	for _, saved := range []es.AppendResult{shippedAt, emptySaved} {
+		if err := store.(es.Subscriber).WaitFor(wait, projectionName, saved.LastPosition); err != nil {
+			return fmt.Errorf("waiting for the read model: %w", err)
+		}
 	}
 	return showReadModel(ctx, w, db, []string{id.String(), id2.String()})
 }

@@ -243,9 +243,22 @@ func TestRunPostgres(t *testing.T) {
 	require.NoError(t, db.QueryRow(ctx, "SELECT count(*), sum(quantity) FROM "+schema+".order_detail_lines").Scan(&lines, &qty))
 	require.Equal(t, 4, lines, "BOOK-1, MUG-7, CARD-2, WRAP-1")
 	require.Equal(t, 6, qty)
+	// The projection ran as a consumer group: each order's stream was
+	// handled by its partition, whose checkpoint is past the stream's
+	// last event.
 	pg := store.(*pgstore.Store)
-	pos, ok, err := pg.Checkpoint(ctx, projectionName)
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.False(t, pos.IsZero())
+	for _, customer := range []string{"cust-42", "cust-7"} {
+		var stream string
+		var tx uint64
+		var global int64
+		require.NoError(t, db.QueryRow(ctx, `SELECT e.stream_id, e.transaction_id, e.global_position
+			FROM `+schema+`.order_details AS d JOIN `+schema+`.events AS e ON e.stream_id = 'order-' || d.order_id
+			WHERE d.customer_id = $1 ORDER BY e.version DESC LIMIT 1`, customer).Scan(&stream, &tx, &global))
+		last := es.NewPosition(tx, global)
+		part := es.PartitionName(projectionName, es.StreamPartition(stream, projectionPartitions), projectionPartitions)
+		pos, ok, err := pg.Checkpoint(ctx, part)
+		require.NoError(t, err)
+		require.True(t, ok, "partition %s has a checkpoint", part)
+		require.False(t, pos.Before(last), "partition %s is past the last event of %s", part, stream)
+	}
 }

@@ -90,22 +90,41 @@ func (p *projection) apply(ctx context.Context, etx es.Tx, e es.Event) error {
 	return errors.Join(errs...)
 }
 
+// projectionWorkers and projectionPartitions shape the projection's
+// consumer group: its subscription runs as 4 partitions (each order's
+// stream in one of them, its events in order), shared by 2 workers. Here
+// both run in this process; in production each would be a process of its
+// own, and a worker that stops or dies hands its partitions to the others.
+const (
+	projectionWorkers    = 2
+	projectionPartitions = 4
+)
+
 // startProjection creates the read-model tables and runs the projection's
-// subscription until the returned stop function is called; stop returns
-// the subscription's error, if it failed.
+// consumer group until the returned stop function is called; stop returns
+// the workers' errors, if any failed.
 func startProjection(ctx context.Context, store *pgstore.Store, db *pgxpool.Pool, registry *es.Registry) (stop func() error, err error) {
 	if _, err := db.Exec(ctx, readModelSQL); err != nil {
 		return nil, fmt.Errorf("creating the read model: %w", err)
 	}
 	p := &projection{registry: registry}
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- store.SubscribeTx(ctx, projectionName, p.apply, &es.SubscribeOpts{Categories: []string{"order"}})
-	}()
+	done := make(chan error, projectionWorkers)
+	for range projectionWorkers {
+		go func() {
+			done <- store.SubscribeTx(ctx, projectionName, p.apply, &es.SubscribeOpts{
+				Categories: []string{"order"},
+				Partitions: projectionPartitions,
+			})
+		}()
+	}
 	return func() error {
 		cancel()
-		return <-done
+		var errs []error
+		for range projectionWorkers {
+			errs = append(errs, <-done)
+		}
+		return errors.Join(errs...)
 	}, nil
 }
 
