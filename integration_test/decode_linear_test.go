@@ -3,10 +3,8 @@ package integration_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -197,12 +195,12 @@ func newDecodeMeter(t *testing.T, c *decodeConn) *decodeMeter {
 	var pid int
 	require.NoError(t, conn.QueryRow(c.ctx, "SELECT pg_backend_pid()").Scan(&pid))
 	if serverIsLocal(conn) {
-		if before, err := processCPU(pid); err == nil {
+		if before, err := pgtest.ProcessCPU(pid); err == nil {
 			// It is the process that serves us if its CPU time grows with
 			// our work.
 			_, err := conn.Exec(c.ctx, "SELECT count(*) FROM generate_series(1, 300000)")
 			require.NoError(t, err)
-			if after, err := processCPU(pid); err == nil && after > before {
+			if after, err := pgtest.ProcessCPU(pid); err == nil && after > before {
 				m.pid = pid
 				m.what = fmt.Sprintf("CPU time of the server process %d", pid)
 			}
@@ -230,20 +228,6 @@ func serverIsLocal(conn *pgx.Conn) bool {
 	return runtime.GOOS == "linux" && conn.PgConn().Conn().RemoteAddr().Network() == "unix"
 }
 
-// processCPU returns the CPU time a process has used, from
-// /proc/<pid>/schedstat (nanoseconds on a CPU, then waiting, then slices).
-func processCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
-	if err != nil {
-		return 0, err
-	}
-	fields := strings.Fields(string(data))
-	if len(fields) == 0 {
-		return 0, errors.New("empty schedstat")
-	}
-	ns, err := strconv.ParseInt(fields[0], 10, 64)
-	return time.Duration(ns), err
-}
 
 // cost returns the cost of msgpack_to_jsonb(data).
 func (m *decodeMeter) cost(data []byte) time.Duration {
@@ -259,7 +243,7 @@ func (m *decodeMeter) cost(data []byte) time.Duration {
 		require.NoError(m.t, m.conn.QueryRow(m.ctx, "SELECT pg_temp.decode_seconds($1)", data).Scan(&secs))
 		return time.Duration(secs * float64(time.Second))
 	}
-	before, err := processCPU(m.pid)
+	before, err := pgtest.ProcessCPU(m.pid)
 	require.NoError(m.t, err)
 	var ok bool
 	query := m.query
@@ -267,7 +251,7 @@ func (m *decodeMeter) cost(data []byte) time.Duration {
 		query = fmt.Sprintf("SELECT %s.msgpack_to_jsonb($1) IS NOT NULL", m.schema)
 	}
 	require.NoError(m.t, m.conn.QueryRow(m.ctx, query, data).Scan(&ok))
-	after, err := processCPU(m.pid)
+	after, err := pgtest.ProcessCPU(m.pid)
 	require.NoError(m.t, err)
 	return after - before
 }

@@ -105,3 +105,19 @@ func waitStopped(pid int, done <-chan struct{}) {
 		}
 	}
 }
+
+// ProcessCPU returns the CPU time the process pid (a server backend on this
+// machine) has used, from /proc/<pid>/schedstat (nanoseconds on a CPU,
+// then waiting, then slices).
+func ProcessCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/schedstat")
+	if err != nil {
+		return 0, err
+	}
+	fields := bytes.Fields(data)
+	if len(fields) == 0 {
+		return 0, fmt.Errorf("pgtest: empty /proc/%d/schedstat", pid)
+	}
+	ns, err := strconv.ParseInt(string(fields[0]), 10, 64)
+	return time.Duration(ns), err
+}

@@ -61,3 +61,8 @@ func waitStopped(pid int, done <-chan struct{}) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// ProcessCPU is not available outside Linux.
+func ProcessCPU(pid int) (time.Duration, error) {
+	return 0, fmt.Errorf("pgtest: the CPU time of process %d: only on Linux", pid)
+}
