@@ -557,6 +557,10 @@ func (env *benchEnv) benchAppendOne(b *testing.B) {
 	b.ReportMetric(raw/1e3, "raw_us/op")
 	b.ReportMetric(median(ratios(perOp[1], perOp[2])), "nonotify_x_raw")
 	reportRatio(b, "x_raw", median(ratios(perOp[0], perOp[2])), targetAppendOneMaxXRaw, true)
+	// The client's share: heap allocations per operation on each side
+	// (the store's and pgx's together).
+	b.ReportMetric(allocsPerOp(ctx, b, func(ctx context.Context) error { return w.appendOne(ctx, env.store) }), "append_allocs/op")
+	b.ReportMetric(allocsPerOp(ctx, b, func(ctx context.Context) error { return w.insertOne(ctx, env) }), "raw_allocs/op")
 }
 
 // benchAppendConcurrent: 8 goroutines, each appending one event at a time
