@@ -60,7 +60,29 @@ func (m *groupMember) Take(ctx context.Context, p int) (bool, error) {
 func (m *groupMember) Partition(p int) storekit.Source {
 	src := m.template
 	src.name, src.partition = es.PartitionName(m.template.name, p, src.partitions), p
-	return &src
+	return &partitionSource{source: &src}
+}
+
+// partitionSource is a partition's source. Take took the partition's
+// lease through the pool, on a backend that outlives the partition: when
+// Open fails before a session holds the lease (the partition is handed
+// back, or the member stops, while Open connects; or the connection
+// fails), Open gives the lease up, so that the other members may take the
+// partition at once rather than when its TTL lapses. (When it fails for
+// good, Run returns; otherwise its next Open takes the lease again, or
+// finds another member holding it.)
+type partitionSource struct {
+	*source
+}
+
+func (ps *partitionSource) Open(ctx context.Context) (storekit.Session, error) {
+	ss, err := ps.source.Open(ctx)
+	if err != nil && !errors.Is(err, storekit.ErrPartitionTaken) {
+		rctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		_, _ = ps.s.pool.Exec(rctx, ps.s.sql.releaseLease, ps.name, ps.holder) // best effort
+	}
+	return ss, err
 }
 
 // Checkpoints returns the checkpoints of the group's partitions.
