@@ -48,7 +48,9 @@ func TestSubscribeChild(t *testing.T) {
 	pool, err := pgxpool.New(ctx, connString)
 	require.NoError(t, err)
 	defer pool.Close()
-	store, err := pgstore.New(pool, fastConfig(schema))
+	// Batches of exactly killBatch events: no transaction may commit early
+	// because a slow machine took TxMaxDuration to handle part of a batch.
+	store, err := pgstore.New(pool, fastConfig(schema, pgstore.SubscriptionConfig{TxMaxDuration: time.Minute}))
 	require.NoError(t, err)
 
 	handled := 0
