@@ -28,7 +28,7 @@ const (
 	// they grow from about 150 KB to 1.3 MB (linear work measured up to 25
 	// times on a 2-core machine busy with other servers); quadratic work
 	// gives about 64.
-	maxLinearRatio = 8 * 4
+	maxLinearRatio = 8 * 4.0
 	// linearRounds is how many times each size is measured, sizes
 	// interleaved, for the minimum of each.
 	linearRounds = 5

@@ -51,7 +51,8 @@ func (r *runner) measure(ctx context.Context, caughtUp bool) error {
 		p.Rate = float64(m.handled-m.lastHandled) / elapsed
 	}
 	if !caughtUp {
-		if m.measures%countEvery == 0 {
+		// Counting scans the backlog: only for OnProgress, which shows it.
+		if o.OnProgress != nil && m.measures%countEvery == 0 {
 			n, err := r.s.Behind(ctx, r.pos)
 			if err != nil {
 				return err

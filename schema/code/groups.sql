@@ -65,14 +65,21 @@ END
 $$;
 
 -- join_group registers the member p_holder of group p_group, started with
--- p_partitions partitions, for p_ttl (or renews it: call it every third
--- of p_ttl), creating the group when it does not exist. It returns the
--- number of live members of the group's current partition count and the
--- partitions whose lease no member holds; or 0 members and no partitions
--- while the group runs with another count (a resize waits for its members
--- to stop; then the first member to call switches the group to its count,
--- and the checkpoints of that count's partitions from an earlier time are
--- removed: they are older than what the other count handled since).
+-- p_partitions partitions, for p_ttl (or renews it: call it at least every
+-- third of p_ttl), creating the group when it does not exist. It returns
+-- the number of live members of the group's current partition count and
+-- the partitions whose lease no member holds; or 0 members and no
+-- partitions while the group runs with another count (a resize waits for
+-- its members to stop; then the first member to call switches the group to
+-- its count, and the checkpoints of that count's partitions from an
+-- earlier time are removed: they are older than what the other count
+-- handled since).
+--
+-- Members call it often (every LeasePollInterval), so in the steady state
+-- it writes nothing: it renews the membership only once a third of the TTL
+-- has passed (or when the backend that renewed it has gone), and locks the
+-- group's row only to resize. A writing transaction would hold back every
+-- reader of the global log while it waits for a lock.
 CREATE OR REPLACE FUNCTION {{ $s }}.join_group(p_group text, p_holder text, p_partitions int, p_ttl interval)
 RETURNS TABLE (members int, free_partitions int[])
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -81,21 +88,36 @@ DECLARE
     v_current int;
 BEGIN
     PERFORM {{ $s }}.check_group_arguments('join_group', p_group, p_holder, p_partitions, p_ttl);
-    INSERT INTO {{ $s }}.group_members AS m (group_name, holder, holder_pid, partitions, expires_at)
-    VALUES (p_group, p_holder, pg_backend_pid(), p_partitions, clock_timestamp() + p_ttl)
-    ON CONFLICT ON CONSTRAINT group_members_pkey DO UPDATE
-       SET holder_pid = excluded.holder_pid, partitions = excluded.partitions,
-           renewed_at = clock_timestamp(), expires_at = excluded.expires_at;
+    UPDATE {{ $s }}.group_members AS m
+       SET holder_pid = pg_backend_pid(), partitions = p_partitions,
+           renewed_at = clock_timestamp(), expires_at = clock_timestamp() + p_ttl
+     WHERE m.group_name = p_group AND m.holder = p_holder
+       AND (m.renewed_at < clock_timestamp() - p_ttl / 3 OR m.partitions <> p_partitions
+            OR NOT {{ $s }}.lease_live(m.expires_at, m.holder_pid));
+    IF NOT FOUND AND NOT EXISTS (SELECT FROM {{ $s }}.group_members AS m
+                                  WHERE m.group_name = p_group AND m.holder = p_holder) THEN
+        INSERT INTO {{ $s }}.group_members (group_name, holder, holder_pid, partitions, expires_at)
+        VALUES (p_group, p_holder, pg_backend_pid(), p_partitions, clock_timestamp() + p_ttl)
+        ON CONFLICT ON CONSTRAINT group_members_pkey DO NOTHING;
+    END IF;
     DELETE FROM {{ $s }}.group_members AS m
      WHERE m.group_name = p_group AND NOT {{ $s }}.lease_live(m.expires_at, m.holder_pid);
 
-    INSERT INTO {{ $s }}.subscription_groups (group_name, partitions) VALUES (p_group, p_partitions)
-    ON CONFLICT ON CONSTRAINT subscription_groups_pkey DO NOTHING;
-    SELECT g.partitions INTO v_current FROM {{ $s }}.subscription_groups AS g
-     WHERE g.group_name = p_group FOR UPDATE;
+    SELECT g.partitions INTO v_current FROM {{ $s }}.subscription_groups AS g WHERE g.group_name = p_group;
+    IF NOT FOUND THEN
+        INSERT INTO {{ $s }}.subscription_groups (group_name, partitions) VALUES (p_group, p_partitions)
+        ON CONFLICT ON CONSTRAINT subscription_groups_pkey DO NOTHING;
+        SELECT g.partitions INTO v_current FROM {{ $s }}.subscription_groups AS g WHERE g.group_name = p_group;
+    END IF;
+    IF v_current <> p_partitions THEN
+        -- A resize, perhaps: decide under the group's row lock.
+        SELECT g.partitions INTO v_current FROM {{ $s }}.subscription_groups AS g
+         WHERE g.group_name = p_group FOR UPDATE;
+    END IF;
     IF v_current <> p_partitions THEN
         IF EXISTS (SELECT FROM {{ $s }}.group_members AS m
-                    WHERE m.group_name = p_group AND m.partitions = v_current)
+                    WHERE m.group_name = p_group AND m.partitions = v_current
+                      AND {{ $s }}.lease_live(m.expires_at, m.holder_pid))
            OR EXISTS (SELECT FROM {{ $s }}.group_partitions_held(p_group, v_current)) THEN
             members := 0;
             free_partitions := '{}';
@@ -113,7 +135,8 @@ BEGIN
     END IF;
 
     SELECT count(*) INTO members FROM {{ $s }}.group_members AS m
-     WHERE m.group_name = p_group AND m.partitions = v_current;
+     WHERE m.group_name = p_group AND m.partitions = v_current
+       AND {{ $s }}.lease_live(m.expires_at, m.holder_pid);
     SELECT coalesce(array_agg(n.p ORDER BY n.p), '{}') INTO free_partitions
       FROM generate_series(0, v_current - 1) AS n(p)
      WHERE n.p NOT IN (SELECT h.h FROM {{ $s }}.group_partitions_held(p_group, v_current) AS h(h));

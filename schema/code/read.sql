@@ -142,8 +142,13 @@ LANGUAGE sql STABLE AS $$
      WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>)
            (COALESCE(p_after_transaction_id, '0'::pg_catalog.xid8), COALESCE(p_after_position, 0::pg_catalog.int8))
        AND e.transaction_id OPERATOR(pg_catalog.<) (SELECT {{ $s }}.log_horizon())
-       AND (p_partitions IS NULL
-            OR {{ $s }}.stream_partition(e.stream_id, p_partitions) OPERATOR(pg_catalog.=) p_partition)
+       -- A CASE, not an OR: the planner cannot estimate how many rows
+       -- the partition keeps, and for an = on an expression it guesses
+       -- 0.5%, which can make it read and sort every row after the
+       -- position instead of walking the index in order until the batch
+       -- is full; a CASE it takes as keeping them all.
+       AND CASE WHEN p_partitions IS NULL THEN true
+                ELSE {{ $s }}.stream_partition(e.stream_id, p_partitions) OPERATOR(pg_catalog.=) p_partition END
        AND (COALESCE(pg_catalog.cardinality(p_categories), 0) OPERATOR(pg_catalog.=) 0
             OR e.category OPERATOR(pg_catalog.=) ANY (p_categories))
        AND (COALESCE(pg_catalog.cardinality(p_event_types), 0) OPERATOR(pg_catalog.=) 0
@@ -208,9 +213,15 @@ $$;
 CREATE OR REPLACE FUNCTION {{ $s }}.log_hidden(p_after_transaction_id xid8, p_after_position bigint) RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
+    -- ORDER BY ... LIMIT 1: the planner cannot know that the horizon is
+    -- near the end of the log, and without an order it may scan the whole
+    -- table for a row that is usually not there; in index order it looks
+    -- at the end only.
     SELECT EXISTS (SELECT FROM {{ $s }}.events AS e
                     WHERE (e.transaction_id, e.global_position) > (p_after_transaction_id, p_after_position)
-                      AND e.transaction_id >= (SELECT {{ $s }}.log_horizon()))
+                      AND e.transaction_id >= (SELECT {{ $s }}.log_horizon())
+                    ORDER BY e.transaction_id, e.global_position
+                    LIMIT 1)
 $$;
 
 -- log_behind counts the events after the position that filters keep
