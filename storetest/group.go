@@ -208,17 +208,7 @@ func testGroupReadYourWrites(t *testing.T, s es.Store) {
 	b := newCounterBundle(t, s)
 	model := newTotals()
 	name := subscriptionName()
-	h := func(_ context.Context, tx es.Tx, e es.Event) error {
-		if e.Category() != "counter" {
-			return nil
-		}
-		undo, err := model.add(b.registry, e)
-		if err != nil {
-			return err
-		}
-		tx.OnRollback(undo)
-		return nil
-	}
+	h := model.txHandler(b.registry)
 	opts := fastOpts(es.SubscribeOpts{Partitions: 3})
 	startTx(t, sub, name, h, opts)
 	startTx(t, sub, name, h, opts)

@@ -78,6 +78,22 @@ func (m *totals) add(registry *es.Registry, e es.Event) (undo func(), err error)
 	}, nil
 }
 
+// txHandler is a transactional handler that applies the counter events to
+// m, undone when the transaction rolls back.
+func (m *totals) txHandler(registry *es.Registry) es.TxHandler {
+	return func(_ context.Context, tx es.Tx, e es.Event) error {
+		if e.Category() != "counter" {
+			return nil
+		}
+		undo, err := m.add(registry, e)
+		if err != nil {
+			return err
+		}
+		tx.OnRollback(undo)
+		return nil
+	}
+}
+
 func (m *totals) get(streamID string) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -138,17 +154,7 @@ func testReadYourWritesTx(t *testing.T, s es.Store) {
 	b := newCounterBundle(t, s)
 	model := newTotals()
 	name := subscriptionName()
-	startTx(t, sub, name, func(_ context.Context, tx es.Tx, e es.Event) error {
-		if e.Category() != "counter" {
-			return nil
-		}
-		undo, err := model.add(b.registry, e)
-		if err != nil {
-			return err
-		}
-		tx.OnRollback(undo)
-		return nil
-	}, fastOpts(es.SubscribeOpts{}))
+	startTx(t, sub, name, model.txHandler(b.registry), fastOpts(es.SubscribeOpts{}))
 	readYourWrites(t, sub, b, name, model)
 	// The transactional form saves its checkpoint with every batch.
 	pos, ok, err := sub.Checkpoint(t.Context(), name)
