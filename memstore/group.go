@@ -41,7 +41,8 @@ func (s *Store) newGroupMember(name string, o *es.SubscribeOpts) *groupMember {
 	return &groupMember{s: s, name: name, n: o.Partitions, holder: uuid.NewString(), o: o}
 }
 
-// heldLocked reports whether the partition name's slot is filled.
+// heldLocked reports whether the slot of the subscription (or partition)
+// name is filled: an instance of it runs. Guarded by subMu.
 func (s *Store) heldLocked(name string) bool {
 	slot := s.subActive[name]
 	return slot != nil && len(slot) > 0

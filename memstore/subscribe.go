@@ -187,7 +187,7 @@ func (s *Store) checkCheckpointPosition(name string, pos es.Position) error {
 // refuseWhileRunning returns es.ErrSubscriptionRunning when an instance of
 // name runs. Guarded by subMu.
 func (s *Store) refuseWhileRunning(name string) error {
-	if slot := s.subActive[name]; slot != nil && len(slot) > 0 {
+	if s.heldLocked(name) {
 		return fmt.Errorf("memstore: subscription %q is running: %w", name, es.ErrSubscriptionRunning)
 	}
 	return nil

@@ -85,6 +85,14 @@ func RunGroup(ctx context.Context, g Group, cfg GroupConfig) error {
 	offset := rand.IntN(n) // members start their picks at different partitions
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// recovered reports an error the member recovers from by itself (it
+	// tries again at the next rebalance).
+	recovered := func(what string, err error) {
+		log.Warn(what+" failed", "error", err)
+		if cfg.Opts.OnError != nil {
+			cfg.Opts.OnError(fmt.Errorf("consumer group %q: %w", cfg.Name, err))
+		}
+	}
 	var failure error
 	for failure == nil {
 		select {
@@ -97,16 +105,10 @@ func RunGroup(ctx context.Context, g Group, cfg GroupConfig) error {
 			switch {
 			case ctx.Err() != nil:
 			case err != nil:
-				log.Warn("renewing the consumer group membership failed", "error", err)
-				if cfg.Opts.OnError != nil {
-					cfg.Opts.OnError(fmt.Errorf("consumer group %q: %w", cfg.Name, err))
-				}
+				recovered("renewing the consumer group membership", err)
 			default:
 				if err := m.balance(ctx, members, free, offset); err != nil {
-					log.Warn("taking a partition failed", "error", err)
-					if cfg.Opts.OnError != nil {
-						cfg.Opts.OnError(fmt.Errorf("consumer group %q: %w", cfg.Name, err))
-					}
+					recovered("taking a partition", err)
 				}
 			}
 			timer.Reset(rebalance)
@@ -120,10 +122,7 @@ func RunGroup(ctx context.Context, g Group, cfg GroupConfig) error {
 	if err := g.Leave(lctx); err != nil {
 		log.Warn("leaving the consumer group failed", "error", err)
 	}
-	if failure != nil {
-		return failure
-	}
-	return nil
+	return failure
 }
 
 // member is the state of RunGroup: the partitions it runs.
