@@ -109,15 +109,20 @@ func (p *Progress) WaitForSubscription(ctx context.Context, ws WaitStore, name s
 var errIsGroup = errors.New("the subscription is a consumer group")
 
 // groupPartitions returns the partition count of the consumer group name
-// (0: no group), from a member running in this process or from the store.
+// (0: no group). It asks the store only when nothing runs under name in
+// this process: a member says the group's count, an ordinary instance that
+// name is no group (so that read-your-writes next to the subscription
+// costs no query more).
 func (p *Progress) groupPartitions(ctx context.Context, ws WaitStore, name string) (int, error) {
 	p.mu.Lock()
-	n := 0
+	n, ordinary := 0, false
 	if g := p.groups[name]; g != nil {
 		n = g.partitions
+	} else if t := p.subs[name]; t != nil && t.running > 0 {
+		ordinary = true
 	}
 	p.mu.Unlock()
-	if n > 0 {
+	if n > 0 || ordinary {
 		return n, nil
 	}
 	return ws.GroupPartitions(ctx, name)
