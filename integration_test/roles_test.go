@@ -33,7 +33,7 @@ var (
 		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4",
 		"jsonb_to_msgpack/1", "msgpack_str_header/1", "msgpack_number/1",
 		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0",
-		"stream_partition/2", "read_partition/7"}
+		"stream_partition/2", "read_partition/7", "read_partitions/7"}
 	writerFunctions = []string{"append/6", "append_event/6", "append_json/6", "advance_checkpoint/5", "delete_checkpoint/1",
 		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7",
 		"park_event/10", "parked_retried/6", "retry_parked/3", "skip_parked/3",
@@ -49,7 +49,7 @@ var (
 	// query: they cannot pin search_path (that would stop the inlining)
 	// and qualify every name instead.
 	inlinedFunctions = []string{"read_stream/3", "read_stream_backward/3", "read_all/5", "stream_info/1", "load/2",
-		"read_checkpoint/1", "keys_behind/2", "stream_partition/2", "read_partition/7"}
+		"read_checkpoint/1", "keys_behind/2", "stream_partition/2", "read_partition/7", "read_partitions/7"}
 )
 
 // schemaFunction is a function of the schema as pg_proc describes it.
@@ -146,6 +146,7 @@ var roleCalls = []roleCall{
 	{"log_behind/6", `SELECT events FROM %[1]s.log_behind('0', 0, NULL, NULL, 1, 4)`, ""},
 	{"stream_partition/2", `SELECT %[1]s.stream_partition('order-1', 8)`, ""},
 	{"read_partition/7", `SELECT count(*) FROM %[1]s.read_partition('0', 0, $1, 0, 1)`, ""},
+	{"read_partitions/7", `SELECT count(*) FROM %[1]s.read_partitions('0', 0, $1, '{0}', 1)`, ""},
 	{"join_group/4", `SELECT members FROM %[1]s.join_group('grp', 'me', 4, '1 minute')`, ""},
 	{"leave_group/2", `SELECT %[1]s.leave_group('grp', 'me')`, ""},
 	{"take_partition/6", `SELECT %[1]s.take_partition('grp/0-of-4', 'grp', 0, 4, 'me', '1 minute')`, ""},

@@ -749,6 +749,8 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 		{fn: "stream_partition/2", detail: "zero partitions", code: "PE003", sql: []string{"SELECT %[1]s.stream_partition('order-1', 0)::pg_catalog.text"}},
 		{fn: "read_partition/7", detail: "a partition", sql: []string{each + "%[1]s.read_partition('0', 0, 100000, 3, 8) AS r"}, retry: true},
 		{fn: "read_partition/7", detail: "partition out of range", sql: []string{each + "%[1]s.read_partition('0', 0, 100000, 8, 8) AS r"}, code: "PE003"},
+		{fn: "read_partitions/7", detail: "two partitions", sql: []string{each + "%[1]s.read_partitions('0', 0, 100000, '{3,5}', 8) AS r"}, retry: true},
+		{fn: "read_partitions/7", detail: "no partition named", sql: []string{each + "%[1]s.read_partitions('0', 0, 100000, '{}', 8) AS r"}, code: "PE003"},
 		{fn: "join_group/4", detail: "join", writer: true, want: rowsAre(`(1,"{0,1,2,3}")`),
 			sql: []string{"SELECT (j.members, j.free_partitions)::pg_catalog.text FROM %[1]s.join_group('grp-1', 'h-1', 4, '1 minute') AS j"}},
 		{fn: "join_group/4", detail: "zero partitions", writer: true, code: "PE003", sql: []string{"SELECT j.members::pg_catalog.text FROM %[1]s.join_group('grp-1', 'h-1', 0, '1 minute') AS j"}},

@@ -77,6 +77,9 @@ type partitionSource struct {
 
 func (ps *partitionSource) Open(ctx context.Context) (storekit.Session, error) {
 	ss, err := ps.source.Open(ctx)
+	if err == nil && ps.reads != nil {
+		ps.reads.Open(ps.partition)
+	}
 	if err != nil && !errors.Is(err, storekit.ErrPartitionTaken) {
 		rctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()

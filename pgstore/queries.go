@@ -24,7 +24,7 @@ type queries struct {
 	// Consumer groups (group.go): a partition's reads, membership,
 	// partitions, their checkpoints, a group's partition count, the
 	// stream of an event (WaitFor).
-	readPartition, joinGroup, leaveGroup, takePartition, groupCheckpoints, groupPartitions, streamAt string
+	readPartitions, joinGroup, leaveGroup, takePartition, groupCheckpoints, groupPartitions, streamAt string
 }
 
 // Statements that do not depend on the schema.
@@ -80,10 +80,10 @@ func newQueries(schema string) queries {
 		renewLease:   "SELECT " + schema + ".renew_lease($1, $2, $3)",
 		releaseLease: "SELECT " + schema + ".release_lease($1, $2)",
 
-		readPartition: "SELECT stream_id, " + eventColumns + " FROM " + schema + ".read_partition($1, $2, $3, $4, $5, $6, $7)",
-		joinGroup:     "SELECT members, free_partitions FROM " + schema + ".join_group($1, $2, $3, $4)",
-		leaveGroup:    "SELECT " + schema + ".leave_group($1, $2)",
-		takePartition: "SELECT " + schema + ".take_partition($1, $2, $3, $4, $5, $6)",
+		readPartitions: "SELECT stream_id, " + eventColumns + " FROM " + schema + ".read_partitions($1, $2, $3, $4, $5, $6, $7)",
+		joinGroup:      "SELECT members, free_partitions FROM " + schema + ".join_group($1, $2, $3, $4)",
+		leaveGroup:     "SELECT " + schema + ".leave_group($1, $2)",
+		takePartition:  "SELECT " + schema + ".take_partition($1, $2, $3, $4, $5, $6)",
 		groupCheckpoints: "SELECT p.partitions, p.partition, c.transaction_id, c.global_position FROM " +
 			schema + ".subscription_partitions AS p JOIN " + schema + ".checkpoints AS c ON c.subscription_id = p.subscription_id " +
 			"WHERE p.group_name = $1",

@@ -137,6 +137,9 @@ type Store struct {
 	// progress tracks the subscriptions running in this process (WaitFor,
 	// SubscriptionStatus); shared with the stores WithTx makes.
 	progress *storekit.Progress
+	// sharedReads lets the partitions of a consumer group that this store
+	// runs (for any number of its members) read the log together.
+	sharedReads *storekit.SharedReadsByGroup
 }
 
 var _ es.Store = (*Store)(nil)
@@ -157,7 +160,8 @@ func New(pool *pgxpool.Pool, config *Config) (*Store, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	return &Store{pool: pool, config: c, sql: newQueries(c.Schema), db: pool, progress: storekit.NewProgress()}, nil
+	return &Store{pool: pool, config: c, sql: newQueries(c.Schema), db: pool, progress: storekit.NewProgress(),
+		sharedReads: new(storekit.SharedReadsByGroup)}, nil
 }
 
 // querier is what the store's statements run on: a pool or a transaction.

@@ -133,6 +133,9 @@ func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOp
 	}
 	if o.Partitions > 0 {
 		src.partitions = o.Partitions
+		key := fmt.Sprintf("%s\x00%d\x00%q\x00%q", name, o.Partitions, src.categories, src.types)
+		src.reads = s.sharedReads.Acquire(key, o.Partitions)
+		defer s.sharedReads.Release(key)
 		g := &groupMember{template: *src}
 		err = storekit.RunGroup(ctx, g, storekit.GroupConfig{Config: cfg, Rebalance: c.LeasePollInterval})
 	} else {
@@ -168,6 +171,9 @@ type source struct {
 	// subscription): its sessions read the partition's streams only, and
 	// Open does not wait for its lease.
 	partition, partitions int
+	// reads, for a group's partitions: their reads of the log, shared
+	// with the other partitions of the group this process runs.
+	reads *storekit.SharedReads
 }
 
 // partitionArgs are the partition arguments of read_partition and
@@ -278,16 +284,39 @@ func (ss *session) End(ctx context.Context) (es.Position, error) {
 	return es.NewPosition(tx, global), nil
 }
 
-// Read reads up to max events after `after` (SQL read_partition with the
-// subscription's filters and partition).
+// Read reads up to max events after `after` (SQL read_partitions with the
+// subscription's filters and partition): a group member's partitions
+// through their shared reads.
 func (ss *session) Read(ctx context.Context, after es.Position, max int) ([]es.Event, error) {
-	p, n := ss.partitionArgs()
-	rows, err := ss.l.conn.Query(ctx, ss.s.sql.readPartition, after.TxKey(), after.Global(), max, p, n, ss.categories, ss.types)
+	if ss.reads != nil {
+		return ss.reads.Read(ctx, ss.partition, after, max, ss.readPartitions)
+	}
+	batch, err := ss.read(ctx, after, max, nil, ss.batch[:0])
+	ss.batch = batch
+	return batch, err
+}
+
+// readPartitions reads up to max events after `after` of the group's
+// partitions in set (a storekit.ReadFunc), into a slice of their own.
+func (ss *session) readPartitions(ctx context.Context, after es.Position, max int, set []int) ([]es.Event, error) {
+	return ss.read(ctx, after, max, set, nil)
+}
+
+// read appends to batch up to max events after `after` of the partitions
+// in set (nil: the subscription's partition, or the whole log).
+func (ss *session) read(ctx context.Context, after es.Position, max int, set []int, batch []es.Event) ([]es.Event, error) {
+	var n *int
+	if ss.partitions > 0 {
+		n = &ss.partitions
+		if set == nil {
+			set = []int{ss.partition}
+		}
+	}
+	rows, err := ss.l.conn.Query(ctx, ss.s.sql.readPartitions, after.TxKey(), after.Global(), max, set, n, ss.categories, ss.types)
 	if err != nil {
 		return nil, interpretError(err)
 	}
 	defer rows.Close()
-	batch := ss.batch[:0]
 	sc := newEventScanner(true)
 	for rows.Next() {
 		e, err := sc.scan(rows)
@@ -299,7 +328,6 @@ func (ss *session) Read(ctx context.Context, after es.Position, max int) ([]es.E
 	if err := rows.Err(); err != nil {
 		return nil, interpretError(err)
 	}
-	ss.batch = batch
 	ss.l.lastUsed = time.Now()
 	return batch, nil
 }
@@ -369,6 +397,9 @@ func (ss *session) Begin(ctx context.Context) (storekit.Tx, error) {
 // Close gives the lease up and closes the connection (which ends the
 // LISTEN).
 func (ss *session) Close() {
+	if ss.reads != nil {
+		ss.reads.Close(ss.partition)
+	}
 	ss.releaseLease()
 	ss.l.close()
 }

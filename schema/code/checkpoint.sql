@@ -45,9 +45,16 @@ BEGIN
                 p_function, coalesce(p_transaction_id::text, 'NULL'), coalesce(p_position::text, 'NULL')
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}';
     END IF;
+    -- The first event at or after the position, in index order: one
+    -- probe. (Not an EXISTS: PostgreSQL drops an EXISTS subquery's ORDER
+    -- BY and LIMIT, and for a position known only at run time it plans a
+    -- sequential scan, which meets the events after a late position only
+    -- after reading the whole log before it, on every checkpoint save.)
     IF (p_transaction_id, p_position) > ('0', 0)
-       AND NOT EXISTS (SELECT FROM {{ $s }}.events AS e
-                        WHERE (e.transaction_id, e.global_position) >= (p_transaction_id, p_position)) THEN
+       AND (SELECT e.global_position FROM {{ $s }}.events AS e
+             WHERE (e.transaction_id, e.global_position) >= (p_transaction_id, p_position)
+             ORDER BY e.transaction_id, e.global_position
+             LIMIT 1) IS NULL THEN
         RAISE EXCEPTION '%: position %/% is beyond the last event of the log', p_function, p_transaction_id, p_position
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}',
                   HINT = 'a checkpoint is the position of an event the subscription has handled';

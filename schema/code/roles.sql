@@ -5,7 +5,7 @@
 -- applications and people (GRANT {{ $s }}_writer TO app):
 --   {{ $s }}_reader: USAGE on the schema, SELECT on its tables and views,
 --       EXECUTE on the read functions (read_stream, read_stream_backward,
---       read_all, read_partition, stream_partition, stream_info, load,
+--       read_all, read_partition, read_partitions, stream_partition, stream_info, load,
 --       read_checkpoint, log_end, log_hidden,
 --       subscription_health, horizon_holders,
 --       the msgpack decoders and the helpers they call);
@@ -65,7 +65,8 @@ DECLARE
                                            'jsonb_to_msgpack/1', 'msgpack_str_header/1', 'msgpack_number/1',
                                            'msgpack_float_text/2', 'invalid_argument/4', 'lease_live/2',
                                            'subscription_running/1', 'subscription_health/2', 'subscription_ids/0',
-                                           'horizon_holders/0', 'stream_partition/2', 'read_partition/7'];
+                                           'horizon_holders/0', 'stream_partition/2', 'read_partition/7',
+                                           'read_partitions/7'];
     v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'append_json/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
                                            'reset_checkpoint/3', 'acquire_lease/3', 'renew_lease/3', 'release_lease/2',
                                            'report_status/7', 'park_event/10', 'parked_retried/6', 'retry_parked/3',
