@@ -299,7 +299,7 @@ func (ss *session) Read(ctx context.Context, after es.Position, max int) ([]es.E
 // readPartitions reads up to max events after `after` of the group's
 // partitions in set (a storekit.ReadFunc), into a slice of their own.
 func (ss *session) readPartitions(ctx context.Context, after es.Position, max int, set []int) ([]es.Event, error) {
-	return ss.read(ctx, after, max, set, nil)
+	return ss.read(ctx, after, max, set, make([]es.Event, 0, max))
 }
 
 // read appends to batch up to max events after `after` of the partitions

@@ -54,11 +54,13 @@ type segment struct {
 }
 
 // openPartition is a partition with a session: how many (two while one
-// member hands it to another in the same process), and the position it
-// last read after (nil: none yet).
+// member hands it to another in the same process), the position it last
+// read after (nil: none yet), and whether it is live (its last read
+// returned less than a batch).
 type openPartition struct {
 	sessions int
 	pos      *es.Position
+	live     bool
 }
 
 // flight is a shared read in progress from `from`; done is closed when it
@@ -104,12 +106,42 @@ func (r *SharedReads) Close(p int) {
 }
 
 // Read returns up to max events of partition p after `after`, as read(ctx,
-// after, max, []int{p}) would: from the chain when it holds them, else by
-// a shared read that extends it (or starts a new one), else by read alone.
-// Like a read, it returns fewer than max events only at the end of what is
-// readable (the engine takes a short batch for the end of the log). read
-// runs on the caller's connection.
+// after, max, []int{p}) would. While p catches up (its last read returned
+// a full batch), from the chain when it holds them, else by a shared read
+// that extends it (or starts a new one), else by read alone. Once p is live
+// (its last read returned less than a batch), it reads alone: at the end
+// of the log each wake-up brings a few events, and partitions that waited
+// for one another's reads would only add to their lag. Like a read, it
+// returns fewer than max events only at the end of what is readable (the
+// engine takes a short batch for the end of the log). read runs on the
+// caller's connection.
 func (r *SharedReads) Read(ctx context.Context, p int, after es.Position, max int, read ReadFunc) ([]es.Event, error) {
+	r.mu.Lock()
+	o := r.open[p]
+	live := o != nil && o.live
+	if live {
+		o.pos = &after
+	}
+	r.mu.Unlock()
+	var events []es.Event
+	var err error
+	if live {
+		events, err = read(ctx, after, max, []int{p})
+	} else {
+		events, err = r.readShared(ctx, p, after, max, read)
+	}
+	if err == nil {
+		r.mu.Lock()
+		if o := r.open[p]; o != nil {
+			o.live = len(events) < max
+		}
+		r.mu.Unlock()
+	}
+	return events, err
+}
+
+// readShared is Read while p catches up.
+func (r *SharedReads) readShared(ctx context.Context, p int, after es.Position, max int, read ReadFunc) ([]es.Event, error) {
 	out := make([]es.Event, 0, max)
 	pos := after
 	atEnd := false // a shared read of this call found the end of the readable log
