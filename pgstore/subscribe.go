@@ -176,7 +176,7 @@ type source struct {
 	reads *storekit.SharedReads
 }
 
-// partitionArgs are the partition arguments of read_partition and
+// partitionArgs are the partition arguments of read_partitions and
 // log_behind: NULL for an ordinary subscription.
 func (src *source) partitionArgs() (p, n *int) {
 	if src.partitions == 0 {
@@ -305,12 +305,9 @@ func (ss *session) readPartitions(ctx context.Context, after es.Position, max in
 // read appends to batch up to max events after `after` of the partitions
 // in set (nil: the subscription's partition, or the whole log).
 func (ss *session) read(ctx context.Context, after es.Position, max int, set []int, batch []es.Event) ([]es.Event, error) {
-	var n *int
-	if ss.partitions > 0 {
-		n = &ss.partitions
-		if set == nil {
-			set = []int{ss.partition}
-		}
+	p, n := ss.partitionArgs()
+	if set == nil && p != nil {
+		set = []int{*p}
 	}
 	rows, err := ss.l.conn.Query(ctx, ss.s.sql.readPartitions, after.TxKey(), after.Global(), max, set, n, ss.categories, ss.types)
 	if err != nil {

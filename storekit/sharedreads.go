@@ -55,11 +55,12 @@ type segment struct {
 
 // openPartition is a partition with a session: how many (two while one
 // member hands it to another in the same process), the position it last
-// read after (nil: none yet), and whether it is live (its last read
+// read after (once it has read), and whether it is live (its last read
 // returned less than a batch).
 type openPartition struct {
 	sessions int
-	pos      *es.Position
+	pos      es.Position
+	read     bool // pos is set
 	live     bool
 }
 
@@ -120,7 +121,7 @@ func (r *SharedReads) Read(ctx context.Context, p int, after es.Position, max in
 	o := r.open[p]
 	live := o != nil && o.live
 	if live {
-		o.pos = &after
+		r.readingAtLocked(p, after)
 	}
 	r.mu.Unlock()
 	var events []es.Event
@@ -147,19 +148,15 @@ func (r *SharedReads) readShared(ctx context.Context, p int, after es.Position, 
 	atEnd := false // a shared read of this call found the end of the readable log
 	for len(out) < max {
 		r.mu.Lock()
-		if o := r.open[p]; o != nil {
-			if o.pos == nil {
-				o.pos = new(es.Position)
-			}
-			*o.pos = pos
-			r.trimLocked()
-		}
-		events, from, served := r.serveLocked(p, pos, max-len(out))
+		r.readingAtLocked(p, pos)
+		r.trimLocked()
+		var from *es.Position
+		var served bool
+		out, from, served = r.serveLocked(p, pos, out, max)
 		switch {
 		case served:
 			r.mu.Unlock()
-			out = append(out, events...)
-			pos = events[len(events)-1].Position
+			pos = out[len(out)-1].Position
 			continue
 		case atEnd:
 			r.mu.Unlock()
@@ -221,24 +218,25 @@ func partial(out []es.Event, err error) ([]es.Event, error) {
 	return nil, err
 }
 
-// serveLocked returns p's events after `after` from the chain (served) or,
-// when the chain has none, where a shared read should start (from: the
-// chain's end when the chain holds every event of p from `after` to its
-// end, `after` when the chain is empty or ends before it) or that p must
-// read alone (from nil).
-func (r *SharedReads) serveLocked(p int, after es.Position, max int) (events []es.Event, from *es.Position, served bool) {
+// serveLocked appends to out, up to max in all, p's events after `after`
+// from the chain (served) or, when the chain has none, reports where a
+// shared read should start (from: the chain's end when the chain holds
+// every event of p from `after` to its end, `after` when the chain is empty
+// or ends before it) or that p must read alone (from nil).
+func (r *SharedReads) serveLocked(p int, after es.Position, out []es.Event, max int) (_ []es.Event, from *es.Position, served bool) {
 	if len(r.chain) == 0 {
-		return nil, &after, false
+		return out, &after, false
 	}
 	end := r.chain[len(r.chain)-1].last
 	if !after.Before(end) {
 		// At or past the end: extend the chain, or start a new one
 		// from a position the others have not reached.
-		return nil, &after, false
+		return out, &after, false
 	}
 	if after.Before(r.chain[0].after) {
-		return nil, nil, false
+		return out, nil, false
 	}
+	found := len(out)
 	i, _ := slices.BinarySearchFunc(r.chain, after, func(s *segment, a es.Position) int {
 		// The segment whose range (after, last] holds the position
 		// just after `after`: the first with last > after.
@@ -252,25 +250,30 @@ func (r *SharedReads) serveLocked(p int, after es.Position, max int) (events []e
 		if _, ok := slices.BinarySearch(s.set, p); !ok {
 			// This segment does not hold p's events: what was found
 			// before it is complete; with nothing found, read alone.
-			if len(events) > 0 {
-				return events, nil, true
-			}
-			return nil, nil, false
+			return out, nil, len(out) > found
 		}
 		j, _ := slices.BinarySearchFunc(s.events, after, func(e es.Event, a es.Position) int { return e.Position.Compare(a) })
 		for ; j < len(s.events); j++ {
 			if e := s.events[j]; s.parts[j] == p && after.Before(e.Position) {
-				events = append(events, e)
-				if len(events) == max {
-					return events, nil, true
+				out = append(out, e)
+				if len(out) == max {
+					return out, nil, true
 				}
 			}
 		}
 	}
-	if len(events) > 0 {
-		return events, nil, true
+	if len(out) > found {
+		return out, nil, true
 	}
-	return nil, &end, false
+	return out, &end, false
+}
+
+// readingAtLocked records that open partition p reads after pos (the
+// chain keeps what some open partition has not passed).
+func (r *SharedReads) readingAtLocked(p int, pos es.Position) {
+	if o := r.open[p]; o != nil {
+		o.pos, o.read = pos, true
+	}
 }
 
 // setLocked returns the partitions a shared read reads: every open one,
@@ -307,12 +310,8 @@ func (r *SharedReads) addLocked(s *segment) {
 func (r *SharedReads) trimLocked() {
 	var low *es.Position
 	for _, o := range r.open {
-		cur := o.pos
-		if cur == nil {
-			continue
-		}
-		if low == nil || cur.Before(*low) {
-			low = cur
+		if o.read && (low == nil || o.pos.Before(*low)) {
+			low = &o.pos
 		}
 	}
 	drop := 0

@@ -249,28 +249,36 @@ $$;
 -- does not return yet because an older transaction is still running (their
 -- keys are at or above the horizon). They will not be notified again when
 -- that transaction ends, so a follower that finds none visible but some
--- hidden reads again soon.
+-- hidden reads again soon. A NULL position: false.
 CREATE OR REPLACE FUNCTION {{ $s }}.log_hidden(p_after_transaction_id xid8, p_after_position bigint) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-    -- The first such event in index order, from max(after, (horizon,
-    -- -1)): one row comparison, which the index scan starts at (with the
-    -- horizon as a second condition it starts at `after` and walks every
-    -- visible event up to the horizon: 125 ms on 1.6M events). (tx, pos) >
-    -- (horizon, -1) is tx >= horizon, as positions are not negative. Not an
-    -- EXISTS: PostgreSQL drops an EXISTS subquery's ORDER BY and LIMIT and
-    -- plans it as a sequential scan of the whole table for a row that is
-    -- usually not there (0.5 s on 1.6M events), on every idle poll of every
-    -- subscription.
-    SELECT p_after_transaction_id IS NOT NULL AND p_after_position IS NOT NULL
-       AND (SELECT e.global_position FROM {{ $s }}.events AS e
-             WHERE (e.transaction_id, e.global_position) >
-                   (CASE WHEN p_after_transaction_id >= (SELECT {{ $s }}.log_horizon()) THEN p_after_transaction_id
-                         ELSE (SELECT {{ $s }}.log_horizon()) END,
-                    CASE WHEN p_after_transaction_id >= (SELECT {{ $s }}.log_horizon()) THEN p_after_position
-                         ELSE -1 END)
+DECLARE
+    v_horizon xid8;
+BEGIN
+    IF p_after_transaction_id IS NULL OR p_after_position IS NULL THEN
+        RETURN false;
+    END IF;
+    -- Hidden events are those after the position whose keys are at or
+    -- above the horizon: after max(position, (horizon, -1)), as (tx, pos) >
+    -- (horizon, -1) is tx >= horizon (positions are not negative). One row
+    -- comparison, which the index scan starts at: with the horizon as a
+    -- second condition it starts at the position and walks every visible
+    -- event up to the horizon (125 ms on 1.6M events).
+    v_horizon := {{ $s }}.log_horizon();
+    IF p_after_transaction_id < v_horizon THEN
+        p_after_transaction_id := v_horizon;
+        p_after_position := -1;
+    END IF;
+    -- The first such event in index order. Not an EXISTS: PostgreSQL drops
+    -- an EXISTS subquery's ORDER BY and LIMIT and plans it as a sequential
+    -- scan of the whole table for a row that is usually not there (0.5 s
+    -- on 1.6M events), on every idle poll of every subscription.
+    RETURN (SELECT e.global_position FROM {{ $s }}.events AS e
+             WHERE (e.transaction_id, e.global_position) > (p_after_transaction_id, p_after_position)
              ORDER BY e.transaction_id, e.global_position
-             LIMIT 1) IS NOT NULL
+             LIMIT 1) IS NOT NULL;
+END
 $$;
 
 -- log_behind counts the events after the position that filters keep
