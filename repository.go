@@ -197,7 +197,10 @@ func (r *Repository[A]) New(id string) A {
 // events after the snapshot are replayed (see [Repository] on snapshots); a
 // snapshot that cannot be restored is skipped for a full replay.
 //
-// Errors: [ErrNotFound] (wrapped) when the stream has no events;
+// Errors: [ErrNotFound] (wrapped) when the stream has no events or is
+// deleted ([StreamLifecycle]); [ErrStreamTruncated] when its first events
+// were removed and no snapshot at or after the truncation point stands in
+// for them;
 // [ErrInvalidArgument] for an empty id; a read, decode (such as
 // [ErrUnknownEventType]) or Apply error, wrapped with the stream id.
 func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
@@ -255,7 +258,7 @@ func (r *Repository[A]) decoded(ctx context.Context, streamID string) iter.Seq2[
 				yield(nil, err)
 				return
 			}
-			event, err := r.decodeNext(e, &want)
+			event, err := r.decodeNext(e, &want, want == 0)
 			if !yield(event, err) || err != nil {
 				return
 			}
@@ -267,8 +270,17 @@ func (r *Repository[A]) decoded(ctx context.Context, streamID string) iter.Seq2[
 // version *last, and advances *last: a store that skips or repeats a
 // version is an error, so that the aggregate's stored version is the
 // stream's.
-func (r *Repository[A]) decodeNext(e Event, last *int64) (any, error) {
+//
+// The first event read (first) may start later than expected when the
+// stream was truncated (retention): that is [ErrStreamTruncated], since no
+// snapshot at or after the truncation point stood in for the events
+// removed.
+func (r *Repository[A]) decodeNext(e Event, last *int64, first bool) (any, error) {
 	if *last++; e.Version != *last {
+		if first && e.Version > *last {
+			return nil, fmt.Errorf("%w: its events before version %d were removed, and no snapshot at version %d or later stands in for them",
+				ErrStreamTruncated, e.Version, e.Version-1)
+		}
 		return nil, fmt.Errorf("store returned version %d where %d was expected", e.Version, *last)
 	}
 	return r.registry.Decode(e)

@@ -53,8 +53,8 @@ func (r *Repository[A]) loadFromSnapshot(ctx context.Context, agg A, sn Snapshot
 				b.snapshotVersion, b.snapshotAt = s.Version, s.CreatedAt
 				continue
 			}
+			event, err := r.decodeNext(item.Event, &want, first || want == b.snapshotVersion)
 			first = false
-			event, err := r.decodeNext(item.Event, &want)
 			if !yield(event, err) || err != nil {
 				return
 			}

@@ -36,6 +36,9 @@ func (s *Store) append(ctx context.Context, streamID string, expected es.Expecte
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
+	if st := s.streams[streamID]; st != nil && st.deleted {
+		return es.AppendResult{}, fmt.Errorf("memstore: appending to %q: %w", streamID, st.deletedError(streamID))
+	}
 	if res, retried, err := s.retryLocked(streamID, expected, batch); err != nil || retried {
 		if err == nil && snapshot != nil {
 			s.putSnapshotLocked(streamID, res.StreamVersion, snapshot, now)

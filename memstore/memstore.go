@@ -77,17 +77,30 @@ type Store struct {
 	// snapshots maps a stream id to its newest snapshot (snapshot.go).
 	// Guarded by mu.
 	snapshots map[string]es.Snapshot
+
+	// retention holds the retention policies by scope (lifecycle.go: the
+	// policy with only StreamID or Category set); removedEnd is the
+	// largest position of an event removed. Guarded by mu.
+	retention  map[es.RetentionPolicy]es.RetentionPolicy
+	removedEnd es.Position
 }
 
 // stream is the state of one stream.
 type stream struct {
 	// events holds the log index of each event of the stream: events[v-1]
-	// is version v. Append-only, like Store.log.
+	// is version v, -1 once removed (lifecycle.go). Never changed in
+	// place once a reader may hold it: a removal replaces it.
 	events []int
 	// txKey is the transaction key of the stream's last append.
 	txKey     uint64
 	createdAt time.Time
 	updatedAt time.Time
+	// The stream's lifecycle (lifecycle.go), as the SQL streams row's:
+	// deleted while soft-deleted or once tombstoned; truncateBefore the
+	// first version reads by stream return (0: 1); removedBefore the
+	// first version not removed yet (0: 1).
+	deleted, tombstoned           bool
+	truncateBefore, removedBefore int64
 }
 
 var _ es.Store = (*Store)(nil)
@@ -139,7 +152,7 @@ func (s *Store) StreamInfo(ctx context.Context, streamID string) (es.StreamInfo,
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st, ok := s.streams[streamID]
-	if !ok {
+	if !ok || st.deleted {
 		return es.StreamInfo{}, fmt.Errorf("memstore: stream %q: %w", streamID, es.ErrNotFound)
 	}
 	return es.StreamInfo{

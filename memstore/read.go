@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 	"slices"
 	"sort"
 
@@ -35,19 +36,20 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts *es.ReadSt
 		s.mu.RLock()
 		log := s.log
 		var events []int
+		first := int64(math.MaxInt64)
 		if st := s.streams[streamID]; st != nil {
-			events = st.events
+			events, first = st.events, st.visibleFrom()
 		}
 		s.mu.RUnlock()
 
-		version, step := max(o.From, 1), int64(1)
+		version, step := max(o.From, first), int64(1)
 		if o.Backwards {
 			version, step = int64(len(events)), -1
 			if o.From > 0 {
 				version = min(o.From, version)
 			}
 		}
-		for n := 0; version >= 1 && version <= int64(len(events)); version += step {
+		for n := 0; version >= first && version <= int64(len(events)); version += step {
 			if o.MaxCount > 0 && n == o.MaxCount {
 				return
 			}
@@ -114,10 +116,17 @@ func (s *Store) ReadAll(ctx context.Context, opts *es.ReadAllOpts) iter.Seq2[es.
 			s.mu.RLock()
 			next := s.log
 			s.mu.RUnlock()
-			if len(next) == len(log) {
+			// A removal (lifecycle.go) makes a new log: look up where
+			// this one ended in it.
+			last := es.Position{}
+			if len(log) > 0 {
+				last = log[len(log)-1].Position
+			}
+			j := sort.Search(len(next), func(j int) bool { return last.Before(next[j].Position) })
+			if j == len(next) {
 				return
 			}
-			log = next
+			log, i = next, j
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 	"time"
 
 	"github.com/pgevent/es"
@@ -102,19 +103,23 @@ func (s *Store) Load(ctx context.Context, streamID string, schemaVersion int) it
 		s.mu.RLock()
 		log := s.log
 		var events []int
+		first := int64(math.MaxInt64)
 		if st := s.streams[streamID]; st != nil {
-			events = st.events
+			events, first = st.events, st.visibleFrom()
 		}
 		snap, ok := s.snapshots[streamID]
 		s.mu.RUnlock()
 
-		from := int64(1)
+		if first == math.MaxInt64 { // none, or deleted
+			return
+		}
+		from := first
 		if ok && snap.SchemaVersion == schemaVersion {
 			snap.State = bytes.Clone(snap.State)
 			if !yield(es.Loaded{Snapshot: &snap}, nil) {
 				return
 			}
-			from = snap.Version + 1
+			from = max(snap.Version+1, first)
 		}
 		for v := from; v <= int64(len(events)); v++ {
 			if err := ctx.Err(); err != nil {

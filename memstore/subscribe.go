@@ -176,9 +176,13 @@ func (s *Store) ResetCheckpoint(ctx context.Context, name string, pos es.Positio
 }
 
 // checkCheckpointPosition refuses a position beyond the last event of the
-// log: a checkpoint there would skip every event to come.
+// log, and of the events removed from it: a checkpoint there would skip
+// every event to come.
 func (s *Store) checkCheckpointPosition(name string, pos es.Position) error {
-	if end := s.end(); end.Before(pos) {
+	s.mu.RLock()
+	removedEnd := s.removedEnd
+	s.mu.RUnlock()
+	if end := s.end(); end.Before(pos) && removedEnd.Before(pos) {
 		return fmt.Errorf("%w: checkpoint %q: position %s is beyond the last event of the log (%s)", es.ErrInvalidArgument, name, pos, end)
 	}
 	return nil

@@ -16,10 +16,12 @@ const (
 	codeWrongVersion       = "PE001"
 	codeDuplicateEvent     = "PE002"
 	codeInvalidArgument    = "PE003"
+	codeStreamDeleted      = "PE004"
 	codeImmutable          = "PE005"
 	codeCheckpointConflict = "PE007"
 	codeSnapshotAhead      = "PE008"
 	codeRunning            = "PE010"
+	codeStreamNotFound     = "PE011"
 )
 
 // dbError is an error raised by an es function: it matches its es sentinel
@@ -55,6 +57,17 @@ func interpretError(err error) error {
 		return &es.VersionConflictError{StreamID: d.StreamID, Expected: es.ExpectedVersionFromSQL(d.Expected), Actual: d.Actual}
 	case codeDuplicateEvent:
 		return &dbError{kind: es.ErrDuplicateEvent, pg: pg}
+	case codeStreamDeleted:
+		var d struct {
+			StreamID   string `json:"stream_id"`
+			Tombstoned bool   `json:"tombstoned"`
+		}
+		if json.Unmarshal([]byte(pg.Detail), &d) != nil {
+			return &dbError{kind: es.ErrStreamDeleted, pg: pg}
+		}
+		return &es.StreamDeletedError{StreamID: d.StreamID, Tombstoned: d.Tombstoned}
+	case codeStreamNotFound:
+		return &dbError{kind: es.ErrNotFound, pg: pg}
 	case pgerrcode.UniqueViolation:
 		if pg.ConstraintName == "events_event_id_key" {
 			return &dbError{kind: es.ErrDuplicateEvent, pg: pg}

@@ -25,6 +25,8 @@ type queries struct {
 	// partitions, their checkpoints, a group's partition count, the
 	// stream of an event (WaitFor).
 	readPartitions, joinGroup, leaveGroup, takePartition, groupCheckpoints, groupPartitions, streamAt string
+	// The lifecycle of streams (lifecycle.go).
+	softDeleteStream, restoreStream, tombstoneStream, truncateStream, setStreamRetention, setCategoryRetention, applyRetention string
 }
 
 // Statements that do not depend on the schema.
@@ -52,6 +54,14 @@ func newQueries(schema string) queries {
 		saveSnapshot: "SELECT " + schema + ".save_snapshot($1, $2, $3, $4)",
 		readSnapshot: "SELECT version, schema_version, state, created_at FROM " + schema + ".snapshots WHERE stream_id = $1",
 		load:         "SELECT " + eventColumns + ", snapshot_schema_version, snapshot_state FROM " + schema + ".load($1, $2) LIMIT $3",
+
+		softDeleteStream:     "SELECT " + schema + ".soft_delete_stream($1, $2)",
+		restoreStream:        "SELECT " + schema + ".restore_stream($1)",
+		tombstoneStream:      "SELECT " + schema + ".tombstone_stream($1, $2)",
+		truncateStream:       "SELECT " + schema + ".truncate_stream($1, $2)",
+		setStreamRetention:   "SELECT 1 FROM " + schema + ".set_stream_retention($1, $2, $3)",
+		setCategoryRetention: "SELECT 1 FROM " + schema + ".set_category_retention($1, $2, $3)",
+		applyRetention:       "SELECT streams_truncated, events_removed FROM " + schema + ".apply_retention($1, $2)",
 
 		readCheckpoint:    "SELECT transaction_id, global_position, checkpoint_exists FROM " + schema + ".read_checkpoint($1)",
 		advanceCheckpoint: "SELECT 1 FROM " + schema + ".advance_checkpoint($1, $2, $3, $4, $5)",

@@ -57,5 +57,6 @@ var groups = []group{
 	{"Health", healthTests},
 	{"Parking", parkedTests},
 	{"ConsumerGroups", groupTests},
+	{"Lifecycle", lifecycleTests},
 	{"Edges", edgeTests},
 }

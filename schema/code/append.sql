@@ -5,7 +5,7 @@
 --   PE001  wrong expected version   DETAIL: {"stream_id", "expected", "actual"}
 --   PE002  duplicate event id       DETAIL: {"stream_id", "stored_stream_id", "found", "count"}
 --   PE003  invalid argument         DETAIL: {"argument", ...}
---   PE004  stream deleted (reserved)
+--   PE004  stream deleted           DETAIL: {"stream_id", "tombstoned"} (lifecycle.sql)
 --   PE005  events are immutable (UPDATE/DELETE/TRUNCATE on events)
 --   PE009  the log's transaction keys cannot continue (keys.sql)
 --
@@ -20,7 +20,9 @@
 --
 -- expected_version: NULL = any; -1 = the stream must exist; 0 = it must not
 -- exist; n > 0 = it must be at version n. The check happens under the
--- stream row's lock and before any global position is taken.
+-- stream row's lock and before any global position is taken. A
+-- soft-deleted or tombstoned stream takes no append (PE004), whatever the
+-- expected version.
 --
 -- Idempotent: when every event id is already stored in this stream as one
 -- contiguous run in the given order, consistent with expected_version, the
@@ -60,6 +62,8 @@ DECLARE
     v_key      xid8;
     v_payload  text;
     v_notify   text;
+    v_deleted_at    timestamptz;
+    v_tombstoned_at timestamptz;
 BEGIN
     -- Arguments.
     IF p_stream_id IS NULL OR p_stream_id = '' THEN
@@ -132,15 +136,21 @@ BEGIN
            AND (p_expected_version IS NULL
                 OR (p_expected_version = -1 AND s.version > 0)
                 OR s.version = p_expected_version)
+           AND s.deleted_at IS NULL
         RETURNING s.version - v_n, s.transaction_id INTO v_version, v_k;
         IF FOUND THEN
             v_new := false;
             EXIT;
         END IF;
 
-        -- No row, or the version check failed.
-        SELECT s.version INTO v_version FROM {{ $s }}.streams AS s WHERE s.stream_id = p_stream_id;
+        -- No row, the version check failed, or the stream is deleted
+        -- (lifecycle.sql: soft-deleted until restored, or tombstoned).
+        SELECT s.version, s.deleted_at, s.tombstoned_at INTO v_version, v_deleted_at, v_tombstoned_at
+          FROM {{ $s }}.streams AS s WHERE s.stream_id = p_stream_id;
         IF FOUND THEN
+            IF v_deleted_at IS NOT NULL THEN
+                PERFORM {{ $s }}.raise_stream_deleted('append', p_stream_id, v_tombstoned_at IS NOT NULL);
+            END IF;
             IF p_expected_version IS NULL
                OR (p_expected_version = -1 AND v_version > 0)
                OR v_version = p_expected_version THEN

@@ -33,8 +33,9 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- check_checkpoint_position raises PE003 for a position a checkpoint
--- cannot be at: NULL, negative, or beyond the last event of the log (a
--- checkpoint there would skip every event to come).
+-- cannot be at: NULL, negative, or beyond the last event of the log, or of
+-- the events removed from it (a checkpoint there would skip every event to
+-- come).
 CREATE OR REPLACE FUNCTION {{ $s }}.check_checkpoint_position(p_function text, p_transaction_id xid8, p_position bigint)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -54,7 +55,12 @@ BEGIN
        AND (SELECT e.global_position FROM {{ $s }}.events AS e
              WHERE (e.transaction_id, e.global_position) >= (p_transaction_id, p_position)
              ORDER BY e.transaction_id, e.global_position
-             LIMIT 1) IS NULL THEN
+             LIMIT 1) IS NULL
+       -- Nor was it the position of an event removed since (a tombstone
+       -- or retention may have removed the log's last events after the
+       -- subscription handled them).
+       AND NOT EXISTS (SELECT FROM {{ $s }}.removed_events_end AS r
+                        WHERE (p_transaction_id, p_position) <= (r.transaction_id, r.global_position)) THEN
         RAISE EXCEPTION '%: position %/% is beyond the last event of the log', p_function, p_transaction_id, p_position
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}',
                   HINT = 'a checkpoint is the position of an event the subscription has handled';

@@ -24,6 +24,7 @@ first: add its DROP FUNCTION IF EXISTS to retired.sql.
 SET LOCAL search_path = pg_catalog, pg_temp;
 {{ template "retired.sql" . }}
 {{ template "immutability.sql" . }}
+{{ template "lifecycle.sql" . }}
 {{ template "keys.sql" . }}
 {{ template "read.sql" . }}
 {{ template "append.sql" . }}

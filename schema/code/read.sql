@@ -24,8 +24,10 @@ END
 $$;
 
 -- read_stream returns a stream's events with version >= from_version in
--- version order, at most max_count of them (NULL = all). A NULL or empty
--- stream id raises PE003, like a negative max_count.
+-- version order, at most max_count of them (NULL = all). A soft-deleted or
+-- tombstoned stream has none, a truncated one none below its truncation
+-- point (stream_visible_from, lifecycle.sql). A NULL or empty stream id
+-- raises PE003, like a negative max_count.
 CREATE OR REPLACE FUNCTION {{ $s }}.read_stream(
     p_stream_id    text,
     p_from_version bigint DEFAULT 1,
@@ -46,7 +48,8 @@ LANGUAGE sql STABLE AS $$
            e.event_type, e.data, e.metadata, e.recorded_at
       FROM {{ $s }}.events AS e
      WHERE e.stream_id OPERATOR(pg_catalog.=) p_stream_id
-       AND e.version OPERATOR(pg_catalog.>=) COALESCE(p_from_version, 1::pg_catalog.int8)
+       AND e.version OPERATOR(pg_catalog.>=) GREATEST(COALESCE(p_from_version, 1::pg_catalog.int8),
+                                                      (SELECT {{ $s }}.stream_visible_from(p_stream_id)))
        AND CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
                 THEN {{ $s }}.invalid_argument('read_stream', 'stream_id', 'must not be null or empty',
                                                pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
@@ -58,7 +61,8 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- read_stream_backward returns a stream's events with version <=
--- from_version (NULL = from the last) newest first, at most max_count.
+-- from_version (NULL = from the last) newest first, at most max_count; as
+-- read_stream, none of a deleted stream nor below a truncation point.
 CREATE OR REPLACE FUNCTION {{ $s }}.read_stream_backward(
     p_stream_id    text,
     p_from_version bigint DEFAULT NULL,
@@ -80,6 +84,7 @@ LANGUAGE sql STABLE AS $$
       FROM {{ $s }}.events AS e
      WHERE e.stream_id OPERATOR(pg_catalog.=) p_stream_id
        AND (p_from_version IS NULL OR e.version OPERATOR(pg_catalog.<=) p_from_version)
+       AND e.version OPERATOR(pg_catalog.>=) (SELECT {{ $s }}.stream_visible_from(p_stream_id))
        AND CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
                 THEN {{ $s }}.invalid_argument('read_stream_backward', 'stream_id', 'must not be null or empty',
                                                pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
@@ -312,7 +317,9 @@ $$;
 
 -- stream_info returns one row for any stream id: its version (0 when it has
 -- no events), whether it exists, and its times (NULL when it does not). A
--- NULL or empty stream id raises PE003.
+-- soft-deleted or tombstoned stream does not exist here (the streams table
+-- shows its deleted_at and tombstoned_at); a truncated one keeps its
+-- version. A NULL or empty stream id raises PE003.
 CREATE OR REPLACE FUNCTION {{ $s }}.stream_info(p_stream_id text)
 RETURNS TABLE (
     stream_id      text,
@@ -327,6 +334,7 @@ LANGUAGE sql STABLE AS $$
            s.created_at, s.updated_at, s.transaction_id
       FROM (SELECT) AS one
       LEFT JOIN {{ $s }}.streams AS s ON s.stream_id OPERATOR(pg_catalog.=) p_stream_id
+                AND (SELECT {{ $s }}.stream_visible_from(p_stream_id)) OPERATOR(pg_catalog.<) 9223372036854775807::pg_catalog.int8
      WHERE CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
                 THEN {{ $s }}.invalid_argument('stream_info', 'stream_id', 'must not be null or empty',
                                                pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
@@ -337,6 +345,10 @@ $$;
 -- the stream's snapshot when its schema version is p_snapshot_schema_version,
 -- then the events after it in version order; without such a snapshot (none,
 -- another schema version, or p_snapshot_schema_version NULL), every event.
+-- A soft-deleted or tombstoned stream returns nothing; a truncated one no
+-- event below its truncation point (so, without a snapshot at or after it,
+-- the versions returned do not start where the caller expects: pgstore
+-- reports es.ErrStreamTruncated).
 --
 -- The snapshot row comes first: its snapshot_state is not NULL, version is
 -- the snapshot's version, recorded_at its creation time, and the event
@@ -381,7 +393,9 @@ LANGUAGE sql STABLE AS $$
                 ELSE u.version OPERATOR(pg_catalog.>) COALESCE((SELECT s.version FROM {{ $s }}.snapshots AS s
                                                                  WHERE s.stream_id OPERATOR(pg_catalog.=) p_stream_id
                                                                    AND s.schema_version OPERATOR(pg_catalog.=) p_snapshot_schema_version),
-                                                                0::pg_catalog.int8) END
+                                                                0::pg_catalog.int8)
+                     AND u.version OPERATOR(pg_catalog.>=) (SELECT {{ $s }}.stream_visible_from(p_stream_id)) END
+       AND (SELECT {{ $s }}.stream_visible_from(p_stream_id)) OPERATOR(pg_catalog.<) 9223372036854775807::pg_catalog.int8
        AND CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
                 THEN {{ $s }}.invalid_argument('load', 'stream_id', 'must not be null or empty',
                                                pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8

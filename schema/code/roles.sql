@@ -1,7 +1,7 @@
 {{- $s := .schema | default "es" -}}
 -- es: roles and privileges.
 --
--- Three NOLOGIN roles, named after the schema; grant them to the logins of
+-- Four NOLOGIN roles, named after the schema; grant them to the logins of
 -- applications and people (GRANT {{ $s }}_writer TO app):
 --   {{ $s }}_reader: USAGE on the schema, SELECT on its tables and views,
 --       EXECUTE on the read functions (read_stream, read_stream_backward,
@@ -15,7 +15,12 @@
 --       delete_checkpoint, reset_checkpoint, acquire_lease, renew_lease,
 --       release_lease, report_status, park_event, parked_retried,
 --       retry_parked, skip_parked, join_group, leave_group,
---       take_partition);
+--       take_partition, soft_delete_stream, restore_stream);
+--   {{ $s }}_admin: EXECUTE on the functions that remove events for good
+--       or set what is removed (tombstone_stream, truncate_stream,
+--       set_stream_retention, set_category_retention, apply_retention;
+--       lifecycle.sql), and USAGE on the schema. Nothing else: grant it
+--       to the operators' logins beside {{ $s }}_reader or _writer;
 --   {{ $s }}_snapshotter: EXECUTE on the functions that store snapshots
 --       (save_snapshot, and append with a snapshot). A snapshot is trusted
 --       input: loads start from it instead of replaying the events before
@@ -58,6 +63,7 @@ DECLARE
     v_reader      CONSTANT text := '{{ $s }}_reader';
     v_writer      CONSTANT text := '{{ $s }}_writer';
     v_snapshotter CONSTANT text := '{{ $s }}_snapshotter';
+    v_admin       CONSTANT text := '{{ $s }}_admin';
     -- name/number of arguments
     v_read_fns    CONSTANT text[] := ARRAY['read_stream/3', 'read_stream_backward/3', 'read_all/5', 'stream_info/1',
                                            'load/2', 'read_checkpoint/1', 'log_end/0', 'log_hidden/2', 'log_behind/6', 'log_horizon/0',
@@ -66,20 +72,25 @@ DECLARE
                                            'msgpack_float_text/2', 'invalid_argument/4', 'lease_live/2',
                                            'subscription_running/1', 'subscription_health/2', 'subscription_ids/0',
                                            'horizon_holders/0', 'stream_partition/2', 'read_partition/7',
-                                           'read_partitions/7'];
+                                           'read_partitions/7', 'stream_visible_from/1'];
     v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'append_json/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
                                            'reset_checkpoint/3', 'acquire_lease/3', 'renew_lease/3', 'release_lease/2',
                                            'report_status/7', 'park_event/10', 'parked_retried/6', 'retry_parked/3',
-                                           'skip_parked/3', 'join_group/4', 'leave_group/2', 'take_partition/6'];
+                                           'skip_parked/3', 'join_group/4', 'leave_group/2', 'take_partition/6',
+                                           'soft_delete_stream/2', 'restore_stream/1'];
+    v_admin_fns   CONSTANT text[] := ARRAY['tombstone_stream/2', 'truncate_stream/2', 'set_stream_retention/3',
+                                           'set_category_retention/3', 'apply_retention/2'];
     v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/8'];
     v_owner_fns   CONSTANT text[] := ARRAY['raise_key_base/0', 'store_snapshot/4',
                                            'check_lease_arguments/4', 'check_checkpoint_position/3',
                                            'refuse_while_running/2', 'holds_lease/2',
-                                           'check_group_arguments/5', 'group_partitions_held/2'];
+                                           'check_group_arguments/5', 'group_partitions_held/2',
+                                           'check_stream_argument/2', 'lock_stream/3', 'raise_stream_deleted/3',
+                                           'remove_events/3', 'check_retention_rule/3'];
     v_role        text;
     v_fn          record;
 BEGIN
-    FOREACH v_role IN ARRAY ARRAY[v_reader, v_writer, v_snapshotter] LOOP
+    FOREACH v_role IN ARRAY ARRAY[v_reader, v_writer, v_snapshotter, v_admin] LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = v_role);
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
@@ -95,12 +106,12 @@ BEGIN
                 RAISE EXCEPTION 'cannot create role %: the installing user % lacks CREATEROLE', v_role, current_user
                     USING ERRCODE = 'insufficient_privilege',
                           HINT = format('Have an administrator run CREATE ROLE %I NOLOGIN; CREATE ROLE %I NOLOGIN; '
-                                        'CREATE ROLE %I NOLOGIN; GRANT %I TO %I; then install again.',
-                                        v_reader, v_writer, v_snapshotter, v_snapshotter, v_writer);
+                                        'CREATE ROLE %I NOLOGIN; GRANT %I TO %I; CREATE ROLE %I NOLOGIN; then install again.',
+                                        v_reader, v_writer, v_snapshotter, v_snapshotter, v_writer, v_admin);
         END;
     END LOOP;
 
-    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I, %I', v_schema, v_reader, v_writer, v_snapshotter);
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I, %I, %I', v_schema, v_reader, v_writer, v_snapshotter, v_admin);
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM PUBLIC', v_schema);
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I, %I', v_schema, v_reader, v_writer);
 
@@ -109,6 +120,7 @@ BEGIN
                CASE WHEN p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype THEN 'trigger'
                     WHEN p.proname || '/' || p.pronargs = ANY (v_write_fns) THEN 'write'
                     WHEN p.proname || '/' || p.pronargs = ANY (v_snap_fns) THEN 'snapshot'
+                    WHEN p.proname || '/' || p.pronargs = ANY (v_admin_fns) THEN 'admin'
                     WHEN p.proname || '/' || p.pronargs = ANY (v_read_fns) THEN 'read'
                     WHEN p.proname || '/' || p.pronargs = ANY (v_owner_fns) THEN 'owner'
                     ELSE 'unknown' END AS class
@@ -116,13 +128,15 @@ BEGIN
          WHERE p.pronamespace = v_schema::pg_catalog.regnamespace AND p.prokind IN ('f', 'p')
          ORDER BY p.oid
     LOOP
-        EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC, %I, %I, %I', v_fn.sig, v_reader, v_writer, v_snapshotter);
+        EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC, %I, %I, %I, %I', v_fn.sig, v_reader, v_writer, v_snapshotter, v_admin);
         IF v_fn.class = 'read' THEN
             EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I, %I', v_fn.sig, v_reader, v_writer);
         ELSIF v_fn.class = 'write' THEN
             EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn.sig, v_writer);
         ELSIF v_fn.class = 'snapshot' THEN
             EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn.sig, v_snapshotter);
+        ELSIF v_fn.class = 'admin' THEN
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn.sig, v_admin);
         ELSIF v_fn.class = 'unknown' THEN
             RAISE NOTICE 'function % is not classified: only its owner may execute it', v_fn.sig;
         END IF;

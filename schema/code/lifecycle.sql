@@ -1,0 +1,417 @@
+{{- $s := .schema | default "es" -}}
+-- es: the lifecycle of streams: soft deletion (hide, restore), tombstones
+-- (remove for good), truncation and retention policies (remove old events
+-- in bounded batches). The columns and tables are those of migration 006.
+--
+-- What each does to readers:
+--   - reads by stream (read_stream, read_stream_backward, load,
+--     stream_info) see a soft-deleted or tombstoned stream as one that does
+--     not exist, and a truncated stream from its truncation point on
+--     (stream_visible_from);
+--   - the global log (read_all, read_partitions, subscriptions) keeps a
+--     soft-deleted stream's events (soft deletion is reversible and the log
+--     never changes under a subscription); events removed by a tombstone or
+--     by retention are gone from it: a subscription past them is
+--     unaffected, one before them never sees them, and no other event moves
+--     (the log stays in order and without gaps between the events that
+--     remain).
+--
+-- SQLSTATEs: PE004 stream deleted (DETAIL {"stream_id", "tombstoned"}),
+-- PE011 stream not found, PE003 invalid argument, PE001 wrong expected version.
+--
+-- Only the schema's owner may remove events: the immutability trigger
+-- (immutability.sql) lets a DELETE on events through only when the current
+-- user owns the table and the transaction has set es.removing_events,
+-- which the functions below do around their DELETE (SECURITY DEFINER: they
+-- run as the owner). The functions that remove events are granted to
+-- {{ $s }}_admin only (roles.sql).
+
+-- stream_visible_from returns the first version of a stream that reads by
+-- stream return: its truncation point (1 when it has none), the largest
+-- bigint for a soft-deleted or tombstoned stream (none), NULL when the
+-- stream does not exist. The read functions call it once per call, as a
+-- scalar subquery. (PL/pgSQL: its body is resolved when it runs, so the
+-- code package installs on every schema version.)
+CREATE OR REPLACE FUNCTION {{ $s }}.stream_visible_from(p_stream_id text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN (SELECT CASE WHEN s.deleted_at IS NULL THEN coalesce(s.truncate_before, 1)
+                        ELSE 9223372036854775807 END
+              FROM {{ $s }}.streams AS s
+             WHERE s.stream_id = p_stream_id);
+END
+$$;
+
+-- check_stream_argument raises PE003 for a NULL, empty or oversized
+-- stream id.
+CREATE OR REPLACE FUNCTION {{ $s }}.check_stream_argument(p_function text, p_stream_id text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_stream_id IS NULL OR p_stream_id = '' OR octet_length(p_stream_id) > 1000 THEN
+        RAISE EXCEPTION '%: stream id must be 1 to 1000 bytes, got %', p_function,
+                coalesce(octet_length(p_stream_id)::text || ' bytes', 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "stream_id"}';
+    END IF;
+END
+$$;
+
+-- lock_stream takes the stream's row for update (appends to it wait, and
+-- it waits for them), checks the expected version as append does (NULL:
+-- any; -1: the stream must exist; 0: it must not; n: at version n; a
+-- soft-deleted stream counts as not existing) and returns the row's
+-- version, deleted_at and tombstoned_at; present is false when the stream
+-- has no row.
+CREATE OR REPLACE FUNCTION {{ $s }}.lock_stream(p_function text, p_stream_id text, p_expected_version bigint,
+                                                OUT present boolean, OUT version bigint,
+                                                OUT deleted_at timestamptz, OUT tombstoned_at timestamptz)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_actual bigint;
+BEGIN
+    PERFORM {{ $s }}.check_stream_argument(p_function, p_stream_id);
+    IF p_expected_version < -1 THEN
+        RAISE EXCEPTION '%: expected version % is invalid (use NULL, -1, 0 or a version)', p_function, p_expected_version
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "expected_version"}';
+    END IF;
+    SELECT true, s.version, s.deleted_at, s.tombstoned_at INTO present, version, deleted_at, tombstoned_at
+      FROM {{ $s }}.streams AS s WHERE s.stream_id = p_stream_id FOR UPDATE;
+    present := coalesce(present, false);
+    v_actual := CASE WHEN present AND deleted_at IS NULL THEN version ELSE 0 END;
+    IF p_expected_version IS NOT NULL
+       AND NOT ((p_expected_version = -1 AND v_actual > 0) OR v_actual = p_expected_version) THEN
+        RAISE EXCEPTION '%: wrong expected version for stream %: expected %, actual %', p_function, p_stream_id,
+                CASE p_expected_version WHEN -1 THEN 'stream exists' WHEN 0 THEN 'no stream' ELSE p_expected_version::text END,
+                v_actual
+            USING ERRCODE = 'PE001',
+                  DETAIL = json_build_object('stream_id', p_stream_id, 'expected', p_expected_version, 'actual', v_actual)::text;
+    END IF;
+END
+$$;
+
+-- raise_stream_deleted raises PE004 for a soft-deleted or tombstoned
+-- stream.
+CREATE OR REPLACE FUNCTION {{ $s }}.raise_stream_deleted(p_function text, p_stream_id text, p_tombstoned boolean) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION '%: stream % is %', p_function, p_stream_id,
+            CASE WHEN p_tombstoned THEN 'tombstoned (deleted for good)' ELSE 'deleted (restore it with restore_stream)' END
+        USING ERRCODE = 'PE004',
+              DETAIL = json_build_object('stream_id', p_stream_id, 'tombstoned', p_tombstoned)::text;
+END
+$$;
+
+-- remove_events deletes the events of p_stream_id with version below
+-- p_before, at most p_max of them (NULL: all), oldest first, records the
+-- largest position removed in removed_events_end, and returns how many it
+-- removed. Owner only.
+CREATE OR REPLACE FUNCTION {{ $s }}.remove_events(p_stream_id text, p_before bigint, p_max bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_count bigint;
+    v_tx    xid8;
+    v_pos   bigint;
+BEGIN
+    PERFORM set_config('es.removing_events', 'on', true);
+    WITH doomed AS (
+        SELECT e.transaction_id, e.global_position
+          FROM {{ $s }}.events AS e
+         WHERE e.stream_id = p_stream_id AND e.version < p_before
+         ORDER BY e.version
+         LIMIT p_max
+    ), gone AS (
+        DELETE FROM {{ $s }}.events AS e
+         USING doomed AS d
+         WHERE e.transaction_id = d.transaction_id AND e.global_position = d.global_position
+        RETURNING e.transaction_id, e.global_position
+    )
+    -- A stream's later versions have later positions (its appends are
+    -- serialised on its row), so the two maxima are one event's position.
+    SELECT count(*), max(g.transaction_id), max(g.global_position)
+      INTO v_count, v_tx, v_pos
+      FROM gone AS g;
+    PERFORM set_config('es.removing_events', 'off', true);
+    IF v_count > 0 THEN
+        INSERT INTO {{ $s }}.removed_events_end AS r (transaction_id, global_position)
+        VALUES (v_tx, v_pos)
+        ON CONFLICT (one) DO UPDATE
+           SET transaction_id = excluded.transaction_id, global_position = excluded.global_position
+         WHERE (r.transaction_id, r.global_position) < (excluded.transaction_id, excluded.global_position);
+    END IF;
+    RETURN v_count;
+END
+$$;
+
+-- soft_delete_stream hides a stream from the reads by stream: read_stream,
+-- read_stream_backward, load and stream_info see it as not existing (its
+-- events stay in the global log). Appends to it fail with PE004 until
+-- restore_stream. p_expected_version as append's. Returns the stream's
+-- version. A stream already soft-deleted is left as it is; a stream that
+-- does not exist raises PE011, a tombstoned one PE004.
+CREATE OR REPLACE FUNCTION {{ $s }}.soft_delete_stream(p_stream_id text, p_expected_version bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row record;
+BEGIN
+    SELECT * INTO v_row FROM {{ $s }}.lock_stream('soft_delete_stream', p_stream_id, p_expected_version);
+    IF v_row.tombstoned_at IS NOT NULL THEN
+        PERFORM {{ $s }}.raise_stream_deleted('soft_delete_stream', p_stream_id, true);
+    END IF;
+    IF NOT v_row.present THEN
+        RAISE EXCEPTION 'soft_delete_stream: stream % does not exist', p_stream_id
+            USING ERRCODE = 'PE011', DETAIL = json_build_object('stream_id', p_stream_id)::text;
+    END IF;
+    UPDATE {{ $s }}.streams AS s SET deleted_at = coalesce(s.deleted_at, now())
+     WHERE s.stream_id = p_stream_id;
+    RETURN v_row.version;
+END
+$$;
+
+-- restore_stream undoes soft_delete_stream: the stream reads and takes
+-- appends again, at its version. Returns the stream's version. A stream
+-- that is not deleted is left as it is; one that does not exist raises
+-- PE011, a tombstoned one PE004.
+CREATE OR REPLACE FUNCTION {{ $s }}.restore_stream(p_stream_id text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row record;
+BEGIN
+    SELECT * INTO v_row FROM {{ $s }}.lock_stream('restore_stream', p_stream_id, NULL);
+    IF NOT v_row.present THEN
+        RAISE EXCEPTION 'restore_stream: stream % does not exist', p_stream_id
+            USING ERRCODE = 'PE011', DETAIL = json_build_object('stream_id', p_stream_id)::text;
+    END IF;
+    IF v_row.tombstoned_at IS NOT NULL THEN
+        PERFORM {{ $s }}.raise_stream_deleted('restore_stream', p_stream_id, true);
+    END IF;
+    UPDATE {{ $s }}.streams AS s SET deleted_at = NULL
+     WHERE s.stream_id = p_stream_id AND s.deleted_at IS NOT NULL;
+    RETURN v_row.version;
+END
+$$;
+
+-- tombstone_stream deletes a stream for good: its events and its snapshot
+-- are removed now, in this transaction, and its row stays, marked, so that
+-- it can never be written again (appends raise PE004) nor restored. A
+-- stream id that was never used can be tombstoned too (reserving it). A
+-- soft-deleted stream can be tombstoned; p_expected_version as append's (a
+-- soft-deleted stream counts as not existing). Returns the number of
+-- events removed. Granted to {{ $s }}_admin only.
+CREATE OR REPLACE FUNCTION {{ $s }}.tombstone_stream(p_stream_id text, p_expected_version bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row   record;
+    v_count bigint;
+BEGIN
+    SELECT * INTO v_row FROM {{ $s }}.lock_stream('tombstone_stream', p_stream_id, p_expected_version);
+    IF v_row.tombstoned_at IS NOT NULL THEN
+        RETURN 0;
+    END IF;
+    IF NOT v_row.present THEN
+        INSERT INTO {{ $s }}.streams AS s (stream_id, version, transaction_id, deleted_at, tombstoned_at)
+        VALUES (p_stream_id, 0, '0', now(), now());
+        RETURN 0;
+    END IF;
+    v_count := {{ $s }}.remove_events(p_stream_id, 9223372036854775807, NULL);
+    DELETE FROM {{ $s }}.snapshots AS sn WHERE sn.stream_id = p_stream_id;
+    UPDATE {{ $s }}.streams AS s
+       SET deleted_at = coalesce(s.deleted_at, now()), tombstoned_at = now(),
+           truncate_before = s.version + 1, removed_before = s.version + 1
+     WHERE s.stream_id = p_stream_id;
+    RETURN v_count;
+END
+$$;
+
+-- truncate_stream makes the events of a stream below version p_before
+-- unreadable by stream at once (reads start at p_before), and has the next
+-- apply_retention calls remove them (they stay in the global log until
+-- then). The stream keeps its version; a snapshot at version p_before - 1
+-- or later lets Repository.Load rebuild the aggregate. A truncation point
+-- never moves back: a p_before below the current one changes nothing.
+-- p_before may be at most version + 1 (everything). Returns the stream's
+-- truncation point. A stream that does not exist raises PE011, a
+-- soft-deleted or tombstoned one PE004. Granted to {{ $s }}_admin only.
+CREATE OR REPLACE FUNCTION {{ $s }}.truncate_stream(p_stream_id text, p_before bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row    record;
+    v_before bigint;
+BEGIN
+    SELECT * INTO v_row FROM {{ $s }}.lock_stream('truncate_stream', p_stream_id, NULL);
+    IF NOT v_row.present THEN
+        RAISE EXCEPTION 'truncate_stream: stream % does not exist', p_stream_id
+            USING ERRCODE = 'PE011', DETAIL = json_build_object('stream_id', p_stream_id)::text;
+    END IF;
+    IF v_row.deleted_at IS NOT NULL THEN
+        PERFORM {{ $s }}.raise_stream_deleted('truncate_stream', p_stream_id, v_row.tombstoned_at IS NOT NULL);
+    END IF;
+    IF p_before IS NULL OR p_before < 1 OR p_before > v_row.version + 1 THEN
+        RAISE EXCEPTION 'truncate_stream: the truncation point must be between 1 and the stream''s version + 1 (%), got %',
+                v_row.version + 1, coalesce(p_before::text, 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "before"}';
+    END IF;
+    UPDATE {{ $s }}.streams AS s SET truncate_before = greatest(coalesce(s.truncate_before, 1), p_before)
+     WHERE s.stream_id = p_stream_id
+    RETURNING s.truncate_before INTO v_before;
+    RETURN v_before;
+END
+$$;
+
+-- check_retention_rule raises PE003 for a negative max_count or max_age.
+CREATE OR REPLACE FUNCTION {{ $s }}.check_retention_rule(p_function text, p_max_count bigint, p_max_age interval) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_max_count < 0 THEN
+        RAISE EXCEPTION '%: max_count must not be negative, got %', p_function, p_max_count
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "max_count"}';
+    END IF;
+    IF p_max_age < interval '0' THEN
+        RAISE EXCEPTION '%: max_age must not be negative, got %', p_function, p_max_age
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "max_age"}';
+    END IF;
+END
+$$;
+
+-- set_stream_retention sets the retention policy of one stream: keep its
+-- last p_max_count events and/or those younger than p_max_age (NULL: no
+-- such limit; both NULL removes the policy). It replaces the stream's
+-- category's policy for this stream. Nothing is removed until
+-- apply_retention runs. Granted to {{ $s }}_admin only.
+CREATE OR REPLACE FUNCTION {{ $s }}.set_stream_retention(p_stream_id text, p_max_count bigint, p_max_age interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM {{ $s }}.check_stream_argument('set_stream_retention', p_stream_id);
+    PERFORM {{ $s }}.check_retention_rule('set_stream_retention', p_max_count, p_max_age);
+    DELETE FROM {{ $s }}.retention_policies AS r WHERE r.stream_id = p_stream_id;
+    IF p_max_count IS NOT NULL OR p_max_age IS NOT NULL THEN
+        INSERT INTO {{ $s }}.retention_policies (stream_id, max_count, max_age) VALUES (p_stream_id, p_max_count, p_max_age);
+    END IF;
+END
+$$;
+
+-- set_category_retention sets the retention policy of every stream of a
+-- category (the part of the stream id before the first '-') that has no
+-- policy of its own; as set_stream_retention. Granted to {{ $s }}_admin
+-- only.
+CREATE OR REPLACE FUNCTION {{ $s }}.set_category_retention(p_category text, p_max_count bigint, p_max_age interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_category IS NULL OR p_category = '' OR octet_length(p_category) > 1000 OR strpos(p_category, '-') > 0 THEN
+        RAISE EXCEPTION 'set_category_retention: a category is 1 to 1000 bytes without ''-'', got %',
+                coalesce(quote_literal(left(p_category, 100)), 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "category"}';
+    END IF;
+    PERFORM {{ $s }}.check_retention_rule('set_category_retention', p_max_count, p_max_age);
+    DELETE FROM {{ $s }}.retention_policies AS r WHERE r.category = p_category;
+    IF p_max_count IS NOT NULL OR p_max_age IS NOT NULL THEN
+        INSERT INTO {{ $s }}.retention_policies (category, max_count, max_age) VALUES (p_category, p_max_count, p_max_age);
+    END IF;
+END
+$$;
+
+-- apply_retention does one bounded step of retention and returns what it
+-- did; call it again, each call in a transaction of its own, until both
+-- counts are 0 (pgstore's ApplyRetention does). A step:
+--   1. moves the truncation point of up to p_max_streams streams that a
+--      policy covers and whose point is behind what the policy says (the
+--      last max_count events, the events recorded at or after now() -
+--      max_age: a stream keeps every event from its first young one on);
+--   2. removes up to p_max_events events below their streams' truncation
+--      points (policies', truncate_stream's), oldest stream first.
+-- Each stream row it changes is locked only until the step's transaction
+-- ends, as an append would lock it; events are removed by primary key.
+-- Granted to {{ $s }}_admin only.
+CREATE OR REPLACE FUNCTION {{ $s }}.apply_retention(p_max_events int DEFAULT 1000, p_max_streams int DEFAULT 100)
+RETURNS TABLE (streams_truncated bigint, events_removed bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_stream  record;
+    v_left    bigint;
+    v_removed bigint;
+BEGIN
+    IF p_max_events IS NULL OR p_max_events < 1 THEN
+        RAISE EXCEPTION 'apply_retention: max_events must be at least 1, got %', coalesce(p_max_events::text, 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "max_events"}';
+    END IF;
+    IF p_max_streams IS NULL OR p_max_streams < 1 THEN
+        RAISE EXCEPTION 'apply_retention: max_streams must be at least 1, got %', coalesce(p_max_streams::text, 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "max_streams"}';
+    END IF;
+    streams_truncated := 0;
+    events_removed := 0;
+
+    -- 1. Policies to truncation points. SKIP LOCKED: a stream being
+    -- appended to is left to the next step rather than waited for.
+    FOR v_stream IN
+        WITH due AS (
+            SELECT s.stream_id,
+                   greatest(CASE WHEN p.max_count IS NOT NULL THEN s.version - p.max_count + 1 END,
+                            CASE WHEN p.max_age IS NOT NULL THEN
+                                coalesce((SELECT e.version FROM {{ $s }}.events AS e
+                                           WHERE e.stream_id = s.stream_id
+                                             AND e.version >= coalesce(s.truncate_before, 1)
+                                             AND e.recorded_at >= now() - p.max_age
+                                           ORDER BY e.version LIMIT 1),
+                                         s.version + 1) END) AS point,
+                   coalesce(s.truncate_before, 1) AS current_point
+              FROM {{ $s }}.streams AS s
+              CROSS JOIN LATERAL (
+                  SELECT r.max_count, r.max_age FROM {{ $s }}.retention_policies AS r
+                   WHERE r.stream_id = s.stream_id
+                  UNION ALL
+                  SELECT r.max_count, r.max_age FROM {{ $s }}.retention_policies AS r
+                   WHERE r.category = split_part(s.stream_id, '-', 1)
+                     AND NOT EXISTS (SELECT FROM {{ $s }}.retention_policies AS o WHERE o.stream_id = s.stream_id)
+              ) AS p
+             WHERE s.deleted_at IS NULL
+        )
+        SELECT d.stream_id, d.point FROM due AS d
+         WHERE d.point > d.current_point
+         LIMIT p_max_streams
+    LOOP
+        PERFORM FROM {{ $s }}.streams AS s WHERE s.stream_id = v_stream.stream_id FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        UPDATE {{ $s }}.streams AS s
+           SET truncate_before = greatest(coalesce(s.truncate_before, 1), least(v_stream.point, s.version + 1))
+         WHERE s.stream_id = v_stream.stream_id;
+        streams_truncated := streams_truncated + 1;
+    END LOOP;
+
+    -- 2. Truncation points to removed events.
+    v_left := p_max_events;
+    FOR v_stream IN
+        SELECT s.stream_id, s.truncate_before
+          FROM {{ $s }}.streams AS s
+         WHERE coalesce(s.removed_before, 1) < coalesce(s.truncate_before, 1)
+         LIMIT p_max_streams
+         FOR UPDATE SKIP LOCKED
+    LOOP
+        EXIT WHEN v_left <= 0;
+        v_removed := {{ $s }}.remove_events(v_stream.stream_id, v_stream.truncate_before, v_left);
+        events_removed := events_removed + v_removed;
+        v_left := v_left - v_removed;
+        IF v_left > 0 THEN
+            -- Every event below the point is gone.
+            UPDATE {{ $s }}.streams AS s SET removed_before = v_stream.truncate_before
+             WHERE s.stream_id = v_stream.stream_id;
+        END IF;
+    END LOOP;
+    RETURN NEXT;
+END
+$$;

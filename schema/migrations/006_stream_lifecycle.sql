@@ -1,0 +1,90 @@
+{{- $s := .schema | default "es" -}}
+-- es: the lifecycle of streams (schema/code/lifecycle.sql): soft deletion,
+-- tombstones, truncation and retention policies.
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+-- Per stream, all NULL for a stream that none of this touched (a NULL
+-- column takes no space in the row, which every append rewrites):
+--   deleted_at     set while the stream is soft-deleted or once it is
+--                  tombstoned: reads by stream see nothing, appends fail;
+--   tombstoned_at  set once the stream is tombstoned (hard-deleted): its
+--                  events and snapshot are gone and it can never be
+--                  written again;
+--   truncate_before  the first version reads by stream return (NULL: 1):
+--                  events below it are removed, or will be by the next
+--                  apply_retention;
+--   removed_before the first version apply_retention has not removed yet
+--                  (NULL: 1): events below it are gone.
+ALTER TABLE {{ $s }}.streams
+    ADD COLUMN deleted_at      timestamptz,
+    ADD COLUMN tombstoned_at   timestamptz,
+    ADD COLUMN truncate_before bigint,
+    ADD COLUMN removed_before  bigint,
+    ADD CONSTRAINT streams_tombstoned_check CHECK (tombstoned_at IS NULL OR deleted_at IS NOT NULL),
+    ADD CONSTRAINT streams_truncate_before_check CHECK (truncate_before >= 1),
+    ADD CONSTRAINT streams_removed_before_check CHECK (removed_before >= 1 AND removed_before <= coalesce(truncate_before, 1));
+
+-- The streams whose events below their truncation point are not all
+-- removed yet (apply_retention's work list; usually empty). Appends change
+-- neither column, so they keep updating stream rows in place (HOT).
+CREATE INDEX streams_removal_pending_idx ON {{ $s }}.streams (stream_id)
+    WHERE coalesce(removed_before, 1) < coalesce(truncate_before, 1);
+
+-- Retention policies: per stream (stream_id) or per category (category),
+-- keep the last max_count events and/or the events younger than max_age.
+-- A stream's own policy replaces its category's.
+CREATE TABLE {{ $s }}.retention_policies (
+    stream_id  text,
+    category   text,
+    max_count  bigint,
+    max_age    interval,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT retention_policies_scope_check CHECK ((stream_id IS NULL) <> (category IS NULL)),
+    CONSTRAINT retention_policies_rule_check CHECK (max_count IS NOT NULL OR max_age IS NOT NULL),
+    CONSTRAINT retention_policies_max_count_check CHECK (max_count >= 0),
+    CONSTRAINT retention_policies_max_age_check CHECK (max_age >= interval '0')
+);
+CREATE UNIQUE INDEX retention_policies_stream_key ON {{ $s }}.retention_policies (stream_id) WHERE stream_id IS NOT NULL;
+CREATE UNIQUE INDEX retention_policies_category_key ON {{ $s }}.retention_policies (category) WHERE category IS NOT NULL;
+
+-- The largest position of an event ever removed (one row): a checkpoint may
+-- stay at or move to a position whose event is gone.
+CREATE TABLE {{ $s }}.removed_events_end (
+    one             boolean NOT NULL DEFAULT true,
+    transaction_id  xid8    NOT NULL,
+    global_position bigint  NOT NULL,
+    CONSTRAINT removed_events_end_pkey PRIMARY KEY (one),
+    CONSTRAINT removed_events_end_one_check CHECK (one)
+);
+
+---- create above / drop below ----
+{{- $s := .schema | default "es" }}
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+DROP TABLE {{ $s }}.removed_events_end, {{ $s }}.retention_policies;
+ALTER TABLE {{ $s }}.streams
+    DROP COLUMN deleted_at,
+    DROP COLUMN tombstoned_at,
+    DROP COLUMN truncate_before,
+    DROP COLUMN removed_before;
+DO $down$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = '{{ $s }}_admin') THEN
+        EXECUTE format('REVOKE ALL ON ALL ROUTINES IN SCHEMA %I FROM %I', '{{ $s }}', '{{ $s }}_admin');
+        EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I', '{{ $s }}', '{{ $s }}_admin');
+        EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', '{{ $s }}', '{{ $s }}_admin');
+        IF EXISTS (SELECT FROM pg_catalog.pg_auth_members AS m WHERE m.roleid = '{{ $s }}_admin'::pg_catalog.regrole) THEN
+            RAISE NOTICE 'keeping role %: it is granted to other roles', '{{ $s }}_admin';
+        ELSE
+            BEGIN
+                EXECUTE format('DROP ROLE %I', '{{ $s }}_admin');
+            EXCEPTION
+                WHEN dependent_objects_still_exist THEN
+                    RAISE NOTICE 'keeping role %: %', '{{ $s }}_admin', SQLERRM;
+            END;
+        END IF;
+    END IF;
+END
+$down$;
