@@ -33,16 +33,20 @@ var (
 		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4",
 		"jsonb_to_msgpack/1", "msgpack_str_header/1", "msgpack_number/1",
 		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0",
-		"stream_partition/2", "read_partition/7", "read_partitions/7"}
+		"stream_partition/2", "read_partition/7", "read_partitions/7", "stream_visible_from/1"}
 	writerFunctions = []string{"append/6", "append_event/6", "append_json/6", "advance_checkpoint/5", "delete_checkpoint/1",
 		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7",
 		"park_event/10", "parked_retried/6", "retry_parked/3", "skip_parked/3",
-		"join_group/4", "leave_group/2", "take_partition/6"}
+		"join_group/4", "leave_group/2", "take_partition/6", "soft_delete_stream/2", "restore_stream/1"}
 	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
+	// Remove events for good, or say what is removed: <schema>_admin only.
+	adminFunctions = []string{"tombstone_stream/2", "truncate_stream/2", "set_stream_retention/3",
+		"set_category_retention/3", "apply_retention/2"}
 	// Called only by the owner's functions.
 	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
 		"check_checkpoint_position/3", "refuse_while_running/2", "holds_lease/2",
-		"check_group_arguments/5", "group_partitions_held/2"}
+		"check_group_arguments/5", "group_partitions_held/2", "check_stream_argument/2", "lock_stream/3",
+		"raise_stream_deleted/3", "remove_events/3", "check_retention_rule/3"}
 	triggerFunctions = []string{"refuse_event_change/0"}
 
 	// The plain-SQL read functions PostgreSQL inlines into the calling
@@ -172,6 +176,19 @@ var roleCalls = []roleCall{
 	{"refuse_while_running/2", `SELECT %[1]s.refuse_while_running('f', 'sub-1')`, ""},
 	{"holds_lease/2", `SELECT %[1]s.holds_lease('sub-1', 'me')`, ""},
 	{"refuse_event_change/0", `SELECT %[1]s.refuse_event_change()`, "0A000"},
+	{"stream_visible_from/1", `SELECT %[1]s.stream_visible_from('order-1')`, ""},
+	{"soft_delete_stream/2", `SELECT %[1]s.soft_delete_stream('order-1', 1)`, ""},
+	{"restore_stream/1", `SELECT %[1]s.restore_stream('order-1')`, ""},
+	{"tombstone_stream/2", `SELECT %[1]s.tombstone_stream('order-1', 1)`, ""},
+	{"truncate_stream/2", `SELECT %[1]s.truncate_stream('order-1', 2)`, ""},
+	{"set_stream_retention/3", `SELECT %[1]s.set_stream_retention('order-1', 10, NULL)`, ""},
+	{"set_category_retention/3", `SELECT %[1]s.set_category_retention('order', NULL, '1 day')`, ""},
+	{"apply_retention/2", `SELECT * FROM %[1]s.apply_retention(10, 10)`, ""},
+	{"check_stream_argument/2", `SELECT %[1]s.check_stream_argument('f', 'order-1')`, ""},
+	{"lock_stream/3", `SELECT * FROM %[1]s.lock_stream('f', 'order-1', NULL)`, ""},
+	{"raise_stream_deleted/3", `SELECT %[1]s.raise_stream_deleted('f', 'order-1', false)`, "PE004"},
+	{"remove_events/3", `SELECT %[1]s.remove_events('order-1', 1, 1)`, ""},
+	{"check_retention_rule/3", `SELECT %[1]s.check_retention_rule('f', 1, NULL)`, ""},
 }
 
 // roleBundle is a fresh schema with order-1 at version 1, its role names
@@ -184,6 +201,8 @@ type roleBundle struct {
 	writer string
 	// snapshotter may store snapshots; it is granted to writer.
 	snapshotter string
+	// admin may remove events for good (tombstones, retention).
+	admin string
 	fns         []schemaFunction
 }
 
@@ -193,6 +212,7 @@ func setupRoles(t *testing.T) *roleBundle {
 	b := &roleBundle{
 		ctx: testContext(t, testTimeout), pool: pool, schema: schema,
 		reader: schema + "_reader", writer: schema + "_writer", snapshotter: schema + "_snapshotter",
+		admin: schema + "_admin",
 	}
 	_, err := pool.Exec(b.ctx, fmt.Sprintf(`SELECT %s.append_event('order-1', 'Noted', '\x80')`, schema))
 	require.NoError(t, err)
@@ -200,7 +220,7 @@ func setupRoles(t *testing.T) *roleBundle {
 	return b
 }
 
-// kindOf returns "read", "write", "snapshot", "owner" or "trigger" for a
+// kindOf returns "read", "write", "snapshot", "admin", "owner" or "trigger" for a
 // function key (name/number of arguments), failing the test for a
 // function the policy does not classify.
 func kindOf(t *testing.T, key string) string {
@@ -212,6 +232,8 @@ func kindOf(t *testing.T, key string) string {
 		return "write"
 	case slices.Contains(snapshotterFunctions, key):
 		return "snapshot"
+	case slices.Contains(adminFunctions, key):
+		return "admin"
 	case slices.Contains(ownerFunctions, key):
 		return "owner"
 	case slices.Contains(triggerFunctions, key):
@@ -312,11 +334,12 @@ func TestRolesPrivileges(t *testing.T) {
 	// Every function with valid arguments, as each role; the read
 	// functions' max_count is a parameter, so that the plan keeps the
 	// invalid_argument branch.
-	for _, role := range []string{b.reader, b.writer} {
+	for _, role := range []string{b.reader, b.writer, b.admin} {
 		for _, c := range calls {
 			want := c.code
 			switch kind := kindOf(t, c.key); {
-			case kind == "trigger", kind == "owner", kind != "read" && role == b.reader:
+			case kind == "trigger", kind == "owner", kind != "read" && role == b.reader,
+				kind == "admin" && role != b.admin, role == b.admin && kind != "admin":
 				want = "42501"
 			}
 			var args []any
@@ -329,13 +352,21 @@ func TestRolesPrivileges(t *testing.T) {
 		}
 		// A bad argument is reported as such, not as a missing privilege
 		// on the helper that reports it.
-		requirePgError(t, b.asRole(role, `SELECT * FROM %[1]s.read_stream('order-1', 1, $1)`, "", -1), "PE003", role)
-		for _, q := range tableReads {
-			require.NoError(t, b.asRole(role, q, ""), "%s as %s", q, role)
+		if role != b.admin {
+			requirePgError(t, b.asRole(role, `SELECT * FROM %[1]s.read_stream('order-1', 1, $1)`, "", -1), "PE003", role)
+			for _, q := range tableReads {
+				require.NoError(t, b.asRole(role, q, ""), "%s as %s", q, role)
+			}
 		}
 		for _, q := range tableWrites {
 			requirePgError(t, b.asRole(role, q, ""), "42501", fmt.Sprintf("%s as %s", q, role))
+			// The flag the removing functions set gives no privilege.
+			requirePgError(t, b.asRole(role, q, "SET LOCAL es.removing_events = on"), "42501", fmt.Sprintf("%s as %s, flag set", q, role))
 		}
+	}
+	// The admin role holds nothing but its functions: no table, no view.
+	for _, q := range tableReads {
+		requirePgError(t, b.asRole(b.admin, q, ""), "42501", q)
 	}
 
 	// The owner may write to the tables, but events stay immutable, also
@@ -353,6 +384,16 @@ func TestRolesPrivileges(t *testing.T) {
 		}
 		require.NoError(t, b.asRole("", `UPDATE %[1]s.streams SET updated_at = now()`, settings))
 		requirePgError(t, b.asRole("", `SELECT %[1]s.refuse_event_change()`, settings), "0A000")
+		// With the flag the removing functions set, the owner may DELETE
+		// (nothing else), as those functions do.
+		flag := settings + "; SET LOCAL es.removing_events = on"
+		if settings == "" {
+			flag = "SET LOCAL es.removing_events = on"
+		}
+		require.NoError(t, b.asRole("", `DELETE FROM %[1]s.events WHERE stream_id = 'order-1'`, flag))
+		for _, q := range []string{`UPDATE %[1]s.events SET event_type = 'Changed'`, `TRUNCATE %[1]s.events`} {
+			requirePgError(t, b.asRole("", q, flag), "PE005", q)
+		}
 	}
 
 	// Nothing above was written.
@@ -501,13 +542,15 @@ func TestRolesCatalog(t *testing.T) {
 			want = []string{owner, b.writer}
 		case "snapshot":
 			want = []string{owner, b.snapshotter}
+		case "admin":
+			want = []string{owner, b.admin}
 		case "owner", "trigger":
 			want = []string{owner}
 		}
 		// The writing functions run as the owner; every function that
 		// PostgreSQL does not inline pins search_path (the read functions
 		// are inlined and qualify every name instead).
-		require.Equal(t, kind == "write" || kind == "snapshot", f.SecDef, "SECURITY DEFINER on %s(%s)", f.Name, f.Args)
+		require.Equal(t, kind == "write" || kind == "snapshot" || kind == "admin", f.SecDef, "SECURITY DEFINER on %s(%s)", f.Name, f.Args)
 		if !slices.Contains(inlinedFunctions, f.key()) {
 			require.Contains(t, f.Config, "search_path=pg_catalog, pg_temp", "%s(%s) must pin search_path", f.Name, f.Args)
 		}
@@ -568,7 +611,7 @@ func TestRolesCatalog(t *testing.T) {
 	slices.Sort(wantRead)
 	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view",
 		"transaction_key_base", "notify_token", "subscription_leases", "subscription_status", "subscriptions_view", "parked_events",
-		"subscription_groups", "group_members", "subscription_partitions"} {
+		"subscription_groups", "group_members", "subscription_partitions", "retention_policies", "removed_events_end"} {
 		got := byRel[rel]
 		slices.Sort(got)
 		require.Equal(t, wantRead, got, "grants on %s", rel)
@@ -589,14 +632,14 @@ func TestRolesCatalog(t *testing.T) {
 	require.NoError(t, err)
 	schemaGrants, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	wantSchema := []string{b.reader + ":USAGE", b.snapshotter + ":USAGE", b.writer + ":USAGE"}
+	wantSchema := []string{b.admin + ":USAGE", b.reader + ":USAGE", b.snapshotter + ":USAGE", b.writer + ":USAGE"}
 	slices.Sort(wantSchema)
 	require.Equal(t, wantSchema, schemaGrants)
 
 	// The roles cannot log in and are not superusers or role creators.
 	rows, err = b.pool.Query(b.ctx, `
 		SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls
-		  FROM pg_roles WHERE rolname = ANY ($1) ORDER BY 1`, []string{b.reader, b.writer, b.snapshotter})
+		  FROM pg_roles WHERE rolname = ANY ($1) ORDER BY 1`, []string{b.reader, b.writer, b.snapshotter, b.admin})
 	require.NoError(t, err)
 	type roleAttrs struct {
 		Name                                      string
@@ -604,7 +647,7 @@ func TestRolesCatalog(t *testing.T) {
 	}
 	roles, err := pgx.CollectRows(rows, pgx.RowToStructByPos[roleAttrs])
 	require.NoError(t, err)
-	require.Equal(t, []roleAttrs{{Name: b.reader}, {Name: b.snapshotter}, {Name: b.writer}}, roles)
+	require.Equal(t, []roleAttrs{{Name: b.admin}, {Name: b.reader}, {Name: b.snapshotter}, {Name: b.writer}}, roles)
 }
 
 // TestRolesWithoutCreateRole migrates as an owner that may create schemas
@@ -619,13 +662,13 @@ func TestRolesWithoutCreateRole(t *testing.T) {
 	_, err := rand.Read(rnd[:])
 	require.NoError(t, err)
 	schema := "t_" + hex.EncodeToString(rnd[:])
-	reader, writer, snapshotter := schema+"_reader", schema+"_writer", schema+"_snapshotter"
+	reader, writer, snapshotter, adminRole := schema+"_reader", schema+"_writer", schema+"_snapshotter", schema+"_admin"
 
 	ownerCfg := createLogin(t, ctx, admin, schema+"_owner")
 	t.Cleanup(func() {
 		// Before the owner's cleanup (cleanups run last in, first out).
 		_, err := admin.Exec(context.Background(), fmt.Sprintf(
-			"DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s, %s, %s", schema, reader, writer, snapshotter))
+			"DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s, %s, %s, %s", schema, reader, writer, snapshotter, adminRole))
 		require.NoError(t, err)
 	})
 	var db string
@@ -642,15 +685,16 @@ func TestRolesWithoutCreateRole(t *testing.T) {
 	require.Contains(t, pg.Message, "CREATEROLE")
 	require.Contains(t, pg.Hint, "CREATE ROLE "+reader+" NOLOGIN")
 	var roles int
-	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname IN ($1, $2, $3)", reader, writer, snapshotter).Scan(&roles))
+	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname IN ($1, $2, $3, $4)", reader, writer, snapshotter, adminRole).Scan(&roles))
 	require.Zero(t, roles)
 	var fn *string
 	require.NoError(t, admin.QueryRow(ctx, fmt.Sprintf("SELECT to_regproc('%s.append_event')::text", schema)).Scan(&fn))
 	require.Nil(t, fn, "nothing is applied: the migration is one transaction")
 
 	require.Contains(t, pg.Hint, "GRANT "+snapshotter+" TO "+writer)
-	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s",
-		reader, writer, snapshotter))
+	require.Contains(t, pg.Hint, "CREATE ROLE "+adminRole+" NOLOGIN")
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s; CREATE ROLE %[4]s NOLOGIN",
+		reader, writer, snapshotter, adminRole))
 	require.NoError(t, err)
 	_, err = pgstore.Migrate(ctx, owner, &pgstore.MigrateOpts{Schema: schema})
 	require.NoError(t, err)

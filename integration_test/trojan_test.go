@@ -184,20 +184,22 @@ func setupTrojan(t *testing.T) *trojanEnv {
 	require.NoError(t, err)
 	env := &trojanEnv{schema: "t_" + hex.EncodeToString(rnd[:]), fired: map[string]map[string]bool{}}
 	s := env.schema
-	reader, writer, snapshotter := s+"_reader", s+"_writer", s+"_snapshotter"
+	reader, writer, snapshotter, adminRole := s+"_reader", s+"_writer", s+"_snapshotter", s+"_admin"
 
 	// Cleanups run last in, first out: the database goes first, then the
 	// logins and roles that had privileges in it.
 	t.Cleanup(func() {
-		_, err := admin.Exec(context.Background(), fmt.Sprintf("DROP ROLE IF EXISTS %s, %s, %s", reader, writer, snapshotter))
+		_, err := admin.Exec(context.Background(), fmt.Sprintf("DROP ROLE IF EXISTS %s, %s, %s, %s", reader, writer, snapshotter, adminRole))
 		require.NoError(t, err)
 	})
-	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s",
-		reader, writer, snapshotter))
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s; CREATE ROLE %[4]s NOLOGIN",
+		reader, writer, snapshotter, adminRole))
 	require.NoError(t, err)
 	ownerCfg := createLogin(t, ctx, admin, s+"_owner")
 	planterCfg := createLogin(t, ctx, admin, s+"_planter")
-	writerCfg := createLogin(t, ctx, admin, s+"_app", writer)
+	// The writer login is granted the admin role too, so that it calls the
+	// SECURITY DEFINER functions that remove events.
+	writerCfg := createLogin(t, ctx, admin, s+"_app", writer, adminRole)
 	dbURL := pgtest.NewDatabase(t)
 	superCfg, err := pgx.ParseConfig(dbURL)
 	require.NoError(t, err)
@@ -785,6 +787,28 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 		{fn: "skip_parked/3", detail: "nothing parked", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.skip_parked('sub-9', '1', 1)::pg_catalog.text"}},
 		{fn: "report_status/7", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'running', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
 		{fn: "report_status/7", detail: "unknown state", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'x', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
+
+		{fn: "stream_visible_from/1", detail: "order-1", want: rowsAre("1"), sql: []string{"SELECT %[1]s.stream_visible_from('order-1')::pg_catalog.text"}},
+		{fn: "soft_delete_stream/2", detail: "order-1", writer: true, want: rowsAre("3"), sql: []string{"SELECT %[1]s.soft_delete_stream('order-1', 3)::pg_catalog.text"}},
+		{fn: "soft_delete_stream/2", detail: "then read", writer: true, want: rowsAre("0"),
+			sql: []string{"SELECT %[1]s.soft_delete_stream('order-1')", "SELECT pg_catalog.count(*)::pg_catalog.text FROM %[1]s.read_stream('order-1') AS r"}},
+		{fn: "restore_stream/1", detail: "order-1", writer: true, want: rowsAre("3"), sql: []string{"SELECT %[1]s.restore_stream('order-1')::pg_catalog.text"}},
+		{fn: "tombstone_stream/2", detail: "order-1", writer: true, want: rowsAre("3"), sql: []string{"SELECT %[1]s.tombstone_stream('order-1', 3)::pg_catalog.text"}},
+		{fn: "tombstone_stream/2", detail: "then append", writer: true, code: "PE004",
+			sql: []string{"SELECT %[1]s.tombstone_stream('order-1')", `SELECT r.stream_version::pg_catalog.text FROM %[1]s.append_event('order-1', 'Noted', '\x80') AS r`}},
+		{fn: "truncate_stream/2", detail: "order-1", writer: true, want: rowsAre("2", "2"),
+			sql: []string{"SELECT %[1]s.truncate_stream('order-1', 2)", "SELECT r.version::pg_catalog.text FROM %[1]s.read_stream('order-1') AS r WHERE r.version OPERATOR(pg_catalog.<) 3 UNION ALL SELECT %[1]s.truncate_stream('order-1', 1)::pg_catalog.text"}},
+		{fn: "set_stream_retention/3", detail: "keep 1", writer: true, want: rowsAre("(1,2)"),
+			sql: []string{"SELECT %[1]s.set_stream_retention('order-1', 1, NULL)", row("r.streams_truncated, r.events_removed") + "%[1]s.apply_retention(10, 10) AS r"}},
+		{fn: "set_category_retention/3", detail: "a day", writer: true, want: rowsAre("(0,0)"),
+			sql: []string{"SELECT %[1]s.set_category_retention('order', NULL, '1 day')", row("r.streams_truncated, r.events_removed") + "%[1]s.apply_retention(10, 10) AS r"}},
+		{fn: "apply_retention/2", detail: "a truncation", writer: true, want: rowsAre("(0,1)"), // the second step removes the second event
+			sql: []string{"SELECT %[1]s.truncate_stream('order-1', 3)", row("r.streams_truncated, r.events_removed") + "%[1]s.apply_retention(1, 1) AS r", row("r.streams_truncated, r.events_removed") + "%[1]s.apply_retention() AS r"}},
+		{fn: "check_stream_argument/2", detail: "valid", sql: []string{"SELECT %[1]s.check_stream_argument('f', 'order-1')::pg_catalog.text"}},
+		{fn: "lock_stream/3", detail: "order-1", want: rowsAre("(t,3)"), sql: []string{row("l.present, l.version") + "%[1]s.lock_stream('f', 'order-1', 3) AS l"}},
+		{fn: "raise_stream_deleted/3", detail: "raises", code: "PE004", sql: []string{"SELECT %[1]s.raise_stream_deleted('f', 'order-1', true)::pg_catalog.text"}},
+		{fn: "remove_events/3", detail: "below 2", want: rowsAre("1"), sql: []string{"SELECT %[1]s.remove_events('order-1', 2, NULL)::pg_catalog.text"}},
+		{fn: "check_retention_rule/3", detail: "valid", sql: []string{"SELECT %[1]s.check_retention_rule('f', 1, '1 day')::pg_catalog.text"}},
 
 		{fn: "events_view", detail: "every row", sorted: true, sql: []string{"SELECT v::pg_catalog.text FROM %[1]s.events_view AS v"}},
 		{fn: "streams_view", detail: "every row", sorted: true, sql: []string{"SELECT v::pg_catalog.text FROM %[1]s.streams_view AS v"}},

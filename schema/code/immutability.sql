@@ -5,15 +5,15 @@
 -- DELETE to everyone but the functions that remove events for good
 -- (lifecycle.sql: tombstones and retention): they run as the table's
 -- owner and set es.removing_events for their DELETE. Setting the flag
--- takes nothing (any session can), but only the owner passes with it: a
--- login that does not own the table cannot DELETE from it at all.
+-- takes nothing (any session can), but only the owner (or a role with its
+-- privileges: a member, a superuser) passes with it; a login that does
+-- not own the table cannot DELETE from it at all.
 CREATE OR REPLACE FUNCTION {{ $s }}.refuse_event_change() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'DELETE' AND current_setting('es.removing_events', true) = 'on'
-       AND (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = TG_RELID)
-           = (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
+       AND pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = TG_RELID), 'USAGE') THEN
         RETURN NULL;
     END IF;
     RAISE EXCEPTION 'events are immutable: % on %.% is not allowed', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME

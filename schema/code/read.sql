@@ -395,10 +395,10 @@ LANGUAGE sql STABLE AS $$
                                                                    AND s.schema_version OPERATOR(pg_catalog.=) p_snapshot_schema_version),
                                                                 0::pg_catalog.int8)
                      AND u.version OPERATOR(pg_catalog.>=) (SELECT {{ $s }}.stream_visible_from(p_stream_id)) END
-       AND (SELECT {{ $s }}.stream_visible_from(p_stream_id)) OPERATOR(pg_catalog.<) 9223372036854775807::pg_catalog.int8
        AND CASE WHEN COALESCE(p_stream_id, ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
                 THEN {{ $s }}.invalid_argument('load', 'stream_id', 'must not be null or empty',
                                                pg_catalog.octet_length(p_stream_id)) OPERATOR(pg_catalog.=) 0::pg_catalog.int8
-                ELSE true END
+                -- (in the ELSE: a bad argument raises before the stream is looked up)
+                ELSE (SELECT {{ $s }}.stream_visible_from(p_stream_id)) OPERATOR(pg_catalog.<) 9223372036854775807::pg_catalog.int8 END
      ORDER BY u.version
 $$;
