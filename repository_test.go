@@ -548,13 +548,17 @@ func TestRepositoryLoadErrors(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 }
 
-// gappyStore is a store whose ReadStream skips each stream's first event.
-type gappyStore struct{ *memstore.Store }
+// gappyStore is a store whose ReadStream skips each stream's event at
+// version skip.
+type gappyStore struct {
+	*memstore.Store
+	skip int64
+}
 
 func (s gappyStore) ReadStream(ctx context.Context, streamID string, opts *es.ReadStreamOpts) iter.Seq2[es.Event, error] {
 	return func(yield func(es.Event, error) bool) {
 		for e, err := range s.Store.ReadStream(ctx, streamID, opts) {
-			if err == nil && e.Version == 1 {
+			if err == nil && e.Version == s.skip {
 				continue
 			}
 			if !yield(e, err) {
@@ -565,15 +569,28 @@ func (s gappyStore) ReadStream(ctx context.Context, streamID string, opts *es.Re
 }
 
 // TestRepositoryLoadRefusesGaps checks that Load refuses a stream whose
-// versions do not run 1, 2, 3... rather than build an aggregate from it.
+// versions do not run 1, 2, 3... rather than build an aggregate from it:
+// a stream that starts late is truncated (its first events were removed),
+// a gap after the first event is a store's fault.
 func TestRepositoryLoadRefusesGaps(t *testing.T) {
 	t.Parallel()
 	b := repoSetup(t, nil)
-	b.create(t, "c1")
-	repo, err := es.NewRepository(gappyStore{b.store}, b.registry, newCart, nil)
+	c := b.create(t, "c1")
+	require.NoError(t, c.Add("pear", 2))
+	require.NoError(t, saved(b.repo.Save(t.Context(), c)))
+
+	repo, err := es.NewRepository(gappyStore{b.store, 1}, b.registry, newCart, nil)
 	require.NoError(t, err)
 	_, err = repo.Load(t.Context(), "c1")
-	require.ErrorContains(t, err, "store returned version 2 where 1 was expected")
+	require.ErrorIs(t, err, es.ErrStreamTruncated)
+	require.ErrorContains(t, err, "before version 2 were removed")
+	require.ErrorContains(t, err, `"cart-c1"`)
+
+	repo, err = es.NewRepository(gappyStore{b.store, 2}, b.registry, newCart, nil)
+	require.NoError(t, err)
+	_, err = repo.Load(t.Context(), "c1")
+	require.NotErrorIs(t, err, es.ErrStreamTruncated)
+	require.ErrorContains(t, err, "store returned version 3 where 2 was expected")
 	require.ErrorContains(t, err, `"cart-c1"`)
 }
 

@@ -27,6 +27,9 @@ func (s *Store) SaveSnapshot(ctx context.Context, snapshot es.Snapshot) (bool, e
 	defer s.mu.Unlock()
 	var version int64
 	if st := s.streams[snapshot.StreamID]; st != nil {
+		if st.deleted {
+			return false, fmt.Errorf("memstore: saving snapshot of %q: %w", snapshot.StreamID, st.deletedError(snapshot.StreamID))
+		}
 		version = int64(len(st.events))
 	}
 	if snapshot.Version > version {

@@ -183,6 +183,9 @@ func testTombstone(t *testing.T, s es.Store) {
 	requireDeleted(t, err, id, true)
 	_, err = l.TruncateStream(ctx, id, 1)
 	requireDeleted(t, err, id, true)
+	_, err = snapshotStore(t, s).SaveSnapshot(ctx, es.Snapshot{StreamID: id, Version: 1, SchemaVersion: 1, State: state("tomb", 1)})
+	requireDeleted(t, err, id, true)
+	requireNoSnapshot(t, snapshotStore(t, s), id)
 	n, err = l.TombstoneStream(ctx, id, es.Any) // again: nothing to do
 	require.NoError(t, err)
 	require.Zero(t, n)

@@ -27,6 +27,8 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_stream_version bigint;
+    v_deleted_at     timestamptz;
+    v_tombstoned_at  timestamptz;
 BEGIN
     IF p_stream_id IS NULL OR p_stream_id = '' OR octet_length(p_stream_id) > 1000 THEN
         RAISE EXCEPTION 'save_snapshot: stream id must be 1 to 1000 bytes'
@@ -47,7 +49,13 @@ BEGIN
 
     -- A stream's version never decreases, so a snapshot at or below the
     -- version seen here stays at or below it.
-    SELECT s.version INTO v_stream_version FROM {{ $s }}.streams AS s WHERE s.stream_id = p_stream_id;
+    SELECT s.version, s.deleted_at, s.tombstoned_at INTO v_stream_version, v_deleted_at, v_tombstoned_at
+      FROM {{ $s }}.streams AS s WHERE s.stream_id = p_stream_id;
+    IF v_deleted_at IS NOT NULL THEN
+        -- A deleted stream takes no snapshot, as it takes no append (a
+        -- tombstone removed its snapshot for good).
+        PERFORM {{ $s }}.raise_stream_deleted('save_snapshot', p_stream_id, v_tombstoned_at IS NOT NULL);
+    END IF;
     v_stream_version := coalesce(v_stream_version, 0);
     IF p_version > v_stream_version THEN
         RAISE EXCEPTION 'save_snapshot: version % is beyond the version % of stream %', p_version, v_stream_version, p_stream_id
