@@ -64,6 +64,25 @@ type StreamLifecycle interface {
 	// PostgreSQL), until nothing is left to do or ctx ends. It returns
 	// what it did, also when ctx ends part way.
 	ApplyRetention(ctx context.Context, opts *ApplyRetentionOpts) (RetentionResult, error)
+
+	// ArchiveEvents moves the events of the global log before position
+	// before to the archive (in PostgreSQL, the table events_archive,
+	// which can live on cheaper storage), in steps of bounded size, and
+	// returns how many it moved. Readers see no change: every read,
+	// subscription and load reads the live events and the archive as one
+	// log, and an append that retries one whose events are archived is
+	// recognised as a retry. It moves only events that are visible in the
+	// global log, and never the log's last event. In PostgreSQL only the
+	// schema's admin role may call it.
+	ArchiveEvents(ctx context.Context, before Position, opts *ArchiveOpts) (int64, error)
+}
+
+// ArchiveOpts shapes a [StreamLifecycle.ArchiveEvents] call. A nil
+// *ArchiveOpts is the zero value.
+type ArchiveOpts struct {
+	// BatchSize is the most events moved in one step (one transaction in
+	// PostgreSQL). Defaults to 10000.
+	BatchSize int
 }
 
 // RetentionPolicy says which events of a stream, or of every stream of a

@@ -390,6 +390,12 @@ var badCases = []badCase{
 	{key: "remove_events/3", name: "nothing below version 1", sql: `SELECT %[1]s.remove_events('order-1', 1, NULL)`, want: returnsRows("(0)")},
 	{key: "remove_events/3", name: "null stream: nothing", sql: `SELECT %[1]s.remove_events(NULL, 10, 10)`, want: returnsRows("(0)")},
 	{key: "check_retention_rule/3", name: "negative count", sql: `SELECT %[1]s.check_retention_rule('f', -1, NULL)`, want: rejects(invalidArgument)},
+	{key: "log_max_key/0", name: "the one event's key", sql: `SELECT %[1]s.log_max_key() > '0'`, want: returnsRows("(t)")},
+	{key: "archive_events/3", name: "null position", sql: `SELECT %[1]s.archive_events(NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "archive_events/3", name: "negative position", sql: `SELECT %[1]s.archive_events('0', -1)`, want: rejects(invalidArgument)},
+	{key: "archive_events/3", name: "zero events", sql: `SELECT %[1]s.archive_events('0', 0, 0)`, want: rejects(invalidArgument)},
+	{key: "archive_events/3", name: "null events", sql: `SELECT %[1]s.archive_events('0', 0, NULL)`, want: rejects(invalidArgument)},
+	{key: "archive_events/3", name: "the log's last event stays", sql: `SELECT %[1]s.archive_events('18446744073709551615', 9223372036854775807)`, want: returnsRows("(0)")},
 }
 
 // badInputState is what must not change.

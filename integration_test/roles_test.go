@@ -33,7 +33,7 @@ var (
 		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4",
 		"jsonb_to_msgpack/1", "msgpack_str_header/1", "msgpack_number/1",
 		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0",
-		"stream_partition/2", "read_partition/7", "read_partitions/7", "stream_visible_from/1"}
+		"stream_partition/2", "read_partition/7", "read_partitions/7", "stream_visible_from/1", "log_max_key/0"}
 	writerFunctions = []string{"append/6", "append_event/6", "append_json/6", "advance_checkpoint/5", "delete_checkpoint/1",
 		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7",
 		"park_event/10", "parked_retried/6", "retry_parked/3", "skip_parked/3",
@@ -41,7 +41,7 @@ var (
 	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
 	// Remove events for good, or say what is removed: <schema>_admin only.
 	adminFunctions = []string{"tombstone_stream/2", "truncate_stream/2", "set_stream_retention/3",
-		"set_category_retention/3", "apply_retention/2"}
+		"set_category_retention/3", "apply_retention/2", "archive_events/3"}
 	// Called only by the owner's functions.
 	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
 		"check_checkpoint_position/3", "refuse_while_running/2", "holds_lease/2",
@@ -189,6 +189,8 @@ var roleCalls = []roleCall{
 	{"raise_stream_deleted/3", `SELECT %[1]s.raise_stream_deleted('f', 'order-1', false)`, "PE004"},
 	{"remove_events/3", `SELECT %[1]s.remove_events('order-1', 1, 1)`, ""},
 	{"check_retention_rule/3", `SELECT %[1]s.check_retention_rule('f', 1, NULL)`, ""},
+	{"log_max_key/0", `SELECT %[1]s.log_max_key()`, ""},
+	{"archive_events/3", `SELECT %[1]s.archive_events('0', 0, 10)`, ""},
 }
 
 // roleBundle is a fresh schema with order-1 at version 1, its role names
@@ -611,7 +613,8 @@ func TestRolesCatalog(t *testing.T) {
 	slices.Sort(wantRead)
 	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view",
 		"transaction_key_base", "notify_token", "subscription_leases", "subscription_status", "subscriptions_view", "parked_events",
-		"subscription_groups", "group_members", "subscription_partitions", "retention_policies", "removed_events_end"} {
+		"subscription_groups", "group_members", "subscription_partitions", "retention_policies", "removed_events_end",
+		"events_archive", "all_events"} {
 		got := byRel[rel]
 		slices.Sort(got)
 		require.Equal(t, wantRead, got, "grants on %s", rel)

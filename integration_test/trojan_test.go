@@ -809,6 +809,10 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 		{fn: "raise_stream_deleted/3", detail: "raises", code: "PE004", sql: []string{"SELECT %[1]s.raise_stream_deleted('f', 'order-1', true)::pg_catalog.text"}},
 		{fn: "remove_events/3", detail: "below 2", want: rowsAre("1"), sql: []string{"SELECT %[1]s.remove_events('order-1', 2, NULL)::pg_catalog.text"}},
 		{fn: "check_retention_rule/3", detail: "valid", sql: []string{"SELECT %[1]s.check_retention_rule('f', 1, '1 day')::pg_catalog.text"}},
+		{fn: "log_max_key/0", detail: "above the log", want: rowsAre("true"), sql: []string{"SELECT (%[1]s.log_max_key() OPERATOR(pg_catalog.>) '1'::pg_catalog.xid8)::pg_catalog.text"}},
+		{fn: "archive_events/3", detail: "all but the last", writer: true, retry: true,
+			sql: []string{"SELECT %[1]s.archive_events('18446744073709551615', 9223372036854775807)",
+				"SELECT r.version::pg_catalog.text FROM %[1]s.read_stream('order-1', 1, NULL) AS r"}, want: rowsAre("1", "2", "3")},
 
 		{fn: "events_view", detail: "every row", sorted: true, sql: []string{"SELECT v::pg_catalog.text FROM %[1]s.events_view AS v"}},
 		{fn: "streams_view", detail: "every row", sorted: true, sql: []string{"SELECT v::pg_catalog.text FROM %[1]s.streams_view AS v"}},

@@ -275,3 +275,30 @@ func (s *Store) removeLocked(below map[string]int64) int64 {
 	s.log, s.ids, s.streams = log, ids, streams
 	return removed
 }
+
+// ArchiveEvents implements [es.StreamLifecycle.ArchiveEvents]. memstore
+// has no cold storage: it records how far the log is archived and counts
+// the events SQL archive_events would move (before `before`, after what is
+// archived already, never the log's last event); readers see no change,
+// as with PostgreSQL.
+func (s *Store) ArchiveEvents(ctx context.Context, before es.Position, opts *es.ArchiveOpts) (int64, error) {
+	if _, err := storekit.ArchiveOptions(opts); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("memstore: archiving events: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var moved int64
+	for i, e := range s.log {
+		if i == len(s.log)-1 || !e.Position.Before(before) {
+			break
+		}
+		if s.archivedEnd.Before(e.Position) {
+			moved++
+			s.archivedEnd = e.Position
+		}
+	}
+	return moved, nil
+}

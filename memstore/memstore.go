@@ -83,6 +83,9 @@ type Store struct {
 	// largest position of an event removed. Guarded by mu.
 	retention  map[es.RetentionPolicy]es.RetentionPolicy
 	removedEnd es.Position
+	// archivedEnd is the position of the last event ArchiveEvents moved.
+	// Guarded by mu.
+	archivedEnd es.Position
 }
 
 // stream is the state of one stream.

@@ -99,3 +99,25 @@ func (s *Store) ApplyRetention(ctx context.Context, opts *es.ApplyRetentionOpts)
 		}
 	}
 }
+
+// ArchiveEvents implements [es.StreamLifecycle.ArchiveEvents]: it calls
+// SQL archive_events until a step moves nothing, each step a transaction
+// of its own (on a store bound to a transaction with WithTx, every step
+// runs in that one). The admin role.
+func (s *Store) ArchiveEvents(ctx context.Context, before es.Position, opts *es.ArchiveOpts) (int64, error) {
+	o, err := storekit.ArchiveOptions(opts)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for {
+		var moved int64
+		if err := s.db.QueryRow(ctx, s.sql.archiveEvents, before.TxKey(), before.Global(), o.BatchSize).Scan(&moved); err != nil {
+			return total, fmt.Errorf("pgstore: archiving events before %s: %w", before, interpretError(err))
+		}
+		total += moved
+		if moved == 0 {
+			return total, nil
+		}
+	}
+}

@@ -27,6 +27,8 @@ type queries struct {
 	readPartitions, joinGroup, leaveGroup, takePartition, groupCheckpoints, groupPartitions, streamAt string
 	// The lifecycle of streams (lifecycle.go).
 	softDeleteStream, restoreStream, tombstoneStream, truncateStream, setStreamRetention, setCategoryRetention, applyRetention string
+	// The archive (lifecycle.go).
+	archiveEvents string
 }
 
 // Statements that do not depend on the schema.
@@ -62,6 +64,7 @@ func newQueries(schema string) queries {
 		setStreamRetention:   "SELECT 1 FROM " + schema + ".set_stream_retention($1, $2, $3)",
 		setCategoryRetention: "SELECT 1 FROM " + schema + ".set_category_retention($1, $2, $3)",
 		applyRetention:       "SELECT streams_truncated, events_removed FROM " + schema + ".apply_retention($1, $2)",
+		archiveEvents:        "SELECT " + schema + ".archive_events($1, $2, $3)",
 
 		readCheckpoint:    "SELECT transaction_id, global_position, checkpoint_exists FROM " + schema + ".read_checkpoint($1)",
 		advanceCheckpoint: "SELECT 1 FROM " + schema + ".advance_checkpoint($1, $2, $3, $4, $5)",
@@ -73,7 +76,7 @@ func newQueries(schema string) queries {
 		reportStatus:       "SELECT " + schema + ".report_status($1, $2, $3, $4, $5, $6, $7)",
 		parkedEvents: "SELECT p.behind, p.error, p.attempts, p.parked_at, p.retry_requested_at IS NOT NULL, e.stream_id, " +
 			"e.global_position, e.transaction_id, e.version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at FROM " +
-			schema + ".parked_events AS p JOIN " + schema + ".events AS e " +
+			schema + ".parked_events AS p JOIN " + schema + ".all_events AS e " +
 			"ON e.transaction_id = p.transaction_id AND e.global_position = p.global_position " +
 			"WHERE p.subscription_id = $1 AND p.resolved_at IS NULL ORDER BY p.transaction_id, p.global_position",
 		parkEvent:     "SELECT " + schema + ".park_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -98,6 +101,6 @@ func newQueries(schema string) queries {
 			schema + ".subscription_partitions AS p JOIN " + schema + ".checkpoints AS c ON c.subscription_id = p.subscription_id " +
 			"WHERE p.group_name = $1",
 		groupPartitions: "SELECT partitions FROM " + schema + ".subscription_groups WHERE group_name = $1",
-		streamAt:        "SELECT stream_id FROM " + schema + ".events WHERE transaction_id = $1 AND global_position = $2",
+		streamAt:        "SELECT stream_id FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2",
 	}
 }

@@ -39,6 +39,22 @@ func ValidateRetentionPolicy(p es.RetentionPolicy) error {
 	return nil
 }
 
+// ArchiveOptions returns opts with the defaults filled in, or an error
+// wrapping [es.ErrInvalidArgument].
+func ArchiveOptions(opts *es.ArchiveOpts) (es.ArchiveOpts, error) {
+	var o es.ArchiveOpts
+	if opts != nil {
+		o = *opts
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 10_000
+	}
+	if o.BatchSize < 1 || o.BatchSize > 1_000_000 {
+		return o, fmt.Errorf("%w: ArchiveEvents BatchSize must be between 1 and 1000000, got %d", es.ErrInvalidArgument, o.BatchSize)
+	}
+	return o, nil
+}
+
 // RetentionOptions returns opts with the defaults filled in, or an error
 // wrapping [es.ErrInvalidArgument].
 func RetentionOptions(opts *es.ApplyRetentionOpts) (es.ApplyRetentionOpts, error) {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ var lifecycleTests = []test{
 	{"RetentionInvalid", testRetentionInvalid},
 	{"RepositoryAfterDeleteAndTruncate", testRepositoryLifecycle},
 	{"SubscriptionPastRemovedEvents", testSubscriptionPastRemoved},
+	{"ArchiveChangesNoRead", testArchive},
 }
 
 // lifecycle returns s as an es.StreamLifecycle, failing the test when the
@@ -434,4 +436,96 @@ func testSubscriptionPastRemoved(t *testing.T, s es.Store) {
 	for _, e := range events {
 		require.Equal(t, kept, e.StreamID)
 	}
+}
+
+// readsOf is everything the reads return for the streams in ids: the
+// global log (their events), each stream forwards and backwards, its
+// load, its version.
+type readsOf struct {
+	log      []es.Event
+	forward  [][]es.Event
+	backward [][]es.Event
+	loaded   [][]es.Event
+	versions []int64
+}
+
+func readEverything(t *testing.T, s es.Store, ids ...string) readsOf {
+	t.Helper()
+	r := readsOf{log: logOf(t, s, ids...)}
+	for _, id := range ids {
+		r.forward = append(r.forward, readStream(t, s, id, nil))
+		r.backward = append(r.backward, readStream(t, s, id, &es.ReadStreamOpts{Backwards: true}))
+		_, events := load(t, snapshotStore(t, s), id, 1)
+		r.loaded = append(r.loaded, events)
+		info, err := s.StreamInfo(t.Context(), id)
+		require.NoError(t, err)
+		r.versions = append(r.versions, info.Version)
+	}
+	return r
+}
+
+func testArchive(t *testing.T, s es.Store) {
+	l, sub, ctx := lifecycle(t, s), subscriber(t, s), t.Context()
+	a, b := streamID("arch"), streamID("arch")
+	var first es.AppendResult
+	batches := map[string][]es.NewEvent{}
+	for i := range 4 { // interleaved: each stream's events on both sides of the cut
+		ea, eb := eventsWithIDs(2), eventsWithIDs(1)
+		res := mustAppend(t, s, a, es.Any, ea)
+		if i == 0 {
+			first = res
+		}
+		batches[a] = append(batches[a], ea...)
+		batches[b] = append(batches[b], eb...)
+		appendVisible(t, s, b, es.Any, eb)
+	}
+	before := readEverything(t, s, a, b)
+	require.Len(t, before.log, 12)
+
+	_, err := l.ArchiveEvents(ctx, es.Position{}, &es.ArchiveOpts{BatchSize: -1})
+	requireInvalid(t, err)
+	cut := before.log[5].Position // 5 events before it
+	n, err := l.ArchiveEvents(ctx, cut, &es.ArchiveOpts{BatchSize: 2})
+	require.NoError(t, err)
+	require.Equal(t, int64(5), n)
+	n, err = l.ArchiveEvents(ctx, cut, nil) // again: nothing left before it
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Equal(t, before, readEverything(t, s, a, b), "archiving changes nothing a reader sees")
+
+	// Everything but the log's last event.
+	n, err = l.ArchiveEvents(ctx, es.NewPosition(math.MaxUint64>>1, math.MaxInt64), nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(6), n)
+	require.Equal(t, before, readEverything(t, s, a, b))
+
+	// A subscription from the start reads the archived events in order.
+	rec := newRecorder()
+	r := start(t, sub, subscriptionName(), rec.handle, fastOpts(es.SubscribeOpts{Categories: []string{"arch"}}))
+	got := rec.waitFor(t, 12)
+	require.NoError(t, r.stop(t))
+	requireSameEvents(t, before.log, got[:12])
+
+	// Retrying an archived append replays it; reusing its ids elsewhere
+	// is refused.
+	res, err := s.Append(ctx, a, es.NoStream, batches[a][:2])
+	require.NoError(t, err)
+	require.Equal(t, first, res)
+	_, err = s.Append(ctx, b, es.Any, batches[a][:1])
+	requireDuplicate(t, err)
+	require.Equal(t, before, readEverything(t, s, a, b))
+
+	// The archive is removed from like the rest: a tombstone, retention.
+	_, err = l.TombstoneStream(ctx, a, es.Any)
+	require.NoError(t, err)
+	require.Empty(t, logOf(t, s, a))
+	_, err = l.TruncateStream(ctx, b, 3)
+	require.NoError(t, err)
+	res2, err := l.ApplyRetention(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), res2.EventsRemoved)
+	require.Equal(t, span(3, 4), versionsOf(logOf(t, s, b)))
+	appendVisible(t, s, b, es.Exactly(4), Events(1))
+	require.Equal(t, span(3, 5), versionsOf(readStream(t, s, b, nil)))
+	requirePositionsIncrease(t, readAll(t, s, nil))
 }

@@ -64,6 +64,7 @@ DECLARE
     v_notify   text;
     v_deleted_at    timestamptz;
     v_tombstoned_at timestamptz;
+    v_archived      boolean;
 BEGIN
     -- Arguments.
     IF p_stream_id IS NULL OR p_stream_id = '' THEN
@@ -112,11 +113,19 @@ BEGIN
 
     -- This transaction's key: the key base plus its xid, the base raised
     -- first when the log's keys are ahead of this cluster's counter
-    -- (keys.sql). One statement: it runs on every append.
-    SELECT (CASE WHEN {{ $s }}.keys_behind(b.base, (SELECT max(e.transaction_id) FROM {{ $s }}.events AS e))
+    -- (keys.sql). One statement: it runs on every append. The largest key
+    -- is log_max_key() (archive.sql), inline here. The same statement
+    -- looks the event ids up in the archive (archive.sql), whose ids the
+    -- INSERT's ON CONFLICT below does not see: an archived id sends the
+    -- call to the slow path (a replay, or PE002). Ids from Go are UUIDv7,
+    -- larger than every archived one, so the probe reads the index's
+    -- rightmost pages, which stay cached.
+    SELECT (CASE WHEN {{ $s }}.keys_behind(b.base, greatest((SELECT max(e.transaction_id) FROM {{ $s }}.all_events AS e),
+                                                            (SELECT r.transaction_id FROM {{ $s }}.removed_events_end AS r)))
                  THEN {{ $s }}.raise_key_base() ELSE b.base END
-            + pg_current_xact_id()::text::bigint)::text::xid8
-      INTO STRICT v_key
+            + pg_current_xact_id()::text::bigint)::text::xid8,
+           EXISTS (SELECT FROM {{ $s }}.events_archive AS a WHERE a.event_id = ANY (p_event_ids))
+      INTO STRICT v_key, v_archived
       FROM {{ $s }}.transaction_key_base AS b;
 
     -- Take the stream row: appends to one stream serialise on it, appends
@@ -177,7 +186,9 @@ BEGIN
         v_k := NULL;
     END LOOP;
 
-    IF v_k IS NOT NULL THEN
+    IF v_k IS NOT NULL AND v_archived THEN
+        v_inserted := 0; -- some ids are archived: the slow path below
+    ELSIF v_k IS NOT NULL THEN
         -- Positions are taken only now. ON CONFLICT skips an event id that
         -- is stored already (a retry, or a client error); the count tells.
         IF v_n = 1 THEN
@@ -276,7 +287,7 @@ BEGIN
            min(e.transaction_id), max(e.transaction_id)
       INTO v_found, v_in_other, v_min_ver, v_max_ver, v_ordered, v_min_pos, v_max_pos, v_first_k, v_run_k
       FROM unnest(p_event_ids) WITH ORDINALITY AS u(id, ord)
-      JOIN {{ $s }}.events AS e ON e.event_id = u.id;
+      JOIN {{ $s }}.all_events AS e ON e.event_id = u.id;
 
     IF v_found = v_n AND v_in_other IS NULL AND v_ordered
        AND v_max_ver - v_min_ver = v_n - 1
@@ -289,7 +300,7 @@ BEGIN
             -- the stream's last event says it was.
             UPDATE {{ $s }}.streams AS s
                SET version = v_version, transaction_id = e.transaction_id, updated_at = e.recorded_at
-              FROM {{ $s }}.events AS e
+              FROM {{ $s }}.all_events AS e
              WHERE s.stream_id = p_stream_id AND e.stream_id = p_stream_id AND e.version = v_version;
         END IF;
         stream_version := v_max_ver;

@@ -52,7 +52,7 @@ BEGIN
     -- sequential scan, which meets the events after a late position only
     -- after reading the whole log before it, on every checkpoint save.)
     IF (p_transaction_id, p_position) > ('0', 0)
-       AND (SELECT e.global_position FROM {{ $s }}.events AS e
+       AND (SELECT e.global_position FROM {{ $s }}.all_events AS e
              WHERE (e.transaction_id, e.global_position) >= (p_transaction_id, p_position)
              ORDER BY e.transaction_id, e.global_position
              LIMIT 1) IS NULL

@@ -29,3 +29,17 @@ CREATE OR REPLACE TRIGGER events_immutable
 CREATE OR REPLACE TRIGGER events_no_truncate
     BEFORE TRUNCATE ON {{ $s }}.events
     FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change();
+
+-- The archive (migration 006) is as immutable as events.
+DO $archive$
+BEGIN
+    IF pg_catalog.to_regclass('{{ $s }}.events_archive') IS NOT NULL THEN
+        CREATE OR REPLACE TRIGGER events_archive_immutable
+            BEFORE UPDATE OR DELETE ON {{ $s }}.events_archive
+            FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change();
+        CREATE OR REPLACE TRIGGER events_archive_no_truncate
+            BEFORE TRUNCATE ON {{ $s }}.events_archive
+            FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change();
+    END IF;
+END
+$archive$;

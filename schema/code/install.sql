@@ -25,6 +25,7 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 {{ template "retired.sql" . }}
 {{ template "immutability.sql" . }}
 {{ template "lifecycle.sql" . }}
+{{ template "archive.sql" . }}
 {{ template "keys.sql" . }}
 {{ template "read.sql" . }}
 {{ template "append.sql" . }}

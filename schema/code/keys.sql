@@ -70,7 +70,7 @@ DECLARE
 BEGIN
     SELECT b.base INTO STRICT v_base FROM {{ $s }}.transaction_key_base AS b FOR UPDATE;
     -- A new statement: its snapshot sees what a concurrent raise committed.
-    SELECT max(e.transaction_id) INTO v_max FROM {{ $s }}.events AS e;
+    v_max := {{ $s }}.log_max_key();
     IF NOT {{ $s }}.keys_behind(v_base, v_max) THEN
         RETURN v_base;
     END IF;
@@ -101,7 +101,7 @@ DECLARE
     v_base bigint;
     v_max  xid8;
 BEGIN
-    SELECT b.base, (SELECT max(e.transaction_id) FROM {{ $s }}.events AS e)
+    SELECT b.base, {{ $s }}.log_max_key()
       INTO STRICT v_base, v_max
       FROM {{ $s }}.transaction_key_base AS b;
     IF {{ $s }}.keys_behind(v_base, v_max) THEN

@@ -119,7 +119,7 @@ BEGIN
     PERFORM set_config('es.removing_events', 'on', true);
     WITH doomed AS (
         SELECT e.transaction_id, e.global_position
-          FROM {{ $s }}.events AS e
+          FROM {{ $s }}.all_events AS e
          WHERE e.stream_id = p_stream_id AND e.version < p_before
          ORDER BY e.version
          LIMIT p_max
@@ -128,12 +128,17 @@ BEGIN
          USING doomed AS d
          WHERE e.transaction_id = d.transaction_id AND e.global_position = d.global_position
         RETURNING e.transaction_id, e.global_position
+    ), gone_archived AS (
+        DELETE FROM {{ $s }}.events_archive AS a
+         USING doomed AS d
+         WHERE a.transaction_id = d.transaction_id AND a.global_position = d.global_position
+        RETURNING a.transaction_id, a.global_position
     )
     -- A stream's later versions have later positions (its appends are
     -- serialised on its row), so the two maxima are one event's position.
     SELECT count(*), max(g.transaction_id), max(g.global_position)
       INTO v_count, v_tx, v_pos
-      FROM gone AS g;
+      FROM (SELECT * FROM gone UNION ALL SELECT * FROM gone_archived) AS g;
     PERFORM set_config('es.removing_events', 'off', true);
     IF v_count > 0 THEN
         INSERT INTO {{ $s }}.removed_events_end AS r (transaction_id, global_position)
@@ -363,7 +368,7 @@ BEGIN
             SELECT s.stream_id,
                    greatest(CASE WHEN p.max_count IS NOT NULL THEN s.version - p.max_count + 1 END,
                             CASE WHEN p.max_age IS NOT NULL THEN
-                                coalesce((SELECT e.version FROM {{ $s }}.events AS e
+                                coalesce((SELECT e.version FROM {{ $s }}.all_events AS e
                                            WHERE e.stream_id = s.stream_id
                                              AND e.version >= coalesce(s.truncate_before, 1)
                                              AND e.recorded_at >= now() - p.max_age

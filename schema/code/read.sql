@@ -46,7 +46,7 @@ CREATE OR REPLACE FUNCTION {{ $s }}.read_stream(
 LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
            e.event_type, e.data, e.metadata, e.recorded_at
-      FROM {{ $s }}.events AS e
+      FROM {{ $s }}.all_events AS e
      WHERE e.stream_id OPERATOR(pg_catalog.=) p_stream_id
        AND e.version OPERATOR(pg_catalog.>=) GREATEST(COALESCE(p_from_version, 1::pg_catalog.int8),
                                                       (SELECT {{ $s }}.stream_visible_from(p_stream_id)))
@@ -81,7 +81,7 @@ CREATE OR REPLACE FUNCTION {{ $s }}.read_stream_backward(
 LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
            e.event_type, e.data, e.metadata, e.recorded_at
-      FROM {{ $s }}.events AS e
+      FROM {{ $s }}.all_events AS e
      WHERE e.stream_id OPERATOR(pg_catalog.=) p_stream_id
        AND (p_from_version IS NULL OR e.version OPERATOR(pg_catalog.<=) p_from_version)
        AND e.version OPERATOR(pg_catalog.>=) (SELECT {{ $s }}.stream_visible_from(p_stream_id))
@@ -145,7 +145,7 @@ CREATE OR REPLACE FUNCTION {{ $s }}.read_partitions(
 LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
            e.event_type, e.data, e.metadata, e.recorded_at
-      FROM {{ $s }}.events AS e
+      FROM {{ $s }}.all_events AS e
      WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>)
            (COALESCE(p_after_transaction_id, '0'::pg_catalog.xid8), COALESCE(p_after_position, 0::pg_catalog.int8))
        AND e.transaction_id OPERATOR(pg_catalog.<) (SELECT {{ $s }}.log_horizon())
@@ -244,7 +244,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE(max(l.transaction_id), '0'), COALESCE(max(l.global_position), 0)
       FROM (SELECT e.transaction_id, e.global_position
-              FROM {{ $s }}.events AS e
+              FROM {{ $s }}.all_events AS e
              WHERE e.transaction_id < (SELECT {{ $s }}.log_horizon())
              ORDER BY e.transaction_id DESC, e.global_position DESC
              LIMIT 1) AS l
@@ -307,7 +307,7 @@ DECLARE
 BEGIN
     RETURN QUERY
     SELECT count(*), count(*) FILTER (WHERE e.transaction_id >= v_horizon), min(e.recorded_at)
-      FROM {{ $s }}.events AS e
+      FROM {{ $s }}.all_events AS e
      WHERE (e.transaction_id, e.global_position) > (coalesce(p_after_transaction_id, '0'), coalesce(p_after_position, 0))
        AND (p_partitions IS NULL OR {{ $s }}.stream_partition(e.stream_id, p_partitions) = p_partition)
        AND (coalesce(cardinality(p_categories), 0) = 0 OR e.category = ANY (p_categories))
@@ -386,7 +386,7 @@ LANGUAGE sql STABLE AS $$
             UNION ALL
             SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id, e.event_type, e.data,
                    e.metadata, e.recorded_at, NULL::pg_catalog.int4, NULL::pg_catalog.bytea
-              FROM {{ $s }}.events AS e) AS u
+              FROM {{ $s }}.all_events AS e) AS u
      WHERE u.stream_id OPERATOR(pg_catalog.=) p_stream_id
        AND CASE WHEN u.snapshot_state IS NOT NULL
                 THEN u.snapshot_schema_version OPERATOR(pg_catalog.=) p_snapshot_schema_version

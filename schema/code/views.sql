@@ -35,7 +35,7 @@ SELECT e.global_position,
        e.recorded_at,
        e.data AS data_msgpack,
        e.metadata AS metadata_msgpack
-  FROM {{ $s }}.events AS e;
+  FROM {{ $s }}.all_events AS e;
 
 COMMENT ON VIEW {{ $s }}.events_view IS
     'Events with data and metadata decoded from msgpack to jsonb (NULL when malformed).';

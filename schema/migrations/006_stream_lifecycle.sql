@@ -1,6 +1,7 @@
 {{- $s := .schema | default "es" -}}
--- es: the lifecycle of streams (schema/code/lifecycle.sql): soft deletion,
--- tombstones, truncation and retention policies.
+-- es: the lifecycle of streams and of the log (schema/code/lifecycle.sql,
+-- archive.sql): soft deletion, tombstones, truncation, retention policies,
+-- and the archive.
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
@@ -58,12 +59,47 @@ CREATE TABLE {{ $s }}.removed_events_end (
     CONSTRAINT removed_events_end_one_check CHECK (one)
 );
 
+-- The archive: old events moved out of events by archive_events
+-- (schema/code/archive.sql), with the same columns and indexes. Readers
+-- see both tables as one (the view all_events), so what they read does not
+-- change; the archive can live in a tablespace of its own (ALTER TABLE
+-- ... SET TABLESPACE while it is empty: later, the move locks it).
+CREATE TABLE {{ $s }}.events_archive (
+    global_position bigint      NOT NULL,
+    transaction_id  xid8        NOT NULL,
+    stream_id       text        NOT NULL,
+    version         bigint      NOT NULL,
+    event_id        uuid        NOT NULL,
+    event_type      text        NOT NULL,
+    data            bytea       NOT NULL,
+    metadata        bytea,
+    recorded_at     timestamptz NOT NULL,
+    category        text        GENERATED ALWAYS AS (split_part(stream_id, '-', 1)) STORED,
+    CONSTRAINT events_archive_pkey PRIMARY KEY (transaction_id, global_position),
+    CONSTRAINT events_archive_stream_version_key UNIQUE (stream_id, version),
+    CONSTRAINT events_archive_event_id_key UNIQUE (event_id)
+);
+CREATE INDEX events_archive_category_idx ON {{ $s }}.events_archive (category, transaction_id, global_position);
+
 ---- create above / drop below ----
 {{- $s := .schema | default "es" }}
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
-DROP TABLE {{ $s }}.removed_events_end, {{ $s }}.retention_policies;
+-- all_events (the code package's) reads the archive: make it read events
+-- alone first, so that what depends on it (events_view, a user's view)
+-- stays.
+DO $all_events$
+BEGIN
+    IF pg_catalog.to_regclass('{{ $s }}.all_events') IS NOT NULL THEN
+        CREATE OR REPLACE VIEW {{ $s }}.all_events AS
+        SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id, e.event_type,
+               e.data, e.metadata, e.recorded_at, e.category
+          FROM {{ $s }}.events AS e;
+    END IF;
+END
+$all_events$;
+DROP TABLE {{ $s }}.events_archive, {{ $s }}.removed_events_end, {{ $s }}.retention_policies;
 ALTER TABLE {{ $s }}.streams
     DROP COLUMN deleted_at,
     DROP COLUMN tombstoned_at,

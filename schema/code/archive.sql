@@ -1,0 +1,98 @@
+{{- $s := .schema | default "es" -}}
+-- es: the archive. archive_events moves old events from events to
+-- events_archive (migration 006), which can live on cheaper storage; every
+-- read of the log goes through all_events, both tables as one, so moving
+-- an event changes nothing a reader sees: not read_all's order, not a
+-- stream's versions, not a subscription.
+--
+-- Idempotency holds across the archive: append looks every event id up in
+-- the archive too (one index probe, in the statement it runs anyway).
+
+-- all_events: every event, live or archived. A plain view over a UNION
+-- ALL: PostgreSQL pushes a query's conditions into both tables and merges
+-- their index scans, so the read functions' plans stay index probes. Before
+-- migration 006 (a partial installation) it reads events alone.
+DO $all_events$
+DECLARE
+    v_columns CONSTANT text := 'global_position, transaction_id, stream_id, version, event_id, event_type, data, metadata, recorded_at, category';
+    v_archive text := '';
+BEGIN
+    IF pg_catalog.to_regclass('{{ $s }}.events_archive') IS NOT NULL THEN
+        v_archive := pg_catalog.format(' UNION ALL SELECT %s FROM {{ $s }}.events_archive', v_columns);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW {{ $s }}.all_events AS SELECT %s FROM {{ $s }}.events%s', v_columns, v_archive);
+END
+$all_events$;
+
+COMMENT ON VIEW {{ $s }}.all_events IS
+    'Every event, live (events) or archived (events_archive): what the read functions read.';
+
+-- log_max_key returns the largest transaction key the log has ever used:
+-- of its events, live or archived, and of the events removed from it
+-- (removed_events_end). The key base must stay above it (keys.sql), so
+-- that no new event sorts before a checkpoint. append computes the same
+-- inline (one statement, on every append).
+CREATE OR REPLACE FUNCTION {{ $s }}.log_max_key() RETURNS xid8
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN greatest((SELECT max(e.transaction_id) FROM {{ $s }}.all_events AS e),
+                    (SELECT r.transaction_id FROM {{ $s }}.removed_events_end AS r));
+END
+$$;
+
+-- archive_events moves up to p_max_events events whose position is before
+-- (p_before_transaction_id, p_before_position), oldest first, from events
+-- to events_archive, and returns how many it moved; call it again, each
+-- call in a transaction of its own, until it returns 0 (pgstore's
+-- Store.ArchiveEvents does). It moves only events below the log's horizon
+-- (committed, with nothing left to commit before them), never the log's
+-- last event (events keeps the newest), and keeps the archive a prefix of
+-- the log. Granted to {{ $s }}_admin only.
+CREATE OR REPLACE FUNCTION {{ $s }}.archive_events(p_before_transaction_id xid8, p_before_position bigint,
+                                                   p_max_events int DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_count   bigint;
+    v_horizon xid8 := {{ $s }}.log_horizon();
+    v_last    record;
+BEGIN
+    IF p_before_transaction_id IS NULL OR p_before_position IS NULL OR p_before_position < 0 THEN
+        RAISE EXCEPTION 'archive_events: position %/% is invalid (want a transaction id and a non-negative global position)',
+                coalesce(p_before_transaction_id::text, 'NULL'), coalesce(p_before_position::text, 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "before"}';
+    END IF;
+    IF p_max_events IS NULL OR p_max_events < 1 THEN
+        RAISE EXCEPTION 'archive_events: max_events must be at least 1, got %', coalesce(p_max_events::text, 'NULL')
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "max_events"}';
+    END IF;
+    SELECT e.transaction_id, e.global_position INTO v_last
+      FROM {{ $s }}.events AS e ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1;
+    PERFORM set_config('es.removing_events', 'on', true);
+    WITH moving AS (
+        SELECT e.transaction_id, e.global_position
+          FROM {{ $s }}.events AS e
+         WHERE (e.transaction_id, e.global_position) < (p_before_transaction_id, p_before_position)
+           AND e.transaction_id < v_horizon
+           AND (e.transaction_id, e.global_position) < (v_last.transaction_id, v_last.global_position)
+         ORDER BY e.transaction_id, e.global_position
+         LIMIT p_max_events
+    ), moved AS (
+        DELETE FROM {{ $s }}.events AS e
+         USING moving AS m
+         WHERE e.transaction_id = m.transaction_id AND e.global_position = m.global_position
+        RETURNING e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id, e.event_type,
+                  e.data, e.metadata, e.recorded_at
+    )
+    INSERT INTO {{ $s }}.events_archive
+           (global_position, transaction_id, stream_id, version, event_id, event_type, data, metadata, recorded_at)
+    SELECT m.global_position, m.transaction_id, m.stream_id, m.version, m.event_id, m.event_type,
+           m.data, m.metadata, m.recorded_at
+      FROM moved AS m;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    PERFORM set_config('es.removing_events', 'off', true);
+    RETURN v_count;
+END
+$$;
