@@ -296,8 +296,7 @@ func requireCode(t *testing.T, err error, code string, msgAndArgs ...any) {
 	requirePgError(t, err, code, msgAndArgs...)
 }
 
-// tableWrites are statements that write to the tables (and through the
-// views) directly.
+// tableWrites are statements that write to the tables directly.
 var tableWrites = []string{
 	`INSERT INTO %[1]s.events (transaction_id, stream_id, version, event_id, event_type, data) VALUES ('1', 'order-1', 2, gen_random_uuid(), 'Noted', '\x80')`,
 	`UPDATE %[1]s.events SET event_type = 'Changed'`,
@@ -315,8 +314,21 @@ var tableWrites = []string{
 	`UPDATE %[1]s.checkpoints SET global_position = 7`,
 	`DELETE FROM %[1]s.checkpoints`,
 	`TRUNCATE %[1]s.checkpoints`,
+	`INSERT INTO %[1]s.events_archive (global_position, transaction_id, stream_id, version, event_id, event_type, data, recorded_at) VALUES (9, '9', 'order-1', 9, gen_random_uuid(), 'Noted', '\x80', now())`,
+	`UPDATE %[1]s.events_archive SET event_type = 'Changed'`,
+	`DELETE FROM %[1]s.events_archive`,
+	`TRUNCATE %[1]s.events_archive`,
+}
+
+// viewWrites write through the view of the events: refused for everyone,
+// the owner included, as a view over both the live events and the
+// archive is not updatable (SQLSTATE 55000).
+var viewWrites = []string{
 	`UPDATE %[1]s.events_view SET event_type = 'Changed'`,
 	`DELETE FROM %[1]s.events_view`,
+	`UPDATE %[1]s.all_events SET event_type = 'Changed'`,
+	`DELETE FROM %[1]s.all_events WHERE stream_id = 'order-1'`,
+	`INSERT INTO %[1]s.all_events (global_position, transaction_id, stream_id, version, event_id, event_type, data, recorded_at) VALUES (9, '9', 'order-1', 9, gen_random_uuid(), 'Noted', '\x80', now())`,
 }
 
 var tableReads = []string{
@@ -365,6 +377,9 @@ func TestRolesPrivileges(t *testing.T) {
 			// The flag the removing functions set gives no privilege.
 			requirePgError(t, b.asRole(role, q, "SET LOCAL es.removing_events = on"), "42501", fmt.Sprintf("%s as %s, flag set", q, role))
 		}
+		for _, q := range viewWrites {
+			requirePgError(t, b.asRole(role, q, ""), "55000", fmt.Sprintf("%s as %s", q, role))
+		}
 	}
 	// The admin role holds nothing but its functions: no table, no view.
 	for _, q := range tableReads {
@@ -379,10 +394,14 @@ func TestRolesPrivileges(t *testing.T) {
 			`UPDATE %[1]s.events SET event_type = 'Changed'`,
 			`DELETE FROM %[1]s.events`,
 			`TRUNCATE %[1]s.events`,
-			`UPDATE %[1]s.events_view SET event_type = 'Changed'`,
-			`DELETE FROM %[1]s.events_view WHERE stream_id = 'order-1'`,
+			`UPDATE %[1]s.events_archive SET event_type = 'Changed'`,
+			`DELETE FROM %[1]s.events_archive`,
+			`TRUNCATE %[1]s.events_archive`,
 		} {
 			requirePgError(t, b.asRole("", q, settings), "PE005", q)
+		}
+		for _, q := range viewWrites {
+			requirePgError(t, b.asRole("", q, settings), "55000", q)
 		}
 		require.NoError(t, b.asRole("", `UPDATE %[1]s.streams SET updated_at = now()`, settings))
 		requirePgError(t, b.asRole("", `SELECT %[1]s.refuse_event_change()`, settings), "0A000")
