@@ -205,7 +205,7 @@ type roleBundle struct {
 	snapshotter string
 	// admin may remove events for good (tombstones, retention).
 	admin string
-	fns         []schemaFunction
+	fns   []schemaFunction
 }
 
 func setupRoles(t *testing.T) *roleBundle {
