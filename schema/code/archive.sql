@@ -11,12 +11,17 @@
 -- all_events: every event, live or archived. A plain view over a UNION
 -- ALL: PostgreSQL pushes a query's conditions into both tables and merges
 -- their index scans, so the read functions' plans stay index probes. Before
--- migration 006 (a partial installation) it reads events alone.
+-- migration 006 (a partial installation) it reads events alone. Its
+-- columns are those of events, whatever the migrations have added (each
+-- adds it to events_archive too).
 DO $all_events$
 DECLARE
-    v_columns CONSTANT text := 'global_position, transaction_id, stream_id, version, event_id, event_type, data, metadata, recorded_at, category';
+    v_columns text;
     v_archive text := '';
 BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_columns
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = '{{ $s }}.events'::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped;
     IF pg_catalog.to_regclass('{{ $s }}.events_archive') IS NOT NULL THEN
         v_archive := pg_catalog.format(' UNION ALL SELECT %s FROM {{ $s }}.events_archive', v_columns);
     END IF;
