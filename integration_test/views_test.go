@@ -408,10 +408,15 @@ func TestEventsViewPlans(t *testing.T) {
 		return names
 	}
 
+	// withArchive names an index of events and the same index of
+	// events_archive: the view reads both tables (all_events).
+	withArchive := func(index string) []string {
+		return []string{index, strings.Replace(index, "events_", "events_archive_", 1)}
+	}
 	view := b.schema + ".events_view"
 	t.Run("Stream", func(t *testing.T) {
 		nodes, n, decoded := explain("SELECT * FROM "+view+" WHERE stream_id = $1 ORDER BY version LIMIT 5", "cat3-11")
-		require.Equal(t, []string{"events_stream_version_key"}, indexUsed(nodes))
+		require.ElementsMatch(t, withArchive("events_stream_version_key"), indexUsed(nodes))
 		require.Equal(t, 5, n)
 		require.Equal(t, int64(5*4), decoded, "data, metadata and the two ids: 4 decodes per returned row")
 	})
@@ -423,14 +428,15 @@ func TestEventsViewPlans(t *testing.T) {
 	})
 	t.Run("Category", func(t *testing.T) {
 		nodes, n, decoded := explain("SELECT data FROM "+view+" WHERE category = $1", "cat5")
-		require.Equal(t, []string{"events_category_idx"}, indexUsed(nodes))
+		require.ElementsMatch(t, withArchive("events_category_idx"), indexUsed(nodes))
 		require.Equal(t, 5*perStream, n)
 		require.Equal(t, int64(5*perStream), decoded)
 	})
 	t.Run("CategoryInOrder", func(t *testing.T) {
-		// The category index or the primary key (both give this order).
+		// The category index or the primary key (both give this order),
+		// on each table.
 		nodes, n, decoded := explain("SELECT data FROM "+view+" WHERE category = $1 ORDER BY transaction_id, global_position LIMIT 7", "cat5")
-		require.Len(t, indexUsed(nodes), 1)
+		require.Len(t, indexUsed(nodes), 2)
 		require.Equal(t, 7, n)
 		require.Equal(t, int64(7), decoded)
 	})
@@ -445,13 +451,13 @@ func TestEventsViewPlans(t *testing.T) {
 		var id uuid.UUID
 		require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT event_id FROM "+view+" WHERE stream_id = 'cat1-9' AND version = 7").Scan(&id))
 		nodes, n, decoded := explain("SELECT data, metadata FROM "+view+" WHERE event_id = $1", id)
-		require.Equal(t, []string{"events_event_id_key"}, indexUsed(nodes))
+		require.ElementsMatch(t, withArchive("events_event_id_key"), indexUsed(nodes))
 		require.Equal(t, 1, n)
 		require.Equal(t, int64(2), decoded)
 	})
 	t.Run("Position", func(t *testing.T) {
 		nodes, n, _ := explain("SELECT event_type FROM " + view + " WHERE (transaction_id, global_position) > ('0', 1000) ORDER BY transaction_id, global_position LIMIT 10")
-		require.Equal(t, []string{"events_pkey"}, indexUsed(nodes))
+		require.ElementsMatch(t, withArchive("events_pkey"), indexUsed(nodes))
 		require.Equal(t, 10, n)
 	})
 	t.Run("CountByType", func(t *testing.T) {
