@@ -77,6 +77,12 @@ type Store struct {
 	// snapshots maps a stream id to its newest snapshot (snapshot.go).
 	// Guarded by mu.
 	snapshots map[string]es.Snapshot
+
+	// The data subjects' keys and the forgotten subjects (keys.go),
+	// guarded by keyMu, created on first use.
+	keyMu     sync.Mutex
+	keys      map[string][]byte
+	forgotten map[string]struct{}
 }
 
 // stream is the state of one stream.

@@ -20,6 +20,7 @@ const (
 	codeCheckpointConflict = "PE007"
 	codeSnapshotAhead      = "PE008"
 	codeRunning            = "PE010"
+	codeSubjectForgotten   = "PE011"
 )
 
 // dbError is an error raised by an es function: it matches its es sentinel
@@ -67,6 +68,8 @@ func interpretError(err error) error {
 		return &dbError{kind: es.ErrSnapshotBeyondStream, pg: pg}
 	case codeRunning:
 		return &dbError{kind: es.ErrSubscriptionRunning, pg: pg}
+	case codeSubjectForgotten:
+		return &dbError{kind: es.ErrSubjectForgotten, pg: pg}
 	case pgerrcode.ReadOnlySQLTransaction: // a hot standby
 		return &dbError{kind: es.ErrReadOnly, pg: pg}
 	}

@@ -25,6 +25,8 @@ type queries struct {
 	// partitions, their checkpoints, a group's partition count, the
 	// stream of an event (WaitFor).
 	readPartitions, joinGroup, leaveGroup, takePartition, groupCheckpoints, groupPartitions, streamAt string
+	// Data subjects' keys (keys.go).
+	subjectKey, forgetSubject string
 }
 
 // Statements that do not depend on the schema.
@@ -89,5 +91,8 @@ func newQueries(schema string) queries {
 			"WHERE p.group_name = $1",
 		groupPartitions: "SELECT partitions FROM " + schema + ".subscription_groups WHERE group_name = $1",
 		streamAt:        "SELECT stream_id FROM " + schema + ".events WHERE transaction_id = $1 AND global_position = $2",
+
+		subjectKey:    "SELECT " + schema + ".subject_key($1, $2)",
+		forgetSubject: "SELECT " + schema + ".forget_subject($1)",
 	}
 }
