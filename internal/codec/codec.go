@@ -63,7 +63,13 @@ func Build(t reflect.Type) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p != nil && b.topAgain {
+	// Values msgpack encodes itself (structs without a UUID or a time
+	// inside) are not walked by the builder: look for es tags there too.
+	containsItself, err := checkNestedTags(t)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil && containsItself {
 		return nil, fmt.Errorf("%w: %s has es-tagged fields and contains itself", ErrUnsupported, t)
 	}
 	return &Codec{c: c, p: p}, nil
@@ -141,11 +147,10 @@ type codecBuilder struct {
 	codecs  map[reflect.Type]*typeCodec
 
 	// esTags: honour the es tags of top's fields (Build), whose fields are
-	// then kept in topFields; topAgain records that top contains itself.
+	// then kept in topFields.
 	esTags    bool
 	top       reflect.Type
 	topFields []structField
-	topAgain  bool
 }
 
 func newCodecBuilder() *codecBuilder {
@@ -194,9 +199,6 @@ func (b *codecBuilder) needsWalk(t reflect.Type) bool {
 // UUID or a time.
 func (b *codecBuilder) build(t reflect.Type) (*typeCodec, error) {
 	if c, ok := b.codecs[t]; ok {
-		if t == b.top {
-			b.topAgain = true
-		}
 		return c, nil
 	}
 	c := &typeCodec{}

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -100,6 +101,52 @@ func parseRole(t reflect.Type, f reflect.StructField) (fieldRole, error) {
 	return 0, fmt.Errorf("%w: es tag %q on %s.%s (want personal, subject or erased)", ErrUnsupported, tag, t, f.Name)
 }
 
+// checkNestedTags returns an error for an es tag on a field of a struct
+// nested in top (but for top's inlined embedded structs, whose fields are
+// top's), and reports whether top contains itself.
+func checkNestedTags(top reflect.Type) (containsItself bool, err error) {
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type, atTop bool) error
+	walk = func(t reflect.Type, atTop bool) error {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array:
+			return walk(t.Elem(), false)
+		case reflect.Map:
+			if err := walk(t.Key(), false); err != nil {
+				return err
+			}
+			return walk(t.Elem(), false)
+		case reflect.Struct:
+		default:
+			return nil
+		}
+		if !atTop {
+			if t == top {
+				containsItself = true
+			}
+			if seen[t] {
+				return nil
+			}
+			seen[t] = true
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("msgpack"), ",")
+			if tag, ok := f.Tag.Lookup("es"); ok && !atTop {
+				return fmt.Errorf("%w: es:%q on field %s of %s, which is not the event type %s: tag the field of %s that holds it",
+					ErrUnsupported, tag, f.Name, t, top, top)
+			}
+			inline := f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct
+			if err := walk(f.Type, atTop && inline); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err = walk(top, true)
+	return containsItself, err
+}
+
 // personalCodec encodes and decodes a top-level struct with personal
 // fields.
 type personalCodec struct {
@@ -113,7 +160,7 @@ type personalCodec struct {
 // none has an es tag.
 func newPersonalCodec(t reflect.Type, fields []structField) (*personalCodec, error) {
 	p := &personalCodec{byName: map[string]*structField{}}
-	tagged := false
+	tagged, subjects := false, 0
 	for i := range fields {
 		f := fields[i]
 		switch f.role {
@@ -126,7 +173,7 @@ func newPersonalCodec(t reflect.Type, fields []structField) (*personalCodec, err
 			tagged = true
 			continue
 		case roleSubject:
-			if p.subject != nil {
+			if subjects++; subjects > 1 {
 				return nil, fmt.Errorf("%w: %s has two es:\"subject\" fields", ErrUnsupported, t)
 			}
 			tagged = true
@@ -224,7 +271,10 @@ func (p *personalCodec) encode(e *msgpack.Encoder, v reflect.Value, keys Keys, f
 		if err := e.EncodeString(f.name); err != nil {
 			return err
 		}
-		if f.role != rolePersonal {
+		// An empty personal value (zero, or an empty string, slice or map)
+		// holds nothing to hide: it is written as it is, so that events of
+		// a forgotten subject without personal values can still be written.
+		if f.role != rolePersonal || isEmptyValue(fv) {
 			if err := f.codec.enc(e, fv); err != nil {
 				return fmt.Errorf("field %s: %w", f.name, err)
 			}
