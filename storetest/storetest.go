@@ -58,4 +58,5 @@ var groups = []group{
 	{"Parking", parkedTests},
 	{"ConsumerGroups", groupTests},
 	{"Edges", edgeTests},
+	{"Forgetting", forgetTests},
 }
