@@ -688,6 +688,8 @@ var encoderPool = sync.Pool{New: func() any {
 type pooledEncoder struct {
 	buf *bytes.Buffer
 	enc *msgpack.Encoder
+	// scratch is a buffer the personal fields reuse (personal.go).
+	scratch []byte
 }
 
 // acquireEncoder takes an encoder with an empty buffer from the pool.
@@ -768,7 +770,7 @@ func DecodeMap(data []byte) (map[string]any, error) {
 			}
 			if _, ok := sealedData(raw); ok {
 				v = Sealed(raw)
-			} else if err := msgpack.Unmarshal(raw, &v); err != nil {
+			} else if v, err = decodeInterface(raw); err != nil {
 				return nil, err
 			}
 		} else if v, err = d.DecodeInterface(); err != nil {
@@ -777,6 +779,15 @@ func DecodeMap(data []byte) (map[string]any, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// decodeInterface decodes one msgpack value as msgpack does into an any.
+func decodeInterface(data []byte) (any, error) {
+	pd := decoderPool.Get().(*pooledDecoder)
+	defer decoderPool.Put(pd)
+	pd.r.Reset(data)
+	pd.dec.Reset(pd.r)
+	return pd.dec.DecodeInterface()
 }
 
 // EncodeMap encodes an upcast map; uuid.UUID and time.Time values put in it

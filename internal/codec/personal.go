@@ -20,7 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -301,29 +303,15 @@ func (p *personalCodec) encode(e *msgpack.Encoder, v reflect.Value, keys Keys, f
 		if err := f.codec.enc(scratch.enc, fv); err != nil {
 			return fmt.Errorf("field %s: %w", f.name, err)
 		}
-		if err := writeSealed(e, aead, subject, scratch.buf.Bytes()); err != nil {
-			return fmt.Errorf("field %s: %w", f.name, err)
+		scratch.scratch = AppendSealed(scratch.scratch[:0], aead, subject, scratch.buf.Bytes())
+		if err := e.EncodeExtHeader(ExtPersonal, len(scratch.scratch)); err != nil {
+			return err
+		}
+		if _, err := e.Writer().Write(scratch.scratch); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// writeSealed writes plaintext, encrypted for subject with aead, as one
-// ExtPersonal value.
-func writeSealed(e *msgpack.Encoder, aead cipher.AEAD, subject string, plaintext []byte) error {
-	head := 3 + len(subject)
-	n := head + nonceSize + len(plaintext) + aead.Overhead()
-	if err := e.EncodeExtHeader(ExtPersonal, n); err != nil {
-		return err
-	}
-	var stack [256]byte
-	out := stack[:0]
-	if n > len(stack) {
-		out = make([]byte, 0, n)
-	}
-	out = AppendSealed(out, aead, subject, plaintext)
-	_, err := e.Writer().Write(out)
-	return err
 }
 
 // AppendSealed appends the data of an ExtPersonal value holding plaintext,
@@ -364,10 +352,15 @@ func OpenSealed(dst []byte, aead cipher.AEAD, subject string, data []byte) ([]by
 	return pt, nil
 }
 
-// decodeState is what decoding one event found.
+// decodeState is what decoding one event found, and its scratch buffers.
 type decodeState struct {
 	erased []string // the personal fields that were erased
+	// buf holds an encrypted value's data, then its plaintext.
+	buf *[]byte
 }
+
+// scratchPool recycles the buffers of decodeState.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 func (p *personalCodec) decode(d *msgpack.Decoder, v reflect.Value, keys Keys) error {
 	n, err := d.DecodeMapLen()
@@ -379,6 +372,11 @@ func (p *personalCodec) decode(d *msgpack.Decoder, v reflect.Value, keys Keys) e
 		return nil
 	}
 	var st decodeState
+	defer func() {
+		if st.buf != nil && cap(*st.buf) <= 64<<10 {
+			scratchPool.Put(st.buf)
+		}
+	}()
 	var buf [64]byte
 	for range n {
 		k, err := readStringTemp(d, buf[:])
@@ -425,14 +423,27 @@ func (p *personalCodec) decodePersonal(d *msgpack.Decoder, f *structField, fv re
 	if !msgpcode.IsExt(c) {
 		return f.codec.dec(d, fv)
 	}
-	raw, err := d.DecodeRaw()
+	id, n, err := d.DecodeExtHeader()
 	if err != nil {
 		return err
 	}
-	data, ok := sealedData(raw)
-	if !ok { // another extension (a time written in the clear)
-		return decodeWith(f.codec.dec, raw, fv)
+	if st.buf == nil {
+		st.buf = scratchPool.Get().(*[]byte)
 	}
+	b := (*st.buf)[:0]
+	if id != ExtPersonal { // another extension (a time written in the clear)
+		b = appendExtHeader(b, c, id, n)
+	}
+	head := len(b)
+	b = slices.Grow(b, n)[:head+n]
+	*st.buf = b
+	if err := d.ReadFull(b[head:]); err != nil {
+		return err
+	}
+	if id != ExtPersonal {
+		return decodeWith(f.codec.dec, b, fv)
+	}
+	data := b
 	subject, err := SealedSubject(data)
 	if err != nil {
 		return err
@@ -449,12 +460,28 @@ func (p *personalCodec) decodePersonal(d *msgpack.Decoder, f *structField, fv re
 		st.erased = append(st.erased, f.name)
 		return nil
 	}
-	var stack [256]byte
-	pt, err := OpenSealed(stack[:0], aead, subject, data)
+	// The plaintext goes after the data in the same buffer.
+	b, err = OpenSealed(b, aead, subject, data)
 	if err != nil {
 		return err
 	}
-	return decodeStrict(f.codec.dec, pt, fv)
+	*st.buf = b
+	return decodeStrict(f.codec.dec, b[len(data):], fv)
+}
+
+// appendExtHeader appends the header of an extension value of type id and
+// n bytes, written with the type byte c.
+func appendExtHeader(dst []byte, c byte, id int8, n int) []byte {
+	dst = append(dst, c)
+	switch c {
+	case msgpcode.Ext8:
+		dst = append(dst, byte(n))
+	case msgpcode.Ext16:
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+	case msgpcode.Ext32:
+		dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	}
+	return append(dst, byte(id))
 }
 
 // sealedData returns the data of raw, one msgpack value, when it is an
