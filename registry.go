@@ -48,6 +48,34 @@ import (
 //     convert the original with UTC().
 //   - []byte is written as msgpack bin and decodes to the same bytes (a nil
 //     slice decodes to nil, an empty one to an empty one).
+//
+// # Personal data
+//
+// Three es tags on the fields of an event type make crypto-shredding
+// possible (see [Registry.SetKeyring], [Keyring] and the README section
+// "Deleting and forgetting"):
+//
+//   - `es:"personal"`: the field's value is encrypted (AES-256-GCM, a random
+//     nonce per value) with the key of the event's data subject and stored
+//     as one msgpack extension value (type 80) that holds the subject id in
+//     the clear; SQL's msgpack_to_jsonb shows it as {"personal":
+//     "encrypted", "subject": "<id>"}. An empty value (zero, or an empty
+//     string, slice or map) is written in the clear: it hides nothing.
+//   - `es:"subject"` (a string or a uuid.UUID field, at most one): names the
+//     subject. When absent or empty, the subject is the one the encoding is
+//     for ([EncodeOpts.Subject]; a [Repository] encodes for the aggregate's
+//     stream id), else encoding fails with [ErrInvalidArgument].
+//   - `es:"erased"` (a bool or a []string field, never stored): set on
+//     decoding when personal fields could not be decrypted because their
+//     subject was forgotten (the []string lists them, by stored name). Such
+//     fields decode to their zero value; decoding is not an error.
+//
+// The tags go on the event type's own fields (and those of its embedded
+// structs); an es tag on a field of a nested struct is refused at
+// registration. A personal field may hold any value the codec encodes
+// (a struct, a slice, a time): the whole value is encrypted. A value stored
+// in the clear (before the field was tagged, or appended from SQL) still
+// decodes, and is not erased by forgetting.
 type Registry struct {
 	mu        sync.RWMutex
 	byName    map[string]*eventType

@@ -295,7 +295,7 @@ func (p *personalCodec) encode(e *msgpack.Encoder, v reflect.Value, keys Keys, f
 			}
 			var err error
 			if aead, err = keys.Sealer(subject); err != nil {
-				return fmt.Errorf("personal field %s of subject %q: %w", f.name, subject, err)
+				return fmt.Errorf("personal field %s: %w", f.name, err)
 			}
 			scratch = acquireEncoder()
 		}
