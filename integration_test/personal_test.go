@@ -46,21 +46,13 @@ func appendSignedUp(t *testing.T, ctx context.Context, store *pgstore.Store, cus
 	require.NoError(t, err)
 	res, err := store.Append(ctx, customer, es.NoStream, []es.NewEvent{e})
 	require.NoError(t, err)
-	events, err := collectEvents(store.ReadStream(ctx, res.StreamID, nil))
-	require.NoError(t, err)
+	var events []es.Event
+	for e, err := range store.ReadStream(ctx, res.StreamID, nil) {
+		require.NoError(t, err)
+		events = append(events, e)
+	}
 	require.Len(t, events, 1)
 	return events[0]
-}
-
-func collectEvents(seq func(func(es.Event, error) bool)) ([]es.Event, error) {
-	var out []es.Event
-	for e, err := range seq {
-		if err != nil {
-			return out, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
 }
 
 // TestPersonalPrivileges: a writer login encrypts personal fields; a

@@ -36,7 +36,9 @@ func (s *Store) SubjectKey(ctx context.Context, subject string, create bool) ([]
 // function forget_subject (the login needs <schema>_forgetter, which no
 // role has by default). On a store bound to a transaction it runs in it:
 // the key is deleted, and the erasure recorded, when the transaction
-// commits.
+// commits. Until then the transaction holds the key's row: encoding
+// personal data of the same subject meanwhile (its key is read on the
+// pool) waits for it, so do not do both in one transaction.
 func (s *Store) ForgetSubject(ctx context.Context, subject string) (bool, error) {
 	if err := storekit.ValidateSubject(subject); err != nil {
 		return false, err
