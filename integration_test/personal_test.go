@@ -131,7 +131,7 @@ func TestPersonalPrivileges(t *testing.T) {
 
 	// The key is gone: the app decodes the event, erased; SQL shows the
 	// same marker; the key's row stays, keyless, so the subject never
-	// gets a key again (PE011: es.ErrSubjectForgotten).
+	// gets a key again (PE012: es.ErrSubjectForgotten).
 	got, err = personalRegistry(t, app).Decode(stored)
 	require.NoError(t, err)
 	require.Equal(t, signedUp{CustomerID: "customer-1", Plan: "gold", Erased: true}, got)
@@ -141,7 +141,7 @@ func TestPersonalPrivileges(t *testing.T) {
 	require.True(t, keyless)
 	_, err = app.SubjectKey(ctx, "customer-1", true)
 	require.ErrorIs(t, err, es.ErrSubjectForgotten)
-	requirePgError(t, err, "PE011")
+	requirePgError(t, err, "PE012")
 	_, err = personalRegistry(t, app).NewEvent(signedUp{CustomerID: "customer-1", Name: "Ada"}, nil)
 	require.ErrorIs(t, err, es.ErrSubjectForgotten)
 }

@@ -796,7 +796,7 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 			sql: []string{"SELECT pg_catalog.octet_length(%[1]s.subject_key('customer-1', true))::pg_catalog.text"}},
 		{fn: "subject_key/2", detail: "none", writer: true, want: rowsAre("true"),
 			sql: []string{"SELECT (%[1]s.subject_key('customer-9', false) IS NULL)::pg_catalog.text"}},
-		{fn: "subject_key/2", detail: "forgotten", writer: true, code: "PE011",
+		{fn: "subject_key/2", detail: "forgotten", writer: true, code: "PE012",
 			sql: []string{"SELECT %[1]s.subject_key('customer-forgotten', false)::pg_catalog.text"}},
 		{fn: "subject_key/2", detail: "empty subject", writer: true, code: "PE003",
 			sql: []string{"SELECT %[1]s.subject_key('', true)::pg_catalog.text"}},

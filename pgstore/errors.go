@@ -20,7 +20,7 @@ const (
 	codeCheckpointConflict = "PE007"
 	codeSnapshotAhead      = "PE008"
 	codeRunning            = "PE010"
-	codeSubjectForgotten   = "PE011"
+	codeSubjectForgotten   = "PE012"
 )
 
 // dbError is an error raised by an es function: it matches its es sentinel

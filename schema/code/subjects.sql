@@ -16,7 +16,7 @@
 -- an administrator grants it to the logins that may forget).
 --
 -- SQLSTATE raised: PE003 for a NULL, empty or over-long subject id (or a
--- NULL p_create); PE011 for the key of a forgotten subject.
+-- NULL p_create); PE012 for the key of a forgotten subject.
 --
 -- The deleted key stays in the table's file until VACUUM removes the dead
 -- row (and in WAL, WAL archives and backups taken before, until they
@@ -25,7 +25,7 @@
 
 -- subject_key returns the subject's key (32 bytes). A subject without one
 -- gets a new random key when p_create, else NULL. A forgotten subject's
--- key is never returned nor created again: PE011. Concurrent callers
+-- key is never returned nor created again: PE012. Concurrent callers
 -- creating the same subject's key get the same key (the primary key
 -- serialises them), and a concurrent forget_subject wins either way: it
 -- waits for the key's row and deletes the key.
@@ -46,7 +46,7 @@ BEGIN
           FROM {{ $s }}.subject_keys AS k WHERE k.subject_id = p_subject_id;
         IF v_forgotten IS NOT NULL THEN
             RAISE EXCEPTION 'subject_key: subject % is forgotten', p_subject_id
-                USING ERRCODE = 'PE011', DETAIL = json_build_object('subject_id', p_subject_id, 'forgotten_at', v_forgotten)::text;
+                USING ERRCODE = 'PE012', DETAIL = json_build_object('subject_id', p_subject_id, 'forgotten_at', v_forgotten)::text;
         END IF;
         IF v_key IS NOT NULL OR NOT p_create THEN
             RETURN v_key;
