@@ -93,6 +93,20 @@ type AggregateBase struct {
 	// none) and when it was stored.
 	snapshotVersion int64
 	snapshotAt      time.Time
+
+	// subjects are the data subjects whose personal fields the repository
+	// decrypted into the aggregate or encrypted from it: a snapshot of its
+	// state is encrypted for each of them (repository_snapshot.go).
+	subjects []string
+}
+
+// addSubjects adds subjects to the aggregate's.
+func (b *AggregateBase) addSubjects(subjects []string) {
+	for _, s := range subjects {
+		if !slices.Contains(b.subjects, s) {
+			b.subjects = append(b.subjects, s)
+		}
+	}
 }
 
 // aggregateBase implements the sealing method of [Aggregate].

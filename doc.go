@@ -58,6 +58,17 @@
 // ([Registry.RegisterUpcaster]) that rename types and fields or add
 // defaults, chained until the current type.
 //
+// # Personal data and forgetting
+//
+// Fields tagged `es:"personal"` are encrypted with a key per data subject
+// (the event's `es:"subject"` field, else the aggregate's stream id) that a
+// [Keyring] keeps: pgstore in the table subject_keys, memstore in memory
+// ([Registry.SetKeyring]). [Registry.ForgetSubject] (or the store's
+// ForgetSubject, or SQL forget_subject) deletes the key for good: the
+// subject's personal fields, in every event and snapshot, decode to their
+// zero values from then on, flagged in the event's `es:"erased"` field,
+// while everything else reads as before. Key rotation is not supported.
+//
 // # Aggregates
 //
 // An aggregate embeds [AggregateBase] and implements Apply(event any) error
@@ -117,5 +128,9 @@
 //     expected (another instance moved it);
 //   - [ErrSubscriptionRunning]: a checkpoint reset or deleted while an
 //     instance of its subscription runs;
+//   - [ErrSubjectForgotten]: personal data encoded for (or a key asked of)
+//     a forgotten data subject; [ErrNoKeyring]: personal fields without a
+//     keyring; [ErrCorruptPersonalField]: an encrypted field that does not
+//     decrypt with its subject's key (an erased one is no error);
 //   - *[HandlerError]: a subscription's handler failed.
 package es

@@ -1,6 +1,7 @@
 package es
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"sync"
@@ -47,11 +48,40 @@ import (
 //     convert the original with UTC().
 //   - []byte is written as msgpack bin and decodes to the same bytes (a nil
 //     slice decodes to nil, an empty one to an empty one).
+//
+// # Personal data
+//
+// Three es tags on the fields of an event type make crypto-shredding
+// possible (see [Registry.SetKeyring], [Keyring] and the README section
+// "Deleting and forgetting"):
+//
+//   - `es:"personal"`: the field's value is encrypted (AES-256-GCM, a random
+//     nonce per value) with the key of the event's data subject and stored
+//     as one msgpack extension value (type 80) that holds the subject id in
+//     the clear; SQL's msgpack_to_jsonb shows it as {"personal":
+//     "encrypted", "subject": "<id>"}. An empty value (zero, or an empty
+//     string, slice or map) is written in the clear: it hides nothing.
+//   - `es:"subject"` (a string or a uuid.UUID field, at most one): names the
+//     subject. When absent or empty, the subject is the one the encoding is
+//     for ([EncodeOpts.Subject]; a [Repository] encodes for the aggregate's
+//     stream id), else encoding fails with [ErrInvalidArgument].
+//   - `es:"erased"` (a bool or a []string field, never stored): set on
+//     decoding when personal fields could not be decrypted because their
+//     subject was forgotten (the []string lists them, by stored name). Such
+//     fields decode to their zero value; decoding is not an error.
+//
+// The tags go on the event type's own fields (and those of its embedded
+// structs); an es tag on a field of a nested struct is refused at
+// registration. A personal field may hold any value the codec encodes
+// (a struct, a slice, a time): the whole value is encrypted. A value stored
+// in the clear (before the field was tagged, or appended from SQL) still
+// decodes, and is not erased by forgetting.
 type Registry struct {
 	mu        sync.RWMutex
 	byName    map[string]*eventType
 	byType    map[reflect.Type]*eventType
 	upcasters map[string]Upcaster
+	keys      *keyring // nil until SetKeyring (personal.go)
 }
 
 // eventType is one registered event type with its compiled codec.
@@ -151,16 +181,13 @@ func (r *Registry) TypeName(event any) (string, error) {
 // Encode returns the registered type name of event (a registered T or *T)
 // and its msgpack encoding. An unregistered type is an error wrapping
 // [ErrInvalidArgument] that names the Go type.
+//
+// An event with personal fields is encrypted with the registry's keyring
+// for the subject the event names (see [Registry.EncodeContext], which
+// takes a context and a subject for events that name none).
 func (r *Registry) Encode(event any) (name string, data []byte, err error) {
-	et, v, err := r.lookupValue(event)
-	if err != nil {
-		return "", nil, err
-	}
-	data, err = et.codec.Encode(v)
-	if err != nil {
-		return "", nil, fmt.Errorf("encoding %q: %w", et.name, err)
-	}
-	return et.name, data, nil
+	name, data, _, err = r.encode(context.Background(), event, "")
+	return name, data, err
 }
 
 // NewEvent encodes event and md into a [NewEvent] ready to append, with a
@@ -205,7 +232,15 @@ func (r *Registry) Decode(e Event) (any, error) {
 
 // DecodeWith is [Registry.Decode] with options: with opts.AllowUnknown, an
 // event of an unregistered type is returned as a [RawEvent] and no error.
+// Personal fields are decrypted as by [Registry.DecodeContext].
 func (r *Registry) DecodeWith(e Event, opts *DecodeOpts) (any, error) {
+	v, _, err := r.decode(context.Background(), e, opts)
+	return v, err
+}
+
+// decode decodes e and returns the subjects whose personal fields it
+// decrypted.
+func (r *Registry) decode(ctx context.Context, e Event, opts *DecodeOpts) (any, []string, error) {
 	name, data := e.Type, e.Data
 	r.mu.RLock()
 	_, hasUp := r.upcasters[name]
@@ -214,7 +249,7 @@ func (r *Registry) DecodeWith(e Event, opts *DecodeOpts) (any, error) {
 		var err error
 		name, data, err = r.upcast(name, data)
 		if err != nil {
-			return nil, fmt.Errorf("es: upcasting event %q (stream %q, version %d): %w", e.Type, e.StreamID, e.Version, err)
+			return nil, nil, fmt.Errorf("es: upcasting event %q (stream %q, version %d): %w", e.Type, e.StreamID, e.Version, err)
 		}
 	}
 	r.mu.RLock()
@@ -222,15 +257,22 @@ func (r *Registry) DecodeWith(e Event, opts *DecodeOpts) (any, error) {
 	r.mu.RUnlock()
 	if !ok {
 		if opts != nil && opts.AllowUnknown {
-			return RawEvent{Event: e}, nil
+			return RawEvent{Event: e}, nil, nil
 		}
-		return nil, &UnknownEventTypeError{Type: name, StreamID: e.StreamID, Version: e.Version}
+		return nil, nil, &UnknownEventTypeError{Type: name, StreamID: e.StreamID, Version: e.Version}
 	}
 	v := reflect.New(et.typ).Elem()
+	var subjects []string
 	if len(data) > 0 {
-		if err := et.codec.Decode(data, v); err != nil {
-			return nil, fmt.Errorf("es: decoding event %q (stream %q, version %d): %w", name, e.StreamID, e.Version, err)
+		var err error
+		if et.codec.Personal() {
+			subjects, err = r.decodePersonal(ctx, et, data, v)
+		} else {
+			err = et.codec.Decode(data, v)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("es: decoding event %q (stream %q, version %d): %w", name, e.StreamID, e.Version, err)
 		}
 	}
-	return v.Interface(), nil
+	return v.Interface(), subjects, nil
 }

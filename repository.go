@@ -222,12 +222,12 @@ func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 			if agg, err = r.fresh(id, streamID); err != nil {
 				return zero, err
 			}
-			err = RehydrateSeq(agg, r.decoded(ctx, streamID))
+			err = RehydrateSeq(agg, r.decoded(ctx, agg, streamID))
 		}
 		if err != nil {
 			return zero, fmt.Errorf("loading %q: %w", streamID, err)
 		}
-	} else if err := RehydrateSeq(agg, r.decoded(ctx, streamID)); err != nil {
+	} else if err := RehydrateSeq(agg, r.decoded(ctx, agg, streamID)); err != nil {
 		return zero, fmt.Errorf("loading %q: %w", streamID, err)
 	}
 	if agg.StoredVersion() == 0 {
@@ -247,18 +247,19 @@ func (r *Repository[A]) fresh(id, streamID string) (A, error) {
 	return agg, nil
 }
 
-// decoded returns the events of the stream, read and decoded one at a time.
-// It checks that versions run 1, 2, 3... so that the aggregate's stored
-// version is the stream's.
-func (r *Repository[A]) decoded(ctx context.Context, streamID string) iter.Seq2[any, error] {
+// decoded returns the events of the stream, read and decoded one at a time,
+// for agg. It checks that versions run 1, 2, 3... so that the aggregate's
+// stored version is the stream's.
+func (r *Repository[A]) decoded(ctx context.Context, agg A, streamID string) iter.Seq2[any, error] {
 	return func(yield func(any, error) bool) {
 		var want int64
+		b := agg.aggregateBase()
 		for e, err := range r.store.ReadStream(ctx, streamID, nil) {
 			if err != nil {
 				yield(nil, err)
 				return
 			}
-			event, err := r.decodeNext(e, &want, want == 0)
+			event, err := r.decodeNext(ctx, b, e, &want, want == 0)
 			if !yield(event, err) || err != nil {
 				return
 			}
@@ -269,13 +270,14 @@ func (r *Repository[A]) decoded(ctx context.Context, streamID string) iter.Seq2[
 // decodeNext decodes e, which must be the stream's event right after
 // version *last, and advances *last: a store that skips or repeats a
 // version is an error, so that the aggregate's stored version is the
-// stream's.
+// stream's. The subjects whose personal fields it decrypted are added to
+// b's (they decide how a snapshot of the aggregate is encrypted).
 //
 // The first event read (first) may start later than expected when the
 // stream was truncated (retention): that is [ErrStreamTruncated], since no
 // snapshot at or after the truncation point stood in for the events
 // removed.
-func (r *Repository[A]) decodeNext(e Event, last *int64, first bool) (any, error) {
+func (r *Repository[A]) decodeNext(ctx context.Context, b *AggregateBase, e Event, last *int64, first bool) (any, error) {
 	if *last++; e.Version != *last {
 		if first && e.Version > *last {
 			return nil, fmt.Errorf("%w: its events before version %d were removed, and no snapshot at version %d or later stands in for them",
@@ -283,7 +285,9 @@ func (r *Repository[A]) decodeNext(e Event, last *int64, first bool) (any, error
 		}
 		return nil, fmt.Errorf("store returned version %d where %d was expected", e.Version, *last)
 	}
-	return r.registry.Decode(e)
+	event, subjects, err := r.registry.decode(ctx, e, nil)
+	b.addSubjects(subjects)
+	return event, err
 }
 
 // Save appends the aggregate's pending events to its stream, expecting the
@@ -334,19 +338,21 @@ func (r *Repository[A]) Save(ctx context.Context, agg A) (AppendResult, error) {
 	}
 	events := make([]NewEvent, len(pending))
 	for i, p := range pending {
-		e, err := r.registry.NewEvent(p, nil)
+		// Personal fields are the stream's subject's unless the event
+		// names its own.
+		name, data, subjects, err := r.registry.encode(ctx, p, streamID)
 		if err != nil {
 			return AppendResult{}, fmt.Errorf("saving %q: pending event %d (%T): %w", streamID, i, p, err)
 		}
-		e.Metadata = meta
-		events[i] = e
+		b.addSubjects(subjects)
+		events[i] = NewEvent{Type: name, Data: data, Metadata: meta}
 	}
 	expected := NoStream
 	if v := agg.StoredVersion(); v > 0 {
 		expected = Exactly(v)
 	}
 	if r.snapshots != nil {
-		if snapshot, ok := r.dueSnapshot(agg, b, streamID); ok {
+		if snapshot, ok := r.dueSnapshot(ctx, agg, b, streamID); ok {
 			res, err := r.snapshots.AppendWithSnapshot(ctx, streamID, expected, events, snapshot)
 			if err != nil {
 				return AppendResult{}, fmt.Errorf("saving %q: %w", streamID, err)

@@ -396,6 +396,19 @@ var badCases = []badCase{
 	{key: "archive_events/3", name: "zero events", sql: `SELECT %[1]s.archive_events('0', 0, 0)`, want: rejects(invalidArgument)},
 	{key: "archive_events/3", name: "null events", sql: `SELECT %[1]s.archive_events('0', 0, NULL)`, want: rejects(invalidArgument)},
 	{key: "archive_events/3", name: "the log's last event stays", sql: `SELECT %[1]s.archive_events('18446744073709551615', 9223372036854775807)`, want: returnsRows("(0)")},
+
+	// Data subjects' keys.
+	{key: "subject_key/2", name: "null subject id", sql: `SELECT %[1]s.subject_key(NULL, true)`, want: rejects(invalidArgument)},
+	{key: "subject_key/2", name: "empty subject id", sql: `SELECT %[1]s.subject_key('', true)`, want: rejects(invalidArgument)},
+	{key: "subject_key/2", name: "1001-byte subject id", sql: `SELECT %[1]s.subject_key($1, true)`, args: []any{long1001}, want: rejects(invalidArgument)},
+	{key: "subject_key/2", name: "501 two-byte characters", sql: `SELECT %[1]s.subject_key($1, true)`, args: []any{long1002mb}, want: rejects(invalidArgument)},
+	{key: "subject_key/2", name: "NUL in subject id", sql: `SELECT %[1]s.subject_key($1, true)`, args: []any{withNUL}, want: rejects(badEncoding)},
+	{key: "subject_key/2", name: "null create", sql: `SELECT %[1]s.subject_key('customer-1', NULL)`, want: rejects(invalidArgument)},
+	{key: "subject_key/2", name: "no key, none created: null", sql: `SELECT %[1]s.subject_key('customer-1', false)`, want: returnsRows("()")},
+	{key: "forget_subject/1", name: "null subject id", sql: `SELECT %[1]s.forget_subject(NULL)`, want: rejects(invalidArgument)},
+	{key: "forget_subject/1", name: "empty subject id", sql: `SELECT %[1]s.forget_subject('')`, want: rejects(invalidArgument)},
+	{key: "forget_subject/1", name: "1001-byte subject id", sql: `SELECT %[1]s.forget_subject($1)`, args: []any{long1001}, want: rejects(invalidArgument)},
+	{key: "forget_subject/1", name: "NUL in subject id", sql: `SELECT %[1]s.forget_subject($1)`, args: []any{withNUL}, want: rejects(badEncoding)},
 }
 
 // badInputState is what must not change.
@@ -403,10 +416,11 @@ func badInputState(t *testing.T, ctx context.Context, conn *pgx.Conn, schema str
 	t.Helper()
 	var s string
 	require.NoError(t, conn.QueryRow(ctx, fmt.Sprintf(`
-		SELECT format('events=%%s streams=%%s snapshots=%%s checkpoints=%%s',
+		SELECT format('events=%%s streams=%%s snapshots=%%s checkpoints=%%s subject_keys=%%s subject_erasures=%%s',
 		              (SELECT count(*) FROM %[1]s.events), (SELECT string_agg(stream_id || ':' || version, ',') FROM %[1]s.streams),
 		              (SELECT count(*) FROM %[1]s.snapshots),
-		              (SELECT string_agg(subscription_id || ':' || transaction_id || '/' || global_position, ',') FROM %[1]s.checkpoints))`,
+		              (SELECT string_agg(subscription_id || ':' || transaction_id || '/' || global_position, ',') FROM %[1]s.checkpoints),
+		              (SELECT count(*) FROM %[1]s.subject_keys), (SELECT count(*) FROM %[1]s.subject_erasures))`,
 		schema)).Scan(&s))
 	return s
 }

@@ -371,6 +371,12 @@ func (rd *renderer) value(sb *strings.Builder, depth, keys int) error {
 			writeJSONString(sb, s)
 			return nil
 		}
+		if subject, ok := personalSubject(id, buf); ok {
+			sb.WriteString(`{"personal":"encrypted","subject":`)
+			writeJSONString(sb, subject)
+			sb.WriteByte('}')
+			return nil
+		}
 		fmt.Fprintf(sb, `{"ext":%d,"data":`, id)
 		writeJSONString(sb, base64.StdEncoding.EncodeToString(buf))
 		sb.WriteByte('}')
@@ -378,6 +384,25 @@ func (rd *renderer) value(sb *strings.Builder, depth, keys int) error {
 	default:
 		return fmt.Errorf("unexpected code 0x%x", code)
 	}
+}
+
+// personalSubject returns the subject of the data of an extension that is
+// an encrypted personal field as msgpack_to_jsonb recognises one: type 80,
+// format 1, a subject of valid UTF-8 without NUL, room for the nonce and
+// the tag.
+func personalSubject(id int8, data []byte) (string, bool) {
+	if id != 80 || len(data) < 31 || data[0] != 1 {
+		return "", false
+	}
+	n := int(binary.BigEndian.Uint16(data[1:3]))
+	if len(data) < 31+n {
+		return "", false
+	}
+	subject := data[3 : 3+n]
+	if !utf8.Valid(subject) || bytes.IndexByte(subject, 0) >= 0 {
+		return "", false
+	}
+	return string(subject), true
 }
 
 // checkNesting rejects a non-empty array or map (of n items) at depth, in
@@ -689,6 +714,43 @@ func decodeCorpus(t testing.TB) []namedCase {
 				return err
 			})
 		}
+	}
+	// Encrypted personal fields (extension 80), well formed and not.
+	for _, c := range []struct {
+		name    string
+		format  byte
+		subject string
+		length  int // declared subject length; -1: len(subject)
+		rest    int // nonce, ciphertext and tag
+	}{
+		{"personal field", 1, "customer-42", -1, 12 + 5 + 16},
+		{"personal field without content", 1, "c-1", -1, 12 + 16},
+		{"personal field with quotes and controls", 1, "a\"b\\c\n\x01é", -1, 40},
+		{"personal field of format 2", 2, "customer-42", -1, 40},
+		{"personal field cut short", 1, "customer-42", -1, 27},
+		{"personal field with a long subject length", 1, "customer-42", 200, 40},
+		{"personal field with invalid UTF-8", 1, "a\xffb", -1, 40},
+		{"personal field with NUL", 1, "a\x00b", -1, 40},
+	} {
+		n := c.length
+		if n < 0 {
+			n = len(c.subject)
+		}
+		data := append([]byte{c.format, byte(n >> 8), byte(n)}, c.subject...)
+		data = append(data, bytesRepeat(0xab, c.rest)...)
+		raw(c.name, func(e *msgpack.Encoder) error {
+			if err := e.EncodeMapLen(1); err != nil {
+				return err
+			}
+			if err := e.EncodeString("Email"); err != nil {
+				return err
+			}
+			if err := e.EncodeExtHeader(80, len(data)); err != nil {
+				return err
+			}
+			_, err := e.Writer().Write(data)
+			return err
+		})
 	}
 	raw("ext in a map with a time", func(e *msgpack.Encoder) error {
 		if err := e.EncodeMapLen(2); err != nil {

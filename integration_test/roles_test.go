@@ -42,6 +42,11 @@ var (
 	// Remove events for good, or say what is removed: <schema>_admin only.
 	adminFunctions = []string{"tombstone_stream/2", "truncate_stream/2", "set_stream_retention/3",
 		"set_category_retention/3", "apply_retention/2", "archive_events/3"}
+	// The keys of data subjects: <schema>_keyholder (granted to the
+	// writers), and forgetting a subject: <schema>_forgetter (granted to
+	// nobody).
+	keyholderFunctions = []string{"subject_key/2"}
+	forgetterFunctions = []string{"forget_subject/1"}
 	// Called only by the owner's functions.
 	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
 		"check_checkpoint_position/3", "refuse_while_running/2", "holds_lease/2",
@@ -191,6 +196,8 @@ var roleCalls = []roleCall{
 	{"check_retention_rule/3", `SELECT %[1]s.check_retention_rule('f', 1, NULL)`, ""},
 	{"log_max_key/0", `SELECT %[1]s.log_max_key()`, ""},
 	{"archive_events/3", `SELECT %[1]s.archive_events('0', 0, 10)`, ""},
+	{"subject_key/2", `SELECT length(%[1]s.subject_key('customer-1', true))`, ""},
+	{"forget_subject/1", `SELECT %[1]s.forget_subject('customer-2')`, ""},
 }
 
 // roleBundle is a fresh schema with order-1 at version 1, its role names
@@ -203,9 +210,13 @@ type roleBundle struct {
 	writer string
 	// snapshotter may store snapshots; it is granted to writer.
 	snapshotter string
-	// admin may remove events for good (tombstones, retention).
+	// admin may remove events for good (tombstones, retention) and
+	// archive them.
 	admin string
-	fns   []schemaFunction
+	// keyholder may read and create subjects' keys (granted to writer);
+	// forgetter may forget subjects (granted to nobody).
+	keyholder, forgetter string
+	fns                  []schemaFunction
 }
 
 func setupRoles(t *testing.T) *roleBundle {
@@ -214,7 +225,8 @@ func setupRoles(t *testing.T) *roleBundle {
 	b := &roleBundle{
 		ctx: testContext(t, testTimeout), pool: pool, schema: schema,
 		reader: schema + "_reader", writer: schema + "_writer", snapshotter: schema + "_snapshotter",
-		admin: schema + "_admin",
+		admin:     schema + "_admin",
+		keyholder: schema + "_keyholder", forgetter: schema + "_forgetter",
 	}
 	_, err := pool.Exec(b.ctx, fmt.Sprintf(`SELECT %s.append_event('order-1', 'Noted', '\x80')`, schema))
 	require.NoError(t, err)
@@ -222,9 +234,9 @@ func setupRoles(t *testing.T) *roleBundle {
 	return b
 }
 
-// kindOf returns "read", "write", "snapshot", "admin", "owner" or "trigger" for a
-// function key (name/number of arguments), failing the test for a
-// function the policy does not classify.
+// kindOf returns "read", "write", "snapshot", "admin", "keys", "forget",
+// "owner" or "trigger" for a function key (name/number of arguments),
+// failing the test for a function the policy does not classify.
 func kindOf(t *testing.T, key string) string {
 	t.Helper()
 	switch {
@@ -236,6 +248,10 @@ func kindOf(t *testing.T, key string) string {
 		return "snapshot"
 	case slices.Contains(adminFunctions, key):
 		return "admin"
+	case slices.Contains(keyholderFunctions, key):
+		return "keys"
+	case slices.Contains(forgetterFunctions, key):
+		return "forget"
 	case slices.Contains(ownerFunctions, key):
 		return "owner"
 	case slices.Contains(triggerFunctions, key):
@@ -296,6 +312,12 @@ func requireCode(t *testing.T, err error, code string, msgAndArgs ...any) {
 	requirePgError(t, err, code, msgAndArgs...)
 }
 
+// keyReads are reads of the subjects' keys: nobody but the owner may.
+var keyReads = []string{
+	`SELECT count(*) FROM %[1]s.subject_keys`,
+	`SELECT key FROM %[1]s.subject_keys`,
+}
+
 // tableWrites are statements that write to the tables directly.
 var tableWrites = []string{
 	`INSERT INTO %[1]s.events (transaction_id, stream_id, version, event_id, event_type, data) VALUES ('1', 'order-1', 2, gen_random_uuid(), 'Noted', '\x80')`,
@@ -318,6 +340,10 @@ var tableWrites = []string{
 	`UPDATE %[1]s.events_archive SET event_type = 'Changed'`,
 	`DELETE FROM %[1]s.events_archive`,
 	`TRUNCATE %[1]s.events_archive`,
+	`UPDATE %[1]s.subject_keys SET key = NULL`,
+	`DELETE FROM %[1]s.subject_keys`,
+	`INSERT INTO %[1]s.subject_erasures (subject_id, forgotten_by, had_key) VALUES ('customer-9', 'me', false)`,
+	`DELETE FROM %[1]s.subject_erasures`,
 }
 
 // viewWrites write through the view of the events: refused for everyone,
@@ -338,6 +364,7 @@ var tableReads = []string{
 	`SELECT count(*) FROM %[1]s.checkpoints`,
 	`SELECT data, metadata, correlation_id FROM %[1]s.events_view`,
 	`SELECT * FROM %[1]s.streams_view`,
+	`SELECT count(*) FROM %[1]s.subject_erasures`,
 }
 
 func TestRolesPrivileges(t *testing.T) {
@@ -348,12 +375,20 @@ func TestRolesPrivileges(t *testing.T) {
 	// Every function with valid arguments, as each role; the read
 	// functions' max_count is a parameter, so that the plan keeps the
 	// invalid_argument branch.
-	for _, role := range []string{b.reader, b.writer, b.admin} {
+	// The privilege matrix: who may call what. The writer holds the
+	// snapshotter and keyholder roles; nobody holds the forgetter's nor
+	// the admin's.
+	for _, role := range []string{b.reader, b.writer, b.admin, b.keyholder, b.forgetter} {
 		for _, c := range calls {
 			want := c.code
 			switch kind := kindOf(t, c.key); {
-			case kind == "trigger", kind == "owner", kind != "read" && role == b.reader,
-				kind == "admin" && role != b.admin, role == b.admin && kind != "admin":
+			case kind == "trigger", kind == "owner":
+				want = "42501"
+			case role == b.reader && kind != "read",
+				role == b.writer && (kind == "forget" || kind == "admin"),
+				role == b.admin && kind != "admin",
+				role == b.keyholder && kind != "keys",
+				role == b.forgetter && kind != "forget":
 				want = "42501"
 			}
 			var args []any
@@ -364,26 +399,27 @@ func TestRolesPrivileges(t *testing.T) {
 				requireCode(t, b.asRole(role, c.sql, settings, args...), want, fmt.Sprintf("%s as %s (%s)", c.key, role, settings))
 			}
 		}
-		// A bad argument is reported as such, not as a missing privilege
-		// on the helper that reports it.
-		if role != b.admin {
-			requirePgError(t, b.asRole(role, `SELECT * FROM %[1]s.read_stream('order-1', 1, $1)`, "", -1), "PE003", role)
-			for _, q := range tableReads {
-				require.NoError(t, b.asRole(role, q, ""), "%s as %s", q, role)
-			}
-		}
-		for _, q := range tableWrites {
+		for _, q := range append(slices.Clone(keyReads), tableWrites...) {
 			requirePgError(t, b.asRole(role, q, ""), "42501", fmt.Sprintf("%s as %s", q, role))
 			// The flag the removing functions set gives no privilege.
 			requirePgError(t, b.asRole(role, q, "SET LOCAL es.removing_events = on"), "42501", fmt.Sprintf("%s as %s, flag set", q, role))
 		}
+		if role == b.keyholder || role == b.forgetter || role == b.admin {
+			// Nothing but their functions: no table, no view.
+			for _, q := range tableReads {
+				requirePgError(t, b.asRole(role, q, ""), "42501", fmt.Sprintf("%s as %s", q, role))
+			}
+			continue
+		}
+		// A bad argument is reported as such, not as a missing privilege
+		// on the helper that reports it.
+		requirePgError(t, b.asRole(role, `SELECT * FROM %[1]s.read_stream('order-1', 1, $1)`, "", -1), "PE003", role)
+		for _, q := range tableReads {
+			require.NoError(t, b.asRole(role, q, ""), "%s as %s", q, role)
+		}
 		for _, q := range viewWrites {
 			requirePgError(t, b.asRole(role, q, ""), "55000", fmt.Sprintf("%s as %s", q, role))
 		}
-	}
-	// The admin role holds nothing but its functions: no table, no view.
-	for _, q := range tableReads {
-		requirePgError(t, b.asRole(b.admin, q, ""), "42501", q)
 	}
 
 	// The owner may write to the tables, but events stay immutable, also
@@ -565,13 +601,18 @@ func TestRolesCatalog(t *testing.T) {
 			want = []string{owner, b.snapshotter}
 		case "admin":
 			want = []string{owner, b.admin}
+		case "keys":
+			want = []string{owner, b.keyholder}
+		case "forget":
+			want = []string{owner, b.forgetter}
 		case "owner", "trigger":
 			want = []string{owner}
 		}
 		// The writing functions run as the owner; every function that
 		// PostgreSQL does not inline pins search_path (the read functions
 		// are inlined and qualify every name instead).
-		require.Equal(t, kind == "write" || kind == "snapshot" || kind == "admin", f.SecDef, "SECURITY DEFINER on %s(%s)", f.Name, f.Args)
+		require.Equal(t, kind == "write" || kind == "snapshot" || kind == "admin" || kind == "keys" || kind == "forget", f.SecDef,
+			"SECURITY DEFINER on %s(%s)", f.Name, f.Args)
 		if !slices.Contains(inlinedFunctions, f.key()) {
 			require.Contains(t, f.Config, "search_path=pg_catalog, pg_temp", "%s(%s) must pin search_path", f.Name, f.Args)
 		}
@@ -604,10 +645,20 @@ func TestRolesCatalog(t *testing.T) {
 			"%s is not inlined:\n%s", q, strings.Join(plan, "\n"))
 	}
 
-	// The writers store snapshots through the snapshotter role.
-	var member bool
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT pg_has_role($1, $2, 'MEMBER')", b.writer, b.snapshotter).Scan(&member))
-	require.True(t, member, "%s is granted to %s", b.snapshotter, b.writer)
+	// The writers store snapshots through the snapshotter role and use
+	// the keys through the keyholder role; the forgetter and keyholder
+	// roles are granted to no other role of the schema.
+	for _, m := range []struct {
+		member, role string
+		want         bool
+	}{
+		{b.writer, b.snapshotter, true}, {b.writer, b.keyholder, true}, {b.writer, b.forgetter, false},
+		{b.reader, b.keyholder, false}, {b.reader, b.forgetter, false}, {b.snapshotter, b.keyholder, false},
+	} {
+		var member bool
+		require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT pg_has_role($1, $2, 'MEMBER')", m.member, m.role).Scan(&member))
+		require.Equal(t, m.want, member, "%s member of %s", m.member, m.role)
+	}
 
 	// Relations: SELECT for both roles, everything for the owner, nothing
 	// for anyone else (sequences: nothing for anyone but the owner).
@@ -633,13 +684,13 @@ func TestRolesCatalog(t *testing.T) {
 	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view",
 		"transaction_key_base", "notify_token", "subscription_leases", "subscription_status", "subscriptions_view", "parked_events",
 		"subscription_groups", "group_members", "subscription_partitions", "retention_policies", "removed_events_end",
-		"events_archive", "all_events"} {
+		"events_archive", "all_events", "subject_erasures"} {
 		got := byRel[rel]
 		slices.Sort(got)
 		require.Equal(t, wantRead, got, "grants on %s", rel)
 		delete(byRel, rel)
 	}
-	require.Empty(t, byRel, "grants on other relations")
+	require.Empty(t, byRel, "grants on other relations (subject_keys: none)")
 	var columnGrants int
 	require.NoError(t, b.pool.QueryRow(b.ctx, `
 		SELECT count(*) FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
@@ -654,14 +705,15 @@ func TestRolesCatalog(t *testing.T) {
 	require.NoError(t, err)
 	schemaGrants, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	wantSchema := []string{b.admin + ":USAGE", b.reader + ":USAGE", b.snapshotter + ":USAGE", b.writer + ":USAGE"}
+	wantSchema := []string{b.admin + ":USAGE", b.reader + ":USAGE", b.snapshotter + ":USAGE", b.writer + ":USAGE",
+		b.keyholder + ":USAGE", b.forgetter + ":USAGE"}
 	slices.Sort(wantSchema)
 	require.Equal(t, wantSchema, schemaGrants)
 
 	// The roles cannot log in and are not superusers or role creators.
 	rows, err = b.pool.Query(b.ctx, `
 		SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls
-		  FROM pg_roles WHERE rolname = ANY ($1) ORDER BY 1`, []string{b.reader, b.writer, b.snapshotter, b.admin})
+		  FROM pg_roles WHERE rolname = ANY ($1) ORDER BY 1`, []string{b.reader, b.writer, b.snapshotter, b.admin, b.keyholder, b.forgetter})
 	require.NoError(t, err)
 	type roleAttrs struct {
 		Name                                      string
@@ -669,7 +721,9 @@ func TestRolesCatalog(t *testing.T) {
 	}
 	roles, err := pgx.CollectRows(rows, pgx.RowToStructByPos[roleAttrs])
 	require.NoError(t, err)
-	require.Equal(t, []roleAttrs{{Name: b.admin}, {Name: b.reader}, {Name: b.snapshotter}, {Name: b.writer}}, roles)
+	want := []roleAttrs{{Name: b.admin}, {Name: b.reader}, {Name: b.snapshotter}, {Name: b.writer}, {Name: b.keyholder}, {Name: b.forgetter}}
+	slices.SortFunc(want, func(a, b roleAttrs) int { return strings.Compare(a.Name, b.Name) })
+	require.Equal(t, want, roles)
 }
 
 // TestRolesWithoutCreateRole migrates as an owner that may create schemas
@@ -685,12 +739,13 @@ func TestRolesWithoutCreateRole(t *testing.T) {
 	require.NoError(t, err)
 	schema := "t_" + hex.EncodeToString(rnd[:])
 	reader, writer, snapshotter, adminRole := schema+"_reader", schema+"_writer", schema+"_snapshotter", schema+"_admin"
+	keyholder, forgetter := schema+"_keyholder", schema+"_forgetter"
 
 	ownerCfg := createLogin(t, ctx, admin, schema+"_owner")
 	t.Cleanup(func() {
 		// Before the owner's cleanup (cleanups run last in, first out).
 		_, err := admin.Exec(context.Background(), fmt.Sprintf(
-			"DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s, %s, %s, %s", schema, reader, writer, snapshotter, adminRole))
+			"DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s, %s, %s, %s, %s, %s", schema, reader, writer, snapshotter, adminRole, keyholder, forgetter))
 		require.NoError(t, err)
 	})
 	var db string
@@ -715,8 +770,11 @@ func TestRolesWithoutCreateRole(t *testing.T) {
 
 	require.Contains(t, pg.Hint, "GRANT "+snapshotter+" TO "+writer)
 	require.Contains(t, pg.Hint, "CREATE ROLE "+adminRole+" NOLOGIN")
-	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s; CREATE ROLE %[4]s NOLOGIN",
-		reader, writer, snapshotter, adminRole))
+	require.Contains(t, pg.Hint, "GRANT "+keyholder+" TO "+writer)
+	require.Contains(t, pg.Hint, "CREATE ROLE "+forgetter+" NOLOGIN")
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s; "+
+		"CREATE ROLE %[4]s NOLOGIN; GRANT %[4]s TO %[2]s; CREATE ROLE %[5]s NOLOGIN; CREATE ROLE %[6]s NOLOGIN",
+		reader, writer, snapshotter, keyholder, forgetter, adminRole))
 	require.NoError(t, err)
 	_, err = pgstore.Migrate(ctx, owner, &pgstore.MigrateOpts{Schema: schema})
 	require.NoError(t, err)
@@ -769,6 +827,9 @@ func TestRolesDown(t *testing.T) {
 	}
 	require.True(t, exists(b.reader), "a role granted to a login is kept")
 	require.False(t, exists(b.writer), "an unused role is dropped")
+	require.False(t, exists(b.admin), "an unused role is dropped (migration 006)")
+	require.False(t, exists(b.keyholder), "an unused role is dropped (migration 007)")
+	require.False(t, exists(b.forgetter), "an unused role is dropped (migration 007)")
 	var objects int
 	require.NoError(t, b.pool.QueryRow(b.ctx, `
 		SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = $1::regnamespace AND relname <> 'schema_version')
@@ -789,6 +850,7 @@ func TestRolesDown(t *testing.T) {
 	_, err = pgstore.Migrate(b.ctx, conn, down)
 	require.NoError(t, err)
 	require.True(t, exists(b.writer), "a role another database uses is kept")
+	require.True(t, exists(b.keyholder), "a role another database uses is kept (migration 007)")
 	otherFns := schemaFunctions(t, b.ctx, other, b.schema)
 	i := slices.IndexFunc(otherFns, func(f schemaFunction) bool { return f.Name == "append_event" })
 	require.GreaterOrEqual(t, i, 0)

@@ -133,7 +133,7 @@ type trojanEnv struct {
 	schema     string
 	superCfg   *pgx.ConnConfig // a superuser on the database
 	ownerCfg   *pgx.ConnConfig
-	writerCfg  *pgx.ConnConfig // a login granted <schema>_writer
+	writerCfg  *pgx.ConnConfig // a login granted <schema>_writer and <schema>_forgetter
 	specs      []plantSpec
 	calls      []trojanCall
 	reference  map[string]trojanResult // by call label
@@ -185,21 +185,23 @@ func setupTrojan(t *testing.T) *trojanEnv {
 	env := &trojanEnv{schema: "t_" + hex.EncodeToString(rnd[:]), fired: map[string]map[string]bool{}}
 	s := env.schema
 	reader, writer, snapshotter, adminRole := s+"_reader", s+"_writer", s+"_snapshotter", s+"_admin"
+	keyholder, forgetter := s+"_keyholder", s+"_forgetter"
 
 	// Cleanups run last in, first out: the database goes first, then the
 	// logins and roles that had privileges in it.
 	t.Cleanup(func() {
-		_, err := admin.Exec(context.Background(), fmt.Sprintf("DROP ROLE IF EXISTS %s, %s, %s, %s", reader, writer, snapshotter, adminRole))
+		_, err := admin.Exec(context.Background(), fmt.Sprintf("DROP ROLE IF EXISTS %s, %s, %s, %s, %s, %s", reader, writer, snapshotter, adminRole, keyholder, forgetter))
 		require.NoError(t, err)
 	})
-	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s; CREATE ROLE %[4]s NOLOGIN",
-		reader, writer, snapshotter, adminRole))
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %[1]s NOLOGIN; CREATE ROLE %[2]s NOLOGIN; CREATE ROLE %[3]s NOLOGIN; GRANT %[3]s TO %[2]s; "+
+		"CREATE ROLE %[4]s NOLOGIN; GRANT %[4]s TO %[2]s; CREATE ROLE %[5]s NOLOGIN; CREATE ROLE %[6]s NOLOGIN",
+		reader, writer, snapshotter, keyholder, forgetter, adminRole))
 	require.NoError(t, err)
 	ownerCfg := createLogin(t, ctx, admin, s+"_owner")
 	planterCfg := createLogin(t, ctx, admin, s+"_planter")
-	// The writer login is granted the admin role too, so that it calls the
-	// SECURITY DEFINER functions that remove events.
-	writerCfg := createLogin(t, ctx, admin, s+"_app", writer, adminRole)
+	// The writer may also forget subjects and remove events, so that it
+	// calls every SECURITY DEFINER function.
+	writerCfg := createLogin(t, ctx, admin, s+"_app", writer, forgetter, adminRole)
 	dbURL := pgtest.NewDatabase(t)
 	superCfg, err := pgx.ParseConfig(dbURL)
 	require.NoError(t, err)
@@ -249,7 +251,8 @@ func setupTrojan(t *testing.T) *trojanEnv {
 		}
 	}
 	appendEvents("corpus-1", ids, types, data, meta)
-	_, err = super.Exec(ctx, fmt.Sprintf(`SELECT %[1]s.save_snapshot('order-1', 2, 1, '\x80'); SELECT %[1]s.advance_checkpoint('sub-1', NULL, NULL, '5', 5)`, s))
+	_, err = super.Exec(ctx, fmt.Sprintf(`SELECT %[1]s.save_snapshot('order-1', 2, 1, '\x80'); SELECT %[1]s.advance_checkpoint('sub-1', NULL, NULL, '5', 5);
+		SELECT %[1]s.subject_key('customer-1', true); SELECT %[1]s.forget_subject('customer-forgotten')`, s))
 	require.NoError(t, err)
 	// Expression indexes on the events: every append evaluates them as
 	// the owner (the writing functions are SECURITY DEFINER).
@@ -622,6 +625,8 @@ func trojanDecodeCases(t *testing.T) []trojanDecodeCase {
 		{"container keys", []byte{0x82, 0x92, 0x01, 0x02, 0xa1, 'x', 0x81, 0xa1, 'a', 0x90, 0xa1, 'y'}, `{"[1, 2]": "x", "{\"a\": []}": "y"}`},
 		{"extension key", []byte{0x81, 0xd4, 0x03, 0x07, 0xc0}, `{"{\"ext\": 3, \"data\": \"Bw==\"}": null}`},
 		{"512 nested arrays", append(bytesRepeat(0x91, 512), 0x01), strings.Repeat("[", 512) + "1" + strings.Repeat("]", 512)},
+		{"encrypted personal value", append([]byte{0xc7, 34, 80, 1, 0, 3, 'c', '-', '1'}, bytesRepeat(0xab, 28)...),
+			`{"personal": "encrypted", "subject": "c-1"}`},
 	} {
 		cases = append(cases, trojanDecodeCase{name: c.name, data: c.data, json: c.json})
 	}
@@ -787,6 +792,23 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 		{fn: "skip_parked/3", detail: "nothing parked", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.skip_parked('sub-9', '1', 1)::pg_catalog.text"}},
 		{fn: "report_status/7", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'running', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
 		{fn: "report_status/7", detail: "unknown state", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'x', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
+		{fn: "subject_key/2", detail: "create", writer: true, want: rowsAre("32"),
+			sql: []string{"SELECT pg_catalog.octet_length(%[1]s.subject_key('customer-1', true))::pg_catalog.text"}},
+		{fn: "subject_key/2", detail: "none", writer: true, want: rowsAre("true"),
+			sql: []string{"SELECT (%[1]s.subject_key('customer-9', false) IS NULL)::pg_catalog.text"}},
+		{fn: "subject_key/2", detail: "forgotten", writer: true, code: "PE012",
+			sql: []string{"SELECT %[1]s.subject_key('customer-forgotten', false)::pg_catalog.text"}},
+		{fn: "subject_key/2", detail: "empty subject", writer: true, code: "PE003",
+			sql: []string{"SELECT %[1]s.subject_key('', true)::pg_catalog.text"}},
+		{fn: "forget_subject/1", detail: "with a key", writer: true, want: rowsAre("true"),
+			sql: []string{"SELECT %[1]s.forget_subject('customer-1')::pg_catalog.text"}},
+		{fn: "forget_subject/1", detail: "without a key", writer: true, want: rowsAre("true"),
+			sql: []string{"SELECT %[1]s.forget_subject('customer-9')::pg_catalog.text"}},
+		{fn: "forget_subject/1", detail: "again", writer: true, want: rowsAre("false"),
+			sql: []string{"SELECT %[1]s.forget_subject('customer-forgotten')::pg_catalog.text"}},
+		{fn: "forget_subject/1", detail: "audited", writer: true, want: rowsAre("(customer-1,t)"), sql: []string{
+			"SELECT %[1]s.forget_subject('customer-1')::pg_catalog.text",
+			"SELECT (e.subject_id, e.had_key)::pg_catalog.text FROM %[1]s.subject_erasures AS e WHERE e.subject_id OPERATOR(pg_catalog.=) 'customer-1'"}},
 
 		{fn: "stream_visible_from/1", detail: "order-1", want: rowsAre("1"), sql: []string{"SELECT %[1]s.stream_visible_from('order-1')::pg_catalog.text"}},
 		{fn: "soft_delete_stream/2", detail: "order-1", writer: true, want: rowsAre("3"), sql: []string{"SELECT %[1]s.soft_delete_stream('order-1', 3)::pg_catalog.text"}},

@@ -52,4 +52,10 @@
 // makes its writes to memory part of it with [es.Tx.OnRollback] (undo) or
 // [es.Tx.OnCommit]. WaitFor, SubscriptionStatus, SubscriptionHealth and
 // ResetCheckpoint follow pgstore's rules too.
+//
+// # Personal data
+//
+// The store is an [es.Keyring] too: the keys of data subjects are random,
+// held in memory, and deleted for good by [Store.ForgetSubject], with the
+// rules of pgstore's subject_key and forget_subject.
 package memstore

@@ -86,6 +86,12 @@ type Store struct {
 	// archivedEnd is the position of the last event ArchiveEvents moved.
 	// Guarded by mu.
 	archivedEnd es.Position
+
+	// The data subjects' keys and the forgotten subjects (keys.go),
+	// guarded by keyMu, created on first use.
+	keyMu     sync.Mutex
+	keys      map[string][]byte
+	forgotten map[string]struct{}
 }
 
 // stream is the state of one stream.

@@ -28,7 +28,8 @@
 // translates them in one place into the es errors: PE001 into
 // *es.VersionConflictError (es.ErrWrongVersion), PE002 into
 // es.ErrDuplicateEvent, PE003 into es.ErrInvalidArgument, PE007 into
-// es.ErrCheckpointConflict, PE008 into es.ErrSnapshotBeyondStream. Callers
+// es.ErrCheckpointConflict, PE008 into es.ErrSnapshotBeyondStream, PE010
+// into es.ErrSubscriptionRunning, PE012 into es.ErrSubjectForgotten. Callers
 // never need *pgconn.PgError (errors.As still finds it for all but PE001).
 //
 // # Ordering
@@ -70,4 +71,14 @@
 // [Store.HorizonHolders] tell operators how far behind subscriptions are
 // and why; [Store.ResetCheckpoint] rewinds or rebuilds one, in the
 // caller's transaction with [Store.WithTx].
+//
+// # Personal data
+//
+// The store is an [es.Keyring]: [Store.SubjectKey] reads (and creates) a
+// data subject's key through the SQL function subject_key, which needs the
+// role <schema>_keyholder (granted to <schema>_writer by default), and
+// [Store.ForgetSubject] deletes it for good through forget_subject, which
+// needs <schema>_forgetter (granted to nobody by default) and records the
+// erasure in subject_erasures. Give the store to a registry with
+// es.Registry.SetKeyring to encrypt the fields tagged es:"personal".
 package pgstore

@@ -22,6 +22,7 @@ const (
 	codeSnapshotAhead      = "PE008"
 	codeRunning            = "PE010"
 	codeStreamNotFound     = "PE011"
+	codeSubjectForgotten   = "PE012"
 )
 
 // dbError is an error raised by an es function: it matches its es sentinel
@@ -80,6 +81,8 @@ func interpretError(err error) error {
 		return &dbError{kind: es.ErrSnapshotBeyondStream, pg: pg}
 	case codeRunning:
 		return &dbError{kind: es.ErrSubscriptionRunning, pg: pg}
+	case codeSubjectForgotten:
+		return &dbError{kind: es.ErrSubjectForgotten, pg: pg}
 	case pgerrcode.ReadOnlySQLTransaction: // a hot standby
 		return &dbError{kind: es.ErrReadOnly, pg: pg}
 	}

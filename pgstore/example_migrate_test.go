@@ -56,13 +56,15 @@ func ExampleMigrate() {
 	// up 4 004_parked_events.sql
 	// up 5 005_consumer_groups.sql
 	// up 6 006_stream_lifecycle.sql
-	// tenant1: version 0 -> 6, functions installed: true
-	// again: 0 steps, version 6 -> 6, functions installed: true
+	// up 7 007_subject_keys.sql
+	// tenant1: version 0 -> 7, functions installed: true
+	// again: 0 steps, version 7 -> 7, functions installed: true
+	// down 7 007_subject_keys.sql
 	// down 6 006_stream_lifecycle.sql
 	// down 5 005_consumer_groups.sql
 	// down 4 004_parked_events.sql
 	// down 3 003_subscription_status.sql
 	// down 2 002_keys_leases.sql
 	// down 1 001_tables.sql
-	// down: version 6 -> 0, tables left: [schema_version]
+	// down: version 7 -> 0, tables left: [schema_version]
 }

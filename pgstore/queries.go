@@ -29,6 +29,8 @@ type queries struct {
 	softDeleteStream, restoreStream, tombstoneStream, truncateStream, setStreamRetention, setCategoryRetention, applyRetention string
 	// The archive (lifecycle.go).
 	archiveEvents string
+	// Data subjects' keys (keys.go).
+	subjectKey, forgetSubject string
 }
 
 // Statements that do not depend on the schema.
@@ -102,5 +104,8 @@ func newQueries(schema string) queries {
 			"WHERE p.group_name = $1",
 		groupPartitions: "SELECT partitions FROM " + schema + ".subscription_groups WHERE group_name = $1",
 		streamAt:        "SELECT stream_id FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2",
+
+		subjectKey:    "SELECT " + schema + ".subject_key($1, $2)",
+		forgetSubject: "SELECT " + schema + ".forget_subject($1)",
 	}
 }

@@ -35,9 +35,14 @@
 //   - Subscriptions ([es.Subscriber]): catch-up and live delivery in order,
 //     filters, checkpoints and resuming, start from the end, handler errors
 //     that stop without skipping, one active instance per name.
+//   - Forgetting ([es.Keyring]): the keys of data subjects (created once,
+//     never again after the subject is forgotten), and a forgotten
+//     subject's streams: the global log unchanged, loads with the personal
+//     fields erased, subscriptions and their rebuilds going on.
 //
-// A store must implement [es.SnapshotStore] and [es.Subscriber] too: the
-// snapshot and subscription tests fail for one that does not. How quickly
+// A store must implement [es.SnapshotStore], [es.Subscriber] and
+// [es.Keyring] too: the snapshot, subscription and forgetting tests fail
+// for one that does not. How quickly
 // a store notices appends and hands a subscription over between instances
 // is its own configuration: give the suite a store configured to notice
 // quickly (pgstore's tests poll every 20 ms).

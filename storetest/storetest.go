@@ -59,4 +59,5 @@ var groups = []group{
 	{"ConsumerGroups", groupTests},
 	{"Lifecycle", lifecycleTests},
 	{"Edges", edgeTests},
+	{"Forgetting", forgetTests},
 }

@@ -41,19 +41,43 @@ type typeCodec struct {
 }
 
 // Codec encodes and decodes values of one Go type.
-type Codec struct{ c *typeCodec }
+type Codec struct {
+	c *typeCodec
+	// p is the codec of a top-level struct with es-tagged fields (see
+	// personal.go); nil for other types.
+	p *personalCodec
+}
 
-// Build compiles the codec of t, or returns an error for a type the codec
-// cannot handle (a func or chan field, an unsupported map key...).
+// Build compiles the codec of t, an event type, or returns an error for a
+// type the codec cannot handle (a func or chan field, an unsupported map
+// key...). The es tags of t's own fields (personal, subject, erased) are
+// honoured; an es tag on a field of a nested struct is an error.
 func Build(t reflect.Type) (*Codec, error) {
-	c, err := newCodecBuilder().build(t)
+	b := newCodecBuilder()
+	b.esTags, b.top = true, t
+	c, err := b.build(t)
 	if err != nil {
 		return nil, err
 	}
-	return &Codec{c: c}, nil
+	p, err := newPersonalCodec(t, b.topFields)
+	if err != nil {
+		return nil, err
+	}
+	// Values msgpack encodes itself (structs without a UUID or a time
+	// inside) are not walked by the builder: look for es tags there too.
+	containsItself, err := checkNestedTags(t)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil && containsItself {
+		return nil, fmt.Errorf("%w: %s has es-tagged fields and contains itself", ErrUnsupported, t)
+	}
+	return &Codec{c: c, p: p}, nil
 }
 
-// For returns the codec of t, compiled on first use and cached.
+// For returns the codec of t, compiled on first use and cached. es tags are
+// ignored: every field is written as it is (snapshot states, which the
+// repository encrypts whole).
 func For(t reflect.Type) (*Codec, error) {
 	c, err := cachedCodec(t)
 	if err != nil {
@@ -62,11 +86,24 @@ func For(t reflect.Type) (*Codec, error) {
 	return &Codec{c: c}, nil
 }
 
-// Encode encodes v, a value of the codec's type.
-func (c *Codec) Encode(v reflect.Value) ([]byte, error) { return encodeWith(c.c.enc, v) }
+// Encode encodes v, a value of the codec's type. A personal field (see
+// [Codec.EncodeWith]) is an error wrapping ErrNoKeys.
+func (c *Codec) Encode(v reflect.Value) ([]byte, error) {
+	if c.p != nil {
+		return c.EncodeWith(v, nil, "")
+	}
+	return encodeWith(c.c.enc, v)
+}
 
-// Decode decodes data into v, a settable value of the codec's type.
-func (c *Codec) Decode(data []byte, v reflect.Value) error { return decodeWith(c.c.dec, data, v) }
+// Decode decodes data into v, a settable value of the codec's type. An
+// encrypted personal field (see [Codec.DecodeWith]) is an error wrapping
+// ErrNoKeys.
+func (c *Codec) Decode(data []byte, v reflect.Value) error {
+	if c.p != nil {
+		return c.DecodeWith(data, v, nil)
+	}
+	return decodeWith(c.c.dec, data, v)
+}
 
 // DecodeStrict decodes data into v and fails unless data is exactly one
 // encoded value (nothing left over).
@@ -75,8 +112,9 @@ func (c *Codec) DecodeStrict(data []byte, v reflect.Value) error {
 }
 
 var (
-	uuidType = reflect.TypeFor[uuid.UUID]()
-	timeType = reflect.TypeFor[time.Time]()
+	uuidType   = reflect.TypeFor[uuid.UUID]()
+	timeType   = reflect.TypeFor[time.Time]()
+	sealedType = reflect.TypeFor[Sealed]()
 
 	customEncoderType     = reflect.TypeFor[msgpack.CustomEncoder]()
 	customDecoderType     = reflect.TypeFor[msgpack.CustomDecoder]()
@@ -107,6 +145,12 @@ func hasOwnCodec(t reflect.Type) bool {
 type codecBuilder struct {
 	special map[reflect.Type]bool
 	codecs  map[reflect.Type]*typeCodec
+
+	// esTags: honour the es tags of top's fields (Build), whose fields are
+	// then kept in topFields.
+	esTags    bool
+	top       reflect.Type
+	topFields []structField
 }
 
 func newCodecBuilder() *codecBuilder {
@@ -467,6 +511,7 @@ type structField struct {
 	index     []int
 	omitEmpty bool
 	codec     *typeCodec
+	role      fieldRole // from its es tag (Build only)
 }
 
 // structFields lists the fields of t the way msgpack/v5 names them: the
@@ -517,11 +562,18 @@ func (b *codecBuilder) structFields(t reflect.Type, index []int, seen map[string
 		if seen[name] {
 			continue
 		}
+		role := rolePlain
+		if b.esTags {
+			var err error
+			if role, err = parseRole(t, f); err != nil {
+				return nil, err
+			}
+		}
 		c, err := b.build(f.Type)
 		if err != nil {
 			return nil, err
 		}
-		direct = append(direct, structField{name: name, index: idx, omitEmpty: omit, codec: c})
+		direct = append(direct, structField{name: name, index: idx, omitEmpty: omit, codec: c, role: role})
 	}
 	for _, f := range direct {
 		seen[f.name] = true
@@ -546,9 +598,24 @@ func isEmptyValue(v reflect.Value) bool {
 }
 
 func (b *codecBuilder) buildStruct(c *typeCodec, t reflect.Type) error {
-	fields, err := b.structFields(t, nil, map[string]bool{})
+	all, err := b.structFields(t, nil, map[string]bool{})
 	if err != nil {
 		return err
+	}
+	// Personal fields are the event's own: whose they are is the event's
+	// subject. An es:"erased" field is never written.
+	fields := all[:0:0]
+	for _, f := range all {
+		if f.role != rolePlain && t != b.top {
+			return fmt.Errorf("%w: es tag on field %s of %s, which is not the event type %s: tag the field of %s that holds it",
+				ErrUnsupported, f.name, t, b.top, b.top)
+		}
+		if f.role != roleErased {
+			fields = append(fields, f)
+		}
+	}
+	if t == b.top {
+		b.topFields = all
 	}
 	byName := make(map[string]*structField, len(fields))
 	for i := range fields {
@@ -621,18 +688,29 @@ var encoderPool = sync.Pool{New: func() any {
 type pooledEncoder struct {
 	buf *bytes.Buffer
 	enc *msgpack.Encoder
+	// scratch is a buffer the personal fields reuse (personal.go).
+	scratch []byte
+}
+
+// acquireEncoder takes an encoder with an empty buffer from the pool.
+func acquireEncoder() *pooledEncoder {
+	pe := encoderPool.Get().(*pooledEncoder)
+	pe.buf.Reset()
+	return pe
+}
+
+// releaseEncoder returns pe to the pool, unless its buffer grew large.
+func releaseEncoder(pe *pooledEncoder) {
+	if pe.buf.Cap() <= 64<<10 {
+		pe.buf.Reset()
+		encoderPool.Put(pe)
+	}
 }
 
 // encodeWith encodes v with fn and returns a copy of the bytes.
 func encodeWith(fn encodeFunc, v reflect.Value) ([]byte, error) {
-	pe := encoderPool.Get().(*pooledEncoder)
-	defer func() {
-		if pe.buf.Cap() <= 64<<10 {
-			pe.buf.Reset()
-			encoderPool.Put(pe)
-		}
-	}()
-	pe.buf.Reset()
+	pe := acquireEncoder()
+	defer releaseEncoder(pe)
 	if err := fn(pe.enc, v); err != nil {
 		return nil, err
 	}
@@ -659,7 +737,8 @@ func decodeWith(fn decodeFunc, data []byte, v reflect.Value) error {
 	return fn(pd.dec, v)
 }
 
-// DecodeMap decodes an event body into a generic map, for upcasters.
+// DecodeMap decodes an event body into a generic map, for upcasters. An
+// encrypted personal field is kept as it is, as a [Sealed] value.
 func DecodeMap(data []byte) (map[string]any, error) {
 	if len(data) == 0 {
 		return map[string]any{}, nil
@@ -668,14 +747,47 @@ func DecodeMap(data []byte) (map[string]any, error) {
 	defer decoderPool.Put(pd)
 	pd.r.Reset(data)
 	pd.dec.Reset(pd.r)
-	m, err := pd.dec.DecodeMap()
-	if err != nil {
-		return nil, err
+	d := pd.dec
+	n, err := d.DecodeMapLen()
+	if err != nil || n < 0 {
+		return map[string]any{}, err
 	}
-	if m == nil {
-		return map[string]any{}, nil
+	m := make(map[string]any, n)
+	for range n {
+		k, err := d.DecodeString()
+		if err != nil {
+			return nil, err
+		}
+		c, err := d.PeekCode()
+		if err != nil {
+			return nil, err
+		}
+		var v any
+		if msgpcode.IsExt(c) {
+			raw, err := d.DecodeRaw()
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := sealedData(raw); ok {
+				v = Sealed(raw)
+			} else if v, err = decodeInterface(raw); err != nil {
+				return nil, err
+			}
+		} else if v, err = d.DecodeInterface(); err != nil {
+			return nil, err
+		}
+		m[k] = v
 	}
 	return m, nil
+}
+
+// decodeInterface decodes one msgpack value as msgpack does into an any.
+func decodeInterface(data []byte) (any, error) {
+	pd := decoderPool.Get().(*pooledDecoder)
+	defer decoderPool.Put(pd)
+	pd.r.Reset(data)
+	pd.dec.Reset(pd.r)
+	return pd.dec.DecodeInterface()
 }
 
 // EncodeMap encodes an upcast map; uuid.UUID and time.Time values put in it
@@ -709,6 +821,9 @@ func encodeAnyValue(e *msgpack.Encoder, v reflect.Value) error {
 	switch x := v; {
 	case !x.IsValid() || (x.Kind() == reflect.Interface && x.IsNil()):
 		return e.EncodeNil()
+	case x.Type() == sealedType:
+		_, err := e.Writer().Write(x.Bytes())
+		return err
 	case x.Type() == uuidType:
 		return encodeUUID(e, x)
 	case x.Type() == timeType:

@@ -336,7 +336,7 @@ func (s *server) close() error {
 func (s *server) noteSchemaRoles(schema string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.roles = append(s.roles, schema+"_reader", schema+"_writer", schema+"_snapshotter")
+	s.roles = append(s.roles, schema+"_reader", schema+"_writer", schema+"_snapshotter", schema+"_admin", schema+"_keyholder", schema+"_forgetter")
 }
 
 func (s *server) connStringFor(dbname string) (string, error) {

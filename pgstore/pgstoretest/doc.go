@@ -28,9 +28,9 @@
 //   - ES_TEST_DATABASE_URL set (a postgres:// URL or a keyword/value
 //     string): that server. Its user needs CREATEDB, and CREATEROLE unless
 //     the roles the es schema grants to (<schema>_reader, <schema>_writer,
-//     <schema>_snapshotter) exist already; they are cluster-wide, so they
-//     are created when missing and left in place. The es schema needs
-//     PostgreSQL 14 or newer.
+//     <schema>_snapshotter, <schema>_keyholder, <schema>_forgetter) exist
+//     already; they are cluster-wide, so they are created when missing
+//     and left in place. The es schema needs PostgreSQL 14 or newer.
 //   - otherwise, when PostgreSQL server binaries are installed (pg_config
 //     --bindir, /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin, or initdb on
 //     PATH): a throwaway cluster in a temporary directory, listening only

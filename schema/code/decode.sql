@@ -43,8 +43,14 @@ $$;
 --   text: 1 → "1", true → "true", nil → "null", [1,2] → "[1, 2]"; of
 --   duplicate keys the last wins); timestamp extension (-1, 4, 8 or 12
 --   bytes) → RFC 3339 string in UTC, fractional seconds only when non-zero,
---   trailing zeros dropped (as Go's time.RFC3339Nano); any other extension →
---   {"ext": type, "data": base64}.
+--   trailing zeros dropped (as Go's time.RFC3339Nano); an encrypted personal
+--   field (extension 80, written by the es Go codec for a struct field
+--   tagged es:"personal") → {"personal": "encrypted", "subject": "<its data
+--   subject>"}, whether its key still exists or was deleted by
+--   forget_subject (an IMMUTABLE function cannot look at keys: join
+--   subject_erasures on the subject to tell an erased field); its content
+--   is never shown, it needs the key; any other extension (or a malformed
+--   extension 80) → {"ext": type, "data": base64}.
 -- The es Go codec writes UUIDs as their canonical strings (a str8 of 36
 -- characters) and times as timestamp extensions, so both come out readable.
 --
@@ -383,8 +389,23 @@ BEGIN
                     IF kind = 2 THEN
                         t := '"' || pg_catalog.translate(pg_catalog.encode(sub, 'base64'), E'\n', '') || '"';
                     ELSIF x <> 255 THEN                       -- any extension but a timestamp
-                        t := '{"ext": ' || (CASE WHEN x >= 128 THEN x - 256 ELSE x END)::text
-                             || ', "data": "' || pg_catalog.translate(pg_catalog.encode(sub, 'base64'), E'\n', '') || '"}';
+                        t := NULL;
+                        IF x = 80 AND k >= 31 THEN            -- an encrypted personal field?
+                            -- Format 1, the subject's length (2 bytes), the subject,
+                            -- a 12-byte nonce, at least a 16-byte tag: its subject is
+                            -- shown, never its content (which needs the key).
+                            e := (pg_catalog.get_byte(sub, 1) << 8) | pg_catalog.get_byte(sub, 2);
+                            IF pg_catalog.get_byte(sub, 0) = 1 AND k >= 31 + e
+                               AND pg_catalog.position(pg_catalog.substring(sub, 4, e), '\x00'::bytea) = 0
+                               AND pg_catalog.convert_from(pg_catalog.substring(sub, 4, e), 'LATIN1') ~ '^(?:[\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*$' THEN
+                                t := '{"personal": "encrypted", "subject": '
+                                     || pg_catalog.to_json(pg_catalog.convert_from(pg_catalog.substring(sub, 4, e), 'UTF8'))::text || '}';
+                            END IF;
+                        END IF;
+                        IF t IS NULL THEN
+                            t := '{"ext": ' || (CASE WHEN x >= 128 THEN x - 256 ELSE x END)::text
+                                 || ', "data": "' || pg_catalog.translate(pg_catalog.encode(sub, 'base64'), E'\n', '') || '"}';
+                        END IF;
                     ELSE                                      -- timestamp extension (-1)
                         IF k = 4 THEN
                             nanos := 0;

@@ -37,5 +37,6 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 {{ template "groups.sql" . }}
 {{ template "health.sql" . }}
 {{ template "parked.sql" . }}
+{{ template "subjects.sql" . }}
 {{ template "views.sql" . }}
 {{ template "roles.sql" . }}

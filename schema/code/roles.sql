@@ -1,7 +1,7 @@
 {{- $s := .schema | default "es" -}}
 -- es: roles and privileges.
 --
--- Four NOLOGIN roles, named after the schema; grant them to the logins of
+-- Four NOLOGIN roles (six with migration 007), named after the schema; grant them to the logins of
 -- applications and people (GRANT {{ $s }}_writer TO app):
 --   {{ $s }}_reader: USAGE on the schema, SELECT on its tables and views,
 --       EXECUTE on the read functions (read_stream, read_stream_backward,
@@ -31,6 +31,16 @@
 --       {{ $s }}_snapshotter FROM {{ $s }}_writer and grant it to the logins
 --       you trust with it instead (installing the package again does not
 --       grant it back).
+-- Two more once migration 007 (subject_keys) is applied:
+--   {{ $s }}_keyholder: EXECUTE on subject_key, which returns (and
+--       creates) the keys of data subjects: whoever holds it can decrypt
+--       personal fields. Granted to {{ $s }}_writer when created, as the
+--       snapshotter is (an application encrypts what it writes and
+--       decrypts what it reads); never to {{ $s }}_reader. Nobody but the
+--       owner can SELECT subject_keys.
+--   {{ $s }}_forgetter: EXECUTE on forget_subject, which deletes a
+--       subject's key for good. Granted to nobody: grant it to the logins
+--       that may forget (GRANT {{ $s }}_forgetter TO dpo).
 -- Nobody but the owner (the role that ran the installation) has INSERT,
 -- UPDATE, DELETE or TRUNCATE on any table: the writing functions are
 -- SECURITY DEFINER, run as the owner, and pin search_path to pg_catalog,
@@ -55,7 +65,9 @@
 -- hint: have an administrator create the roles (CREATE ROLE
 -- {{ $s }}_reader NOLOGIN; CREATE ROLE {{ $s }}_writer NOLOGIN; CREATE
 -- ROLE {{ $s }}_snapshotter NOLOGIN IN ROLE ... see the hint), then install
--- again; granting privileges on its own objects needs nothing more.
+-- again; granting privileges on its own objects needs nothing more. (Before
+-- migration 007 the keyholder and forgetter roles are not needed: the
+-- installation neither creates nor grants them.)
 -- (Going on without the roles would leave every function to the owner
 -- alone, silently: the installation refuses instead.)
 DO $roles$
@@ -65,6 +77,10 @@ DECLARE
     v_writer      CONSTANT text := '{{ $s }}_writer';
     v_snapshotter CONSTANT text := '{{ $s }}_snapshotter';
     v_admin       CONSTANT text := '{{ $s }}_admin';
+    v_keyholder   CONSTANT text := '{{ $s }}_keyholder';
+    v_forgetter   CONSTANT text := '{{ $s }}_forgetter';
+    -- Migration 007 applied: the keyholder and forgetter roles are used.
+    v_subjects    CONSTANT boolean := pg_catalog.to_regclass(pg_catalog.format('%I.subject_keys', '{{ $s }}')) IS NOT NULL;
     -- name/number of arguments
     v_read_fns    CONSTANT text[] := ARRAY['read_stream/3', 'read_stream_backward/3', 'read_all/5', 'stream_info/1',
                                            'load/2', 'read_checkpoint/1', 'log_end/0', 'log_hidden/2', 'log_behind/6', 'log_horizon/0',
@@ -82,23 +98,29 @@ DECLARE
     v_admin_fns   CONSTANT text[] := ARRAY['tombstone_stream/2', 'truncate_stream/2', 'set_stream_retention/3',
                                            'set_category_retention/3', 'apply_retention/2', 'archive_events/3'];
     v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/8'];
+    v_key_fns     CONSTANT text[] := ARRAY['subject_key/2'];
+    v_forget_fns  CONSTANT text[] := ARRAY['forget_subject/1'];
     v_owner_fns   CONSTANT text[] := ARRAY['raise_key_base/0', 'store_snapshot/4',
                                            'check_lease_arguments/4', 'check_checkpoint_position/3',
                                            'refuse_while_running/2', 'holds_lease/2',
                                            'check_group_arguments/5', 'group_partitions_held/2',
                                            'check_stream_argument/2', 'lock_stream/3', 'raise_stream_deleted/3',
                                            'remove_events/3', 'check_retention_rule/3'];
+    v_roles       text[] := ARRAY[v_reader, v_writer, v_snapshotter, v_admin];
     v_role        text;
     v_fn          record;
 BEGIN
-    FOREACH v_role IN ARRAY ARRAY[v_reader, v_writer, v_snapshotter, v_admin] LOOP
+    IF v_subjects THEN
+        v_roles := v_roles || ARRAY[v_keyholder, v_forgetter];
+    END IF;
+    FOREACH v_role IN ARRAY v_roles LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = v_role);
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
-            IF v_role = v_snapshotter THEN
+            IF v_role IN (v_snapshotter, v_keyholder) THEN
                 -- Only when created: an administrator who revoked it
                 -- from the writers keeps it revoked.
-                EXECUTE format('GRANT %I TO %I', v_snapshotter, v_writer);
+                EXECUTE format('GRANT %I TO %I', v_role, v_writer);
             END IF;
         EXCEPTION
             WHEN duplicate_object OR unique_violation THEN
@@ -107,14 +129,21 @@ BEGIN
                 RAISE EXCEPTION 'cannot create role %: the installing user % lacks CREATEROLE', v_role, current_user
                     USING ERRCODE = 'insufficient_privilege',
                           HINT = format('Have an administrator run CREATE ROLE %I NOLOGIN; CREATE ROLE %I NOLOGIN; '
+                                        'CREATE ROLE %I NOLOGIN; GRANT %I TO %I; CREATE ROLE %I NOLOGIN; '
                                         'CREATE ROLE %I NOLOGIN; GRANT %I TO %I; CREATE ROLE %I NOLOGIN; then install again.',
-                                        v_reader, v_writer, v_snapshotter, v_snapshotter, v_writer, v_admin);
+                                        v_reader, v_writer, v_snapshotter, v_snapshotter, v_writer, v_admin,
+                                        v_keyholder, v_keyholder, v_writer, v_forgetter);
         END;
     END LOOP;
 
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I, %I, %I', v_schema, v_reader, v_writer, v_snapshotter, v_admin);
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM PUBLIC', v_schema);
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I, %I', v_schema, v_reader, v_writer);
+    IF v_subjects THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I', v_schema, v_keyholder, v_forgetter);
+        -- The keys: the owner's alone (subject_key hands them out).
+        EXECUTE format('REVOKE ALL ON %I.subject_keys FROM %I, %I', v_schema, v_reader, v_writer);
+    END IF;
 
     FOR v_fn IN
         SELECT format('%I.%I(%s)', v_schema, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) AS sig,
@@ -124,12 +153,17 @@ BEGIN
                     WHEN p.proname || '/' || p.pronargs = ANY (v_admin_fns) THEN 'admin'
                     WHEN p.proname || '/' || p.pronargs = ANY (v_read_fns) THEN 'read'
                     WHEN p.proname || '/' || p.pronargs = ANY (v_owner_fns) THEN 'owner'
+                    WHEN p.proname || '/' || p.pronargs = ANY (v_key_fns) THEN 'keys'
+                    WHEN p.proname || '/' || p.pronargs = ANY (v_forget_fns) THEN 'forget'
                     ELSE 'unknown' END AS class
           FROM pg_catalog.pg_proc AS p
          WHERE p.pronamespace = v_schema::pg_catalog.regnamespace AND p.prokind IN ('f', 'p')
          ORDER BY p.oid
     LOOP
         EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC, %I, %I, %I, %I', v_fn.sig, v_reader, v_writer, v_snapshotter, v_admin);
+        IF v_subjects THEN
+            EXECUTE format('REVOKE ALL ON ROUTINE %s FROM %I, %I', v_fn.sig, v_keyholder, v_forgetter);
+        END IF;
         IF v_fn.class = 'read' THEN
             EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I, %I', v_fn.sig, v_reader, v_writer);
         ELSIF v_fn.class = 'write' THEN
@@ -138,6 +172,10 @@ BEGIN
             EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn.sig, v_snapshotter);
         ELSIF v_fn.class = 'admin' THEN
             EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn.sig, v_admin);
+        ELSIF v_fn.class = 'keys' AND v_subjects THEN
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn.sig, v_keyholder);
+        ELSIF v_fn.class = 'forget' AND v_subjects THEN
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', v_fn.sig, v_forgetter);
         ELSIF v_fn.class = 'unknown' THEN
             RAISE NOTICE 'function % is not classified: only its owner may execute it', v_fn.sig;
         END IF;
