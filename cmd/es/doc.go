@@ -51,8 +51,10 @@
 //     time left), until it has caught up. Ctrl-C stops following.
 //   - es verify [--chunk N]: an online audit (the checks by stream run N
 //     streams at a time, default 10,000, with their progress on stderr): every stream's versions are 1..n without
-//     gaps, in the log's order, and its streams row says n; every checkpoint
-//     is at or before the log's last event; the immutability triggers are on
+//     gaps (from where retention removed them; archived events count), in
+//     the log's order, and its streams row says n; every checkpoint is at or
+//     before the log's last event (or the last one removed); the
+//     immutability triggers are on
 //     the events table and enabled. It prints one line per check and exits
 //     with status 1 on a finding.
 //

@@ -63,15 +63,28 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("schema %s is not installed: run es migrate up", e.schema)
 	}
 	events, streams, checkpoints := e.ident("events"), e.ident("streams"), e.ident("checkpoints")
+	// From migration 006 on, the log is events and events_archive
+	// (all_events), and a stream's first versions may have been removed
+	// (a tombstone, retention: streams.removed_before and
+	// truncate_before), as may the log's last events (removed_events_end).
+	log, removedEnd := events, "(SELECT NULL::xid8 AS transaction_id, NULL::bigint AS global_position)"
+	streamRows := `SELECT stream_id, version, 1::bigint AS removed_before, 1::bigint AS truncate_before FROM ` + streams
+	if v >= 6 {
+		log, removedEnd = e.ident("all_events"), e.ident("removed_events_end")
+		streamRows = `SELECT stream_id, version, coalesce(removed_before, 1) AS removed_before,
+			       coalesce(truncate_before, 1) AS truncate_before FROM ` + streams
+	}
 	checks := []check{{
-		name:     "stream versions are 1..n without gaps, and streams.version is n",
+		name:     "stream versions run without gaps to streams.version (from 1, or from where retention removed them)",
 		byStream: true,
 		query: `SELECT coalesce(s.stream_id, e.stream_id), s.version, coalesce(e.n, 0), coalesce(e.min_version, 0), coalesce(e.max_version, 0)
-			FROM (SELECT stream_id, version FROM ` + streams + ` WHERE ` + inChunk("stream_id") + `) AS s
+			FROM (` + streamRows + ` WHERE ` + inChunk("stream_id") + `) AS s
 			FULL JOIN (SELECT stream_id, count(*) AS n, min(version) AS min_version, max(version) AS max_version
-			             FROM ` + events + ` WHERE ` + inChunk("stream_id") + ` GROUP BY stream_id) AS e ON e.stream_id = s.stream_id
-			WHERE s.stream_id IS NULL OR coalesce(e.n, 0) <> coalesce(e.max_version, 0)
-			   OR coalesce(e.min_version, 1) <> 1 OR s.version <> coalesce(e.max_version, 0)
+			             FROM ` + log + ` WHERE ` + inChunk("stream_id") + ` GROUP BY stream_id) AS e ON e.stream_id = s.stream_id
+			WHERE s.stream_id IS NULL
+			   OR (e.n IS NOT NULL AND (e.n <> e.max_version - e.min_version + 1 OR e.max_version <> s.version
+			                            OR e.min_version < s.removed_before OR e.min_version > s.truncate_before))
+			   OR (e.n IS NULL AND s.version > 0 AND s.truncate_before <= s.version)
 			ORDER BY 1`,
 		scan: func(scan func(...any) error) (string, error) {
 			var id string
@@ -90,7 +103,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		byStream: true,
 		query: `SELECT stream_id, version, prev FROM (
 			SELECT stream_id, version, lag(version) OVER (PARTITION BY stream_id ORDER BY transaction_id, global_position) AS prev
-			  FROM ` + events + ` WHERE ` + inChunk("stream_id") + `) AS x
+			  FROM ` + log + ` WHERE ` + inChunk("stream_id") + `) AS x
 			WHERE prev IS NOT NULL AND version <> prev + 1
 			ORDER BY 1, 2`,
 		scan: func(scan func(...any) error) (string, error) {
@@ -102,11 +115,14 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 			return fmt.Sprintf("stream %q: version %d follows version %d in the log", id, v, prev), nil
 		},
 	}, {
-		name: "every checkpoint is at or before the log's last event",
+		name: "every checkpoint is at or before the log's last event (or the last one removed)",
 		query: `SELECT c.subscription_id, c.transaction_id::text || '/' || c.global_position::text,
 			       coalesce(l.transaction_id::text || '/' || l.global_position::text, '0/0')
 			  FROM ` + checkpoints + ` AS c
-			  LEFT JOIN (SELECT transaction_id, global_position FROM ` + events + `
+			  LEFT JOIN (SELECT transaction_id, global_position
+			               FROM (SELECT transaction_id, global_position FROM ` + log + `
+			                     UNION ALL SELECT transaction_id, global_position FROM ` + removedEnd + `) AS a
+			              WHERE transaction_id IS NOT NULL
 			              ORDER BY transaction_id DESC, global_position DESC LIMIT 1) AS l ON true
 			 WHERE (c.transaction_id, c.global_position) > (coalesce(l.transaction_id, '0'), coalesce(l.global_position, 0))
 			 ORDER BY 1`,
