@@ -98,9 +98,13 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if s.Version == 0 {
 		return fmt.Errorf("schema %s is not installed: run es migrate up", e.schema)
 	}
+	log := e.ident("events")
+	if s.Version >= 6 { // the archive: the log is events and events_archive
+		log = e.ident("all_events")
+	}
 	q := fmt.Sprintf(`SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s),
 		(SELECT l.transaction_id::text || '/' || l.global_position::text FROM %s() AS l)`,
-		e.ident("events"), e.ident("streams"), e.ident("log_end"))
+		log, e.ident("streams"), e.ident("log_end"))
 	if err := pool.QueryRow(ctx, q).Scan(&s.Events, &s.Streams, &s.LogHead); err != nil {
 		return fmt.Errorf("counting: %w", err)
 	}
