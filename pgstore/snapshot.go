@@ -31,7 +31,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snapshot es.Snapshot) (bool, e
 }
 
 // AppendWithSnapshot appends events and stores snapshot in one call of the
-// SQL function append (its eight-argument form), in one transaction (or in
+// SQL function append (its form with snapshot arguments), in one transaction (or in
 // the bound one, see [Store.WithTx]); see
 // [es.SnapshotStore.AppendWithSnapshot].
 func (s *Store) AppendWithSnapshot(ctx context.Context, streamID string, expected es.ExpectedVersion, events []es.NewEvent, snapshot es.NewSnapshot) (es.AppendResult, error) {
