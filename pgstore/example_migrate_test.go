@@ -55,12 +55,14 @@ func ExampleMigrate() {
 	// up 3 003_subscription_status.sql
 	// up 4 004_parked_events.sql
 	// up 5 005_consumer_groups.sql
-	// tenant1: version 0 -> 5, functions installed: true
-	// again: 0 steps, version 5 -> 5, functions installed: true
+	// up 6 006_event_schema_versions.sql
+	// tenant1: version 0 -> 6, functions installed: true
+	// again: 0 steps, version 6 -> 6, functions installed: true
+	// down 6 006_event_schema_versions.sql
 	// down 5 005_consumer_groups.sql
 	// down 4 004_parked_events.sql
 	// down 3 003_subscription_status.sql
 	// down 2 002_keys_leases.sql
 	// down 1 001_tables.sql
-	// down: version 5 -> 0, tables left: [schema_version]
+	// down: version 6 -> 0, tables left: [schema_version]
 }

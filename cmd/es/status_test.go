@@ -52,7 +52,7 @@ func TestStatus(t *testing.T) {
 	}
 
 	out := b.ok(t, "status")
-	require.Contains(t, out, "schema    es, version 5 of 5\n")
+	require.Contains(t, out, "schema    es, version 6 of 6\n")
 	require.Contains(t, out, "events    3 in 2 streams\n")
 	require.Regexp(t, `log head  \d+/\d+\n`, out)
 	require.Contains(t, out, "subscriptions (1)\n")
@@ -76,8 +76,8 @@ func TestStatus(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(b.ok(t, "status", "--json")), &s))
 	require.Equal(t, "es", s.Schema)
-	require.Equal(t, 5, s.Version)
-	require.Equal(t, 5, s.LatestVersion)
+	require.Equal(t, 6, s.Version)
+	require.Equal(t, 6, s.LatestVersion)
 	require.EqualValues(t, 3, s.Events)
 	require.EqualValues(t, 2, s.Streams)
 	require.Regexp(t, `^\d+/\d+$`, s.LogHead)
