@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -17,6 +18,7 @@ var schemaVersionTests = []test{
 	{"OutOfRangeWritesNothing", testSchemaVersionsOutOfRange},
 	{"RetryIgnoresThem", testSchemaVersionsRetry},
 	{"UpcastOnLoad", testSchemaVersionsUpcastOnLoad},
+	{"ParkedEventsKeepIt", testSchemaVersionsParked},
 }
 
 // versionedEvents returns events at the schema versions given (0: not
@@ -87,6 +89,23 @@ func testSchemaVersionsEveryRead(t *testing.T, s es.Store) {
 		}
 		require.Equal(t, map[string][]int{id: want, other: {4, 1, 1}}, got, "subscription %s", name)
 	}
+}
+
+// testSchemaVersionsParked parks an event at version 4: the parked event
+// carries it.
+func testSchemaVersionsParked(t *testing.T, s es.Store) {
+	sub := subscriber(t, s)
+	name := subscriptionName()
+	res := mustAppend(t, s, streamID("parkedversion"), es.NoStream, versionedEvents(4))
+	r := start(t, sub, name, func(context.Context, es.Event) error { return errEdge }, fastOpts(es.SubscribeOpts{OnFailure: es.ParkOnFailure}))
+	ctx, cancel := waitCtx()
+	defer cancel()
+	require.NoError(t, sub.WaitFor(ctx, name, res.LastPosition))
+	require.NoError(t, r.stop(t))
+	parked, err := sub.ParkedEvents(t.Context(), name)
+	require.NoError(t, err)
+	require.Len(t, parked, 1)
+	require.Equal(t, 4, parked[0].Event.SchemaVersion)
 }
 
 // testSchemaVersionsOutOfRange appends events at a negative version and
