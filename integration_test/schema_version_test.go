@@ -221,6 +221,13 @@ func TestSchemaVersionsUpgradeFromPrevious(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, `SELECT schema_version FROM es.read_stream_backward('user-1', NULL, 1)`).Scan(&last))
 	require.Equal(t, int32(2), last)
 
+	// A NULL version in append_event is version 1, like the default.
+	var nullVersion int32
+	_, err = conn.Exec(ctx, `SELECT * FROM es.append_event('user-2', 'UserCreated', '\x80', p_schema_version => NULL)`)
+	require.NoError(t, err)
+	require.NoError(t, conn.QueryRow(ctx, `SELECT schema_version FROM es.read_stream('user-2')`).Scan(&nullVersion))
+	require.Equal(t, int32(1), nullVersion)
+
 	// The check on the column holds for every later row, even the owner's.
 	_, err = conn.Exec(ctx, `INSERT INTO es.events (transaction_id, stream_id, version, event_id, event_type, data, schema_version)
 		VALUES ('1', 'user-x', 1, gen_random_uuid(), 'T', '\x80', 0)`)
