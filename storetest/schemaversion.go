@@ -53,10 +53,10 @@ func testSchemaVersionsEveryRead(t *testing.T, s es.Store) {
 	want := []int{1, 1, 2, 7, es.MaxSchemaVersion, 3, 1}
 
 	ss := snapshotStore(t, s)
-	last, err := ss.AppendWithSnapshot(t.Context(), other, es.NoStream, versionedEvents(4, 0),
+	_, err := ss.AppendWithSnapshot(t.Context(), other, es.NoStream, versionedEvents(4, 0),
 		es.NewSnapshot{SchemaVersion: 1, State: []byte("state")})
 	require.NoError(t, err)
-	mustAppend(t, s, other, es.Exactly(2), Events(1)) // Events: no versions at all
+	last := mustAppend(t, s, other, es.Exactly(2), Events(1)) // Events: no versions at all
 
 	requireStored(t, batch, readStream(t, s, id, &es.ReadStreamOpts{MaxCount: 5}), id, first.FirstVersion)
 	require.Equal(t, want, schemaVersionsOf(readStream(t, s, id, nil)), "ReadStream")
