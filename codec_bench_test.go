@@ -102,4 +102,24 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+	// Two schema versions under one name: v1 -> v2 -> v3.
+	b.Run("upcast/versions", func(b *testing.B) {
+		r3 := es.NewRegistry()
+		if err := es.RegisterWith[benchItemAdded](r3, "ItemAdded", &es.RegisterOpts{SchemaVersion: 3}); err != nil {
+			b.Fatal(err)
+		}
+		for from := 1; from <= 2; from++ {
+			if err := r3.RegisterUpcasterWith("ItemAdded", func(m map[string]any) (string, map[string]any, error) {
+				return "ItemAdded", m, nil
+			}, &es.UpcasterOpts{FromVersion: from}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := r3.Decode(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -54,9 +54,23 @@
 // and [Registry.Decode] turns a stored [Event] back into the struct.
 // Payloads are msgpack; uuid.UUID fields are written as canonical strings
 // and times as msgpack timestamps (decoded in UTC), so the stored bytes stay
-// readable from SQL. Old event shapes are read through upcasters
-// ([Registry.RegisterUpcaster]) that rename types and fields or add
-// defaults, chained until the current type.
+// readable from SQL.
+//
+// # Evolving events
+//
+// Every stored event carries the schema version of its type's shape
+// ([Event.SchemaVersion]; 1 unless its writer registered another, and 1 for
+// every event stored before es had versions). A type whose shape changes
+// keeps its name and is registered at a higher version ([RegisterWith]
+// with [RegisterOpts].SchemaVersion); [Registry.NewEvent] writes new events
+// at that version. Events of older versions are read through upcasters
+// keyed by type name and version ([Registry.RegisterUpcasterWith]), which
+// chain v1 → v2 → v3 up to the registered version; an upcaster may also
+// rename the type ([Registry.RegisterUpcaster] for the old name), and a
+// rename and versions combine. Stored events are never rewritten: the
+// upcasters run on every read, and an event at a version above the
+// registered one (written by newer code) is a *[SchemaVersionError]
+// matching [ErrSchemaVersionAhead].
 //
 // # Personal data and forgetting
 //

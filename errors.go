@@ -80,6 +80,57 @@ func (e *UnknownEventTypeError) Error() string {
 // Is makes errors.Is(err, ErrUnknownEventType) true.
 func (e *UnknownEventTypeError) Is(target error) bool { return target == ErrUnknownEventType }
 
+// ErrSchemaVersionAhead is returned (as a *[SchemaVersionError]) when a
+// stored event's schema version is above the version its type is
+// registered at: newer code wrote it, and this registry does not know its
+// shape. Deploy the newer registration, or decode with
+// [DecodeOpts.AllowUnknown] to get the event as a [RawEvent].
+var ErrSchemaVersionAhead = errors.New("es: event schema version above the registered one")
+
+// ErrMissingUpcaster is returned (as a *[SchemaVersionError]) when a stored
+// event's schema version is below the version its type is registered at
+// and no upcaster is registered for it (or for a version its upcasters
+// lead to): register one with [Registry.RegisterUpcasterWith].
+var ErrMissingUpcaster = errors.New("es: no upcaster for the event's schema version")
+
+// SchemaVersionError reports a stored event the registry cannot bring to
+// the schema version its type is registered at. errors.Is(err,
+// ErrSchemaVersionAhead) is true for it when SchemaVersion is above
+// RegisteredVersion, errors.Is(err, ErrMissingUpcaster) when it is below.
+type SchemaVersionError struct {
+	// Type is the registered type name: the stored type, or the name the
+	// upcasters turned it into.
+	Type string
+	// SchemaVersion is the event's schema version: as stored, or where its
+	// upcasters stopped.
+	SchemaVersion int
+	// RegisteredVersion is the schema version Type is registered at.
+	RegisteredVersion int
+	// StreamID is the stream the event was read from.
+	StreamID string
+	// Version is the event's version in its stream.
+	Version int64
+}
+
+// Error implements error.
+func (e *SchemaVersionError) Error() string {
+	if e.SchemaVersion > e.RegisteredVersion {
+		return fmt.Sprintf("es: event %q (stream %q, version %d) is at schema version %d, above the registered version %d (written by newer code)",
+			e.Type, e.StreamID, e.Version, e.SchemaVersion, e.RegisteredVersion)
+	}
+	return fmt.Sprintf("es: event %q (stream %q, version %d) is at schema version %d and no upcaster leads from it to the registered version %d",
+		e.Type, e.StreamID, e.Version, e.SchemaVersion, e.RegisteredVersion)
+}
+
+// Is makes errors.Is(err, ErrSchemaVersionAhead) or errors.Is(err,
+// ErrMissingUpcaster) true, as the versions say.
+func (e *SchemaVersionError) Is(target error) bool {
+	if e.SchemaVersion > e.RegisteredVersion {
+		return target == ErrSchemaVersionAhead
+	}
+	return target == ErrMissingUpcaster
+}
+
 // ErrSnapshotBeyondStream is returned when a snapshot's version is beyond
 // its stream's version (a stream that does not exist is at version 0): a
 // snapshot can never be ahead of its stream. It wraps [ErrInvalidArgument],

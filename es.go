@@ -3,6 +3,7 @@ package es
 import (
 	"context"
 	"iter"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,11 @@ type Event struct {
 	Position Position
 	// Type is the event's type name.
 	Type string
+	// SchemaVersion is the version of the type's shape that Data was
+	// written in (see [RegisterWith]): 1 for events written without one,
+	// among them every event stored before es had versions. Zero (an Event
+	// built by hand) is read as 1.
+	SchemaVersion int
 	// Data is the encoded event body (msgpack).
 	Data []byte
 	// Metadata is the encoded metadata (a msgpack map), or nil.
@@ -41,6 +47,10 @@ type NewEvent struct {
 	ID uuid.UUID
 	// Type is the event's type name. Required.
 	Type string
+	// SchemaVersion is the version of the type's shape that Data is
+	// written in, from 1 to [MaxSchemaVersion]; [Registry.NewEvent] sets
+	// the version the type is registered at. Defaults to 1 (0).
+	SchemaVersion int
 	// Data is the encoded event body. Nil is stored as an empty body.
 	Data []byte
 	// Metadata is the encoded metadata (a msgpack map), or nil for none.
@@ -65,6 +75,10 @@ type AppendResult struct {
 
 // MaxStreamIDLength is the longest stream id accepted, in bytes.
 const MaxStreamIDLength = 1000
+
+// MaxSchemaVersion is the highest event schema version the stores accept
+// (the SQL column is an int).
+const MaxSchemaVersion = math.MaxInt32
 
 // StreamInfo describes a stream that exists.
 type StreamInfo struct {
@@ -120,8 +134,8 @@ type Store interface {
 	// stream is not at the expected version; [ErrDuplicateEvent] when some
 	// of the event ids are already stored but the batch is not an exact
 	// retry of an earlier append; [ErrInvalidArgument] for an empty batch,
-	// an empty or oversized stream id, an empty event type, or an invalid
-	// expected version.
+	// an empty or oversized stream id, an empty event type, a schema
+	// version out of range, or an invalid expected version.
 	//
 	// Retrying an append whose event ids are all stored, in this stream, in
 	// the same order, consistently with expected, writes nothing and returns

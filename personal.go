@@ -298,16 +298,19 @@ func (r *Registry) EncodeContext(ctx context.Context, event any, opts *EncodeOpt
 	if opts != nil {
 		subject = opts.Subject
 	}
-	name, data, _, err = r.encode(ctx, event, subject)
-	return name, data, err
+	et, data, _, err := r.encode(ctx, event, subject)
+	if err != nil {
+		return "", nil, err
+	}
+	return et.name, data, nil
 }
 
 // encode encodes event, encrypting its personal fields for the subject it
 // names, else subject, and returns the subjects it encrypted for.
-func (r *Registry) encode(ctx context.Context, event any, subject string) (name string, data []byte, subjects []string, err error) {
+func (r *Registry) encode(ctx context.Context, event any, subject string) (et *eventType, data []byte, subjects []string, err error) {
 	et, v, err := r.lookupValue(event)
 	if err != nil {
-		return "", nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !et.codec.Personal() {
 		data, err = et.codec.Encode(v)
@@ -320,9 +323,9 @@ func (r *Registry) encode(ctx context.Context, event any, subject string) (name 
 		if errors.Is(err, codec.ErrBadSubject) {
 			err = fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 		}
-		return "", nil, nil, fmt.Errorf("encoding %q: %w", et.name, err)
+		return nil, nil, nil, fmt.Errorf("encoding %q: %w", et.name, err)
 	}
-	return et.name, data, subjects, nil
+	return et, data, subjects, nil
 }
 
 // DecodeContext is [Registry.DecodeWith] with a context for the keyring.

@@ -80,15 +80,16 @@ type Registry struct {
 	mu        sync.RWMutex
 	byName    map[string]*eventType
 	byType    map[reflect.Type]*eventType
-	upcasters map[string]Upcaster
+	upcasters map[upcasterKey]upcaster
 	keys      *keyring // nil until SetKeyring (personal.go)
 }
 
 // eventType is one registered event type with its compiled codec.
 type eventType struct {
-	name  string
-	typ   reflect.Type
-	codec *codec.Codec
+	name    string
+	version int // the schema version events of the type are written in
+	typ     reflect.Type
+	codec   *codec.Codec
 }
 
 // NewRegistry returns an empty registry.
@@ -96,19 +97,48 @@ func NewRegistry() *Registry {
 	return &Registry{
 		byName:    map[string]*eventType{},
 		byType:    map[reflect.Type]*eventType{},
-		upcasters: map[string]Upcaster{},
+		upcasters: map[upcasterKey]upcaster{},
 	}
 }
 
-// Register maps the type name name to the struct type T. Events of type T
-// (or *T) encode under name, and stored events of type name decode into a T.
+// Register maps the type name name to the struct type T at schema version
+// 1: [RegisterWith] with no options.
+func Register[T any](r *Registry, name string) error {
+	return RegisterWith[T](r, name, nil)
+}
+
+// RegisterOpts shapes a [RegisterWith] call. A nil *RegisterOpts is the
+// zero value.
+type RegisterOpts struct {
+	// SchemaVersion is the version of the name's shape that T is, from 1
+	// to [MaxSchemaVersion]. Events of T are appended with it; stored
+	// events of the name at a lower version are upcast to it by the
+	// upcasters registered for each older version
+	// ([Registry.RegisterUpcasterWith]), and one at a higher version (from
+	// newer code) is an error. Raise it when the shape changes under the
+	// same name. Defaults to 1 (0).
+	SchemaVersion int
+}
+
+// RegisterWith maps the type name name to the struct type T, at the schema
+// version opts.SchemaVersion. Events of type T (or *T) encode under name and
+// that version, and stored events of type name decode into a T (those of an
+// older version through upcasters).
 //
 // It returns an error wrapping [ErrInvalidArgument] for an empty name, a
-// name already registered (or handled by an upcaster), a type already
+// name already registered, a name with an upcaster from a version at or
+// above opts.SchemaVersion, a schema version out of range, a type already
 // registered under another name, a T that is not a struct, or a struct the
 // codec cannot handle. The codec of T is compiled once, here.
-func Register[T any](r *Registry, name string) error {
+func RegisterWith[T any](r *Registry, name string, opts *RegisterOpts) error {
 	t := reflect.TypeFor[T]()
+	version := 1
+	if opts != nil && opts.SchemaVersion != 0 {
+		version = opts.SchemaVersion
+	}
+	if version < 1 || version > MaxSchemaVersion {
+		return fmt.Errorf("%w: registering %q: schema version %d is not between 1 and %d", ErrInvalidArgument, name, version, MaxSchemaVersion)
+	}
 	if name == "" {
 		return fmt.Errorf("%w: registering %s: empty event type name", ErrInvalidArgument, t)
 	}
@@ -127,13 +157,16 @@ func Register[T any](r *Registry, name string) error {
 	if et, ok := r.byName[name]; ok {
 		return fmt.Errorf("%w: event type name %q is already registered for %s", ErrInvalidArgument, name, et.typ)
 	}
-	if _, ok := r.upcasters[name]; ok {
-		return fmt.Errorf("%w: event type name %q already has an upcaster; a current type cannot be upcast", ErrInvalidArgument, name)
+	for k := range r.upcasters {
+		if k.name == name && k.version >= version {
+			return fmt.Errorf("%w: event type name %q has an upcaster from schema version %d; the version it is registered at (%d) must be above it",
+				ErrInvalidArgument, name, k.version, version)
+		}
 	}
 	if et, ok := r.byType[t]; ok {
 		return fmt.Errorf("%w: %s is already registered as %q", ErrInvalidArgument, t, et.name)
 	}
-	et := &eventType{name: name, typ: t, codec: c}
+	et := &eventType{name: name, version: version, typ: t, codec: c}
 	r.byName[name] = et
 	r.byType[t] = et
 	return nil
@@ -178,22 +211,39 @@ func (r *Registry) TypeName(event any) (string, error) {
 	return et.name, nil
 }
 
+// SchemaVersion returns the schema version the type name is registered at,
+// or 0 when no type is registered under name.
+func (r *Registry) SchemaVersion(name string) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if et, ok := r.byName[name]; ok {
+		return et.version
+	}
+	return 0
+}
+
 // Encode returns the registered type name of event (a registered T or *T)
-// and its msgpack encoding. An unregistered type is an error wrapping
-// [ErrInvalidArgument] that names the Go type.
+// and its msgpack encoding, in the shape of the schema version the type is
+// registered at ([Registry.SchemaVersion]): a [NewEvent] built from them
+// must carry that version; [Registry.NewEvent] sets it. An unregistered
+// type is an error wrapping [ErrInvalidArgument] that names the Go type.
 //
 // An event with personal fields is encrypted with the registry's keyring
 // for the subject the event names (see [Registry.EncodeContext], which
 // takes a context and a subject for events that name none).
 func (r *Registry) Encode(event any) (name string, data []byte, err error) {
-	name, data, _, err = r.encode(context.Background(), event, "")
-	return name, data, err
+	et, data, _, err := r.encode(context.Background(), event, "")
+	if err != nil {
+		return "", nil, err
+	}
+	return et.name, data, nil
 }
 
-// NewEvent encodes event and md into a [NewEvent] ready to append, with a
-// zero ID (the store picks one). A nil md gives nil metadata.
+// NewEvent encodes event and md into a [NewEvent] ready to append, with the
+// schema version the event's type is registered at and a zero ID (the
+// store picks one). A nil md gives nil metadata.
 func (r *Registry) NewEvent(event any, md *Metadata) (NewEvent, error) {
-	name, data, err := r.Encode(event)
+	et, data, _, err := r.encode(context.Background(), event, "")
 	if err != nil {
 		return NewEvent{}, err
 	}
@@ -201,38 +251,48 @@ func (r *Registry) NewEvent(event any, md *Metadata) (NewEvent, error) {
 	if err != nil {
 		return NewEvent{}, err
 	}
-	return NewEvent{Type: name, Data: data, Metadata: meta}, nil
+	return NewEvent{Type: et.name, SchemaVersion: et.version, Data: data, Metadata: meta}, nil
 }
 
 // DecodeOpts shapes a [Registry.DecodeWith] call. A nil *DecodeOpts is the
 // zero value.
 type DecodeOpts struct {
-	// AllowUnknown returns a [RawEvent] instead of an
-	// *[UnknownEventTypeError] for an event whose type (after upcasting) is
-	// not registered. Defaults to false.
+	// AllowUnknown returns a [RawEvent] instead of an error for an event
+	// the registry does not know: one whose type (after upcasting) is not
+	// registered (an *[UnknownEventTypeError]), and one whose schema
+	// version is above the version its type is registered at (a
+	// *[SchemaVersionError] matching [ErrSchemaVersionAhead]: written by
+	// newer code). A missing upcaster ([ErrMissingUpcaster]) is an error
+	// still. Defaults to false.
 	AllowUnknown bool
 }
 
 // RawEvent is what [Registry.DecodeWith] returns, with
-// [DecodeOpts.AllowUnknown], for an event of an unregistered type: the
-// stored event, untouched (its Type and Data are as stored, not upcast).
+// [DecodeOpts.AllowUnknown], for an event of an unregistered type or of a
+// schema version above the registered one: the stored event, untouched
+// (its Type, SchemaVersion and Data are as stored, not upcast).
 type RawEvent struct {
 	Event
 }
 
-// Decode upcasts e (see [Registry.RegisterUpcaster]) and decodes it into a
-// value of its registered type T (a T, not a *T).
+// Decode upcasts e (see [Registry.RegisterUpcasterWith]) to the schema
+// version its type is registered at and decodes it into a value of its
+// registered type T (a T, not a *T).
 //
 // An unregistered type is an *[UnknownEventTypeError] (errors.Is(err,
-// [ErrUnknownEventType])); an upcaster's error or an upcaster loop
+// [ErrUnknownEventType])); a schema version the registry cannot bring to
+// the registered one is a *[SchemaVersionError] (errors.Is(err,
+// [ErrSchemaVersionAhead]) for one above it, [ErrMissingUpcaster] for one
+// below it without an upcaster); an upcaster's error or an upcaster loop
 // ([ErrUpcasterLoop]) is wrapped with the event's stream and version.
 func (r *Registry) Decode(e Event) (any, error) {
 	return r.DecodeWith(e, nil)
 }
 
 // DecodeWith is [Registry.Decode] with options: with opts.AllowUnknown, an
-// event of an unregistered type is returned as a [RawEvent] and no error.
-// Personal fields are decrypted as by [Registry.DecodeContext].
+// event of an unregistered type, or of a schema version above the
+// registered one, is returned as a [RawEvent] and no error. Personal
+// fields are decrypted as by [Registry.DecodeContext].
 func (r *Registry) DecodeWith(e Event, opts *DecodeOpts) (any, error) {
 	v, _, err := r.decode(context.Background(), e, opts)
 	return v, err
@@ -241,25 +301,37 @@ func (r *Registry) DecodeWith(e Event, opts *DecodeOpts) (any, error) {
 // decode decodes e and returns the subjects whose personal fields it
 // decrypted.
 func (r *Registry) decode(ctx context.Context, e Event, opts *DecodeOpts) (any, []string, error) {
-	name, data := e.Type, e.Data
+	name, version, data := e.Type, max(e.SchemaVersion, 1), e.Data
 	r.mu.RLock()
-	_, hasUp := r.upcasters[name]
+	et, ok := r.byName[name]
+	var hasUp bool
+	if !ok || version != et.version {
+		_, hasUp = r.upcasters[upcasterKey{name, version}]
+	}
 	r.mu.RUnlock()
 	if hasUp {
 		var err error
-		name, data, err = r.upcast(name, data)
+		name, version, data, err = r.upcast(name, version, data)
 		if err != nil {
 			return nil, nil, fmt.Errorf("es: upcasting event %q (stream %q, version %d): %w", e.Type, e.StreamID, e.Version, err)
 		}
+		r.mu.RLock()
+		et, ok = r.byName[name]
+		r.mu.RUnlock()
 	}
-	r.mu.RLock()
-	et, ok := r.byName[name]
-	r.mu.RUnlock()
+	allowUnknown := opts != nil && opts.AllowUnknown
 	if !ok {
-		if opts != nil && opts.AllowUnknown {
+		if allowUnknown {
 			return RawEvent{Event: e}, nil, nil
 		}
 		return nil, nil, &UnknownEventTypeError{Type: name, StreamID: e.StreamID, Version: e.Version}
+	}
+	if version != et.version {
+		if allowUnknown && version > et.version {
+			return RawEvent{Event: e}, nil, nil
+		}
+		return nil, nil, &SchemaVersionError{Type: name, SchemaVersion: version, RegisteredVersion: et.version,
+			StreamID: e.StreamID, Version: e.Version}
 	}
 	v := reflect.New(et.typ).Elem()
 	var subjects []string

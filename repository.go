@@ -340,12 +340,12 @@ func (r *Repository[A]) Save(ctx context.Context, agg A) (AppendResult, error) {
 	for i, p := range pending {
 		// Personal fields are the stream's subject's unless the event
 		// names its own.
-		name, data, subjects, err := r.registry.encode(ctx, p, streamID)
+		et, data, subjects, err := r.registry.encode(ctx, p, streamID)
 		if err != nil {
 			return AppendResult{}, fmt.Errorf("saving %q: pending event %d (%T): %w", streamID, i, p, err)
 		}
 		b.addSubjects(subjects)
-		events[i] = NewEvent{Type: name, Data: data, Metadata: meta}
+		events[i] = NewEvent{Type: et.name, SchemaVersion: et.version, Data: data, Metadata: meta}
 	}
 	expected := NoStream
 	if v := agg.StoredVersion(); v > 0 {

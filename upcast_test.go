@@ -113,11 +113,25 @@ func TestUpcasterLoop(t *testing.T) {
 	require.ErrorIs(t, err, es.ErrUpcasterLoop)
 	require.ErrorContains(t, err, "loop-1")
 
-	require.NoError(t, r.RegisterUpcaster("Self", func(m map[string]any) (string, map[string]any, error) {
-		return "Self", m, nil
-	}))
-	_, err = r.Decode(es.Event{Type: "Self"})
+	// A rename loop across versions: "X" v1 -> "Y" v2 -> "X" v1.
+	require.NoError(t, r.RegisterUpcasterWith("X", func(m map[string]any) (string, map[string]any, error) {
+		return "Y", m, nil
+	}, &es.UpcasterOpts{ToVersion: 2}))
+	require.NoError(t, r.RegisterUpcasterWith("Y", func(m map[string]any) (string, map[string]any, error) {
+		return "X", m, nil
+	}, &es.UpcasterOpts{FromVersion: 2, ToVersion: 1}))
+	_, err = r.Decode(es.Event{Type: "X", Data: []byte{0x80}})
 	require.ErrorIs(t, err, es.ErrUpcasterLoop)
+	require.ErrorContains(t, err, `"X" v1 -> "Y" v2 -> "X" v1`)
+
+	// An upcaster that keeps its name moves the version up (an upcaster
+	// that returns its own name is no loop: it is the next version); one
+	// told to stay at or below its version is an error.
+	require.NoError(t, r.RegisterUpcasterWith("Self", func(m map[string]any) (string, map[string]any, error) {
+		return "Self", m, nil
+	}, &es.UpcasterOpts{FromVersion: 3, ToVersion: 3}))
+	_, err = r.Decode(es.Event{Type: "Self", SchemaVersion: 3, Data: []byte{0x80}})
+	require.ErrorContains(t, err, "not above")
 }
 
 func TestUpcasterError(t *testing.T) {

@@ -66,9 +66,16 @@ var (
 	withNUL    = "order-\x001"
 )
 
-// appendCall renders an append/6 call with the given arguments (SQL text).
+// appendCall renders an append/7 call without schema versions (the six
+// arguments of the form before them) with the given arguments (SQL text).
 func appendCall(stream, expected, ids, types, data, metadata string) string {
 	return fmt.Sprintf("SELECT stream_version FROM %%[1]s.append(%s, %s, %s, %s, %s, %s)", stream, expected, ids, types, data, metadata)
+}
+
+// versionedAppend renders an append/7 call of one valid event to order-1
+// with the given schema versions (SQL text).
+func versionedAppend(versions string) string {
+	return fmt.Sprintf("SELECT stream_version FROM %%[1]s.append('order-1', NULL, %s, %s, %s, NULL, %s)", oneID, oneType, oneData, versions)
 }
 
 const (
@@ -79,49 +86,62 @@ const (
 )
 
 var badCases = []badCase{
-	// append(stream_id, expected_version, event_ids, event_types, data, metadata)
-	{key: "append/6", name: "null stream id", sql: appendCall("NULL", "NULL", oneID, oneType, oneData, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "empty stream id", sql: appendCall("''", "NULL", oneID, oneType, oneData, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "1001-byte stream id", sql: appendCall("$1", "NULL", oneID, oneType, oneData, "NULL"), args: []any{long1001}, want: rejects(invalidArgument)},
-	{key: "append/6", name: "501 two-byte characters", sql: appendCall("$1", "NULL", oneID, oneType, oneData, "NULL"), args: []any{long1002mb}, want: rejects(invalidArgument)},
-	{key: "append/6", name: "NUL in stream id", sql: appendCall("$1", "NULL", oneID, oneType, oneData, "NULL"), args: []any{withNUL}, want: rejects(badEncoding)},
-	{key: "append/6", name: "expected version -2", sql: appendCall("'order-1'", "-2", oneID, oneType, oneData, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "expected version -100", sql: appendCall("'order-1'", "-100", oneID, oneType, oneData, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "null event ids", sql: appendCall("'order-1'", "NULL", "NULL", oneType, oneData, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "empty arrays", sql: appendCall("'order-1'", "NULL", "'{}'", "'{}'", "'{}'", "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "null event types", sql: appendCall("'order-1'", "NULL", oneID, "NULL", oneData, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "null data", sql: appendCall("'order-1'", "NULL", oneID, oneType, "NULL", "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "two ids, one type", sql: appendCall("'order-1'", "NULL", twoIDs, oneType, `ARRAY['\x80', '\x80']::bytea[]`, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "one id, two data", sql: appendCall("'order-1'", "NULL", oneID, oneType, `ARRAY['\x80', '\x80']::bytea[]`, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "metadata longer", sql: appendCall("'order-1'", "NULL", oneID, oneType, oneData, `ARRAY['\x80', '\x80']::bytea[]`), want: rejects(invalidArgument)},
-	{key: "append/6", name: "empty metadata array", sql: appendCall("'order-1'", "NULL", oneID, oneType, oneData, "'{}'"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "null event id", sql: appendCall("'order-1'", "NULL", "ARRAY[NULL::uuid]", oneType, oneData, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "null event type", sql: appendCall("'order-1'", "NULL", oneID, "ARRAY[NULL::text]", oneData, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "empty event type", sql: appendCall("'order-1'", "NULL", oneID, "ARRAY['']", oneData, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "null data element", sql: appendCall("'order-1'", "NULL", oneID, oneType, "ARRAY[NULL::bytea]", "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "same id twice", sql: `SELECT a.stream_version FROM gen_random_uuid() AS u, %[1]s.append('order-1', NULL, ARRAY[u, u], ARRAY['A', 'B'], ARRAY['\x80', '\x80']::bytea[]) AS a`, want: rejects(invalidArgument)},
-	{key: "append/6", name: "two-dimensional arrays", sql: appendCall("'order-1'", "NULL", "ARRAY[[gen_random_uuid()]]", "ARRAY[['Noted']]", `ARRAY[['\x80'::bytea]]`, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "arrays indexed from 0", sql: appendCall("'order-1'", "NULL", "'[0:0]={00000000-0000-0000-0000-000000000001}'::uuid[]", "'[0:0]={Noted}'::text[]", `'[0:0]={"\\x80"}'::bytea[]`, "NULL"), want: rejects(invalidArgument)},
-	{key: "append/6", name: "expected version as a parameter", sql: appendCall("'order-1'", "$1", oneID, oneType, oneData, "NULL"), args: []any{int64(-3)}, want: rejects(invalidArgument)},
+	// append(stream_id, expected_version, event_ids, event_types, data, metadata, schema_versions)
+	{key: "append/7", name: "null stream id", sql: appendCall("NULL", "NULL", oneID, oneType, oneData, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "empty stream id", sql: appendCall("''", "NULL", oneID, oneType, oneData, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "1001-byte stream id", sql: appendCall("$1", "NULL", oneID, oneType, oneData, "NULL"), args: []any{long1001}, want: rejects(invalidArgument)},
+	{key: "append/7", name: "501 two-byte characters", sql: appendCall("$1", "NULL", oneID, oneType, oneData, "NULL"), args: []any{long1002mb}, want: rejects(invalidArgument)},
+	{key: "append/7", name: "NUL in stream id", sql: appendCall("$1", "NULL", oneID, oneType, oneData, "NULL"), args: []any{withNUL}, want: rejects(badEncoding)},
+	{key: "append/7", name: "expected version -2", sql: appendCall("'order-1'", "-2", oneID, oneType, oneData, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "expected version -100", sql: appendCall("'order-1'", "-100", oneID, oneType, oneData, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "null event ids", sql: appendCall("'order-1'", "NULL", "NULL", oneType, oneData, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "empty arrays", sql: appendCall("'order-1'", "NULL", "'{}'", "'{}'", "'{}'", "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "null event types", sql: appendCall("'order-1'", "NULL", oneID, "NULL", oneData, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "null data", sql: appendCall("'order-1'", "NULL", oneID, oneType, "NULL", "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "two ids, one type", sql: appendCall("'order-1'", "NULL", twoIDs, oneType, `ARRAY['\x80', '\x80']::bytea[]`, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "one id, two data", sql: appendCall("'order-1'", "NULL", oneID, oneType, `ARRAY['\x80', '\x80']::bytea[]`, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "metadata longer", sql: appendCall("'order-1'", "NULL", oneID, oneType, oneData, `ARRAY['\x80', '\x80']::bytea[]`), want: rejects(invalidArgument)},
+	{key: "append/7", name: "empty metadata array", sql: appendCall("'order-1'", "NULL", oneID, oneType, oneData, "'{}'"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "null event id", sql: appendCall("'order-1'", "NULL", "ARRAY[NULL::uuid]", oneType, oneData, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "null event type", sql: appendCall("'order-1'", "NULL", oneID, "ARRAY[NULL::text]", oneData, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "empty event type", sql: appendCall("'order-1'", "NULL", oneID, "ARRAY['']", oneData, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "null data element", sql: appendCall("'order-1'", "NULL", oneID, oneType, "ARRAY[NULL::bytea]", "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "same id twice", sql: `SELECT a.stream_version FROM gen_random_uuid() AS u, %[1]s.append('order-1', NULL, ARRAY[u, u], ARRAY['A', 'B'], ARRAY['\x80', '\x80']::bytea[]) AS a`, want: rejects(invalidArgument)},
+	{key: "append/7", name: "two-dimensional arrays", sql: appendCall("'order-1'", "NULL", "ARRAY[[gen_random_uuid()]]", "ARRAY[['Noted']]", `ARRAY[['\x80'::bytea]]`, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "arrays indexed from 0", sql: appendCall("'order-1'", "NULL", "'[0:0]={00000000-0000-0000-0000-000000000001}'::uuid[]", "'[0:0]={Noted}'::text[]", `'[0:0]={"\\x80"}'::bytea[]`, "NULL"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "expected version as a parameter", sql: appendCall("'order-1'", "$1", oneID, oneType, oneData, "NULL"), args: []any{int64(-3)}, want: rejects(invalidArgument)},
+	{key: "append/7", name: "schema version 0", sql: versionedAppend("ARRAY[0]"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "negative schema version", sql: versionedAppend("ARRAY[-1]"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "null schema version element", sql: versionedAppend("ARRAY[NULL::int]"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "schema version 0 after a valid one", sql: `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid(), gen_random_uuid()], ARRAY['A', 'B'], ARRAY['\x80', '\x80']::bytea[], NULL, ARRAY[2, 0])`, want: rejects(invalidArgument)},
+	{key: "append/7", name: "schema versions longer", sql: versionedAppend("ARRAY[1, 2]"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "empty schema versions array", sql: versionedAppend("'{}'"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "two-dimensional schema versions", sql: versionedAppend("ARRAY[[2]]"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "schema versions indexed from 0", sql: versionedAppend("'[0:0]={2}'::int[]"), want: rejects(invalidArgument)},
+	{key: "append/7", name: "schema versions as a parameter", sql: versionedAppend("$1"), args: []any{[]int32{-7}}, want: rejects(invalidArgument)},
 
-	// append(..., snapshot_schema_version, snapshot_state)
-	{key: "append/8", name: "snapshot version without state", sql: `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, NULL)`, want: rejects(invalidArgument)},
-	{key: "append/8", name: "snapshot state without version", sql: `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, NULL, '\x80')`, want: rejects(invalidArgument)},
-	{key: "append/8", name: "null stream id", sql: `SELECT stream_version FROM %[1]s.append(NULL, NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, '\x80')`, want: rejects(invalidArgument)},
-	{key: "append/8", name: "expected version -2", sql: `SELECT stream_version FROM %[1]s.append('order-1', -2, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, '\x80')`, want: rejects(invalidArgument)},
-	{key: "append/8", name: "empty arrays", sql: `SELECT stream_version FROM %[1]s.append('order-1', NULL, '{}', '{}', '{}', NULL, 1, '\x80')`, want: rejects(invalidArgument)},
+	// append(..., snapshot_schema_version, snapshot_state, schema_versions)
+	{key: "append/9", name: "snapshot version without state", sql: `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, NULL)`, want: rejects(invalidArgument)},
+	{key: "append/9", name: "snapshot state without version", sql: `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, NULL, '\x80')`, want: rejects(invalidArgument)},
+	{key: "append/9", name: "null stream id", sql: `SELECT stream_version FROM %[1]s.append(NULL, NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, '\x80')`, want: rejects(invalidArgument)},
+	{key: "append/9", name: "expected version -2", sql: `SELECT stream_version FROM %[1]s.append('order-1', -2, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, '\x80')`, want: rejects(invalidArgument)},
+	{key: "append/9", name: "empty arrays", sql: `SELECT stream_version FROM %[1]s.append('order-1', NULL, '{}', '{}', '{}', NULL, 1, '\x80')`, want: rejects(invalidArgument)},
+	{key: "append/9", name: "schema version 0", sql: `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, '\x80', ARRAY[0])`, want: rejects(invalidArgument)},
+	{key: "append/9", name: "schema versions longer", sql: `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, '\x80', ARRAY[1, 1])`, want: rejects(invalidArgument)},
 
-	// append_event(stream_id, event_type, data, metadata, expected_version, event_id)
-	{key: "append_event/6", name: "null stream id", sql: `SELECT stream_version FROM %[1]s.append_event(NULL, 'Noted', '\x80')`, want: rejects(invalidArgument)},
-	{key: "append_event/6", name: "empty stream id", sql: `SELECT stream_version FROM %[1]s.append_event('', 'Noted', '\x80')`, want: rejects(invalidArgument)},
-	{key: "append_event/6", name: "1001-byte stream id", sql: `SELECT stream_version FROM %[1]s.append_event($1, 'Noted', '\x80')`, args: []any{long1001}, want: rejects(invalidArgument)},
-	{key: "append_event/6", name: "NUL in stream id", sql: `SELECT stream_version FROM %[1]s.append_event($1, 'Noted', '\x80')`, args: []any{withNUL}, want: rejects(badEncoding)},
-	{key: "append_event/6", name: "null event type", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', NULL, '\x80')`, want: rejects(invalidArgument)},
-	{key: "append_event/6", name: "empty event type", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', '', '\x80')`, want: rejects(invalidArgument)},
-	{key: "append_event/6", name: "null data", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', NULL)`, want: rejects(invalidArgument)},
-	{key: "append_event/6", name: "expected version -2", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', NULL, -2)`, want: rejects(invalidArgument)},
-	{key: "append_event/6", name: "expected version -100", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', p_expected_version => -100)`, want: rejects(invalidArgument)},
-	{key: "append_event/6", name: "null event id", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	// append_event(stream_id, event_type, data, metadata, expected_version, event_id, schema_version)
+	{key: "append_event/7", name: "null stream id", sql: `SELECT stream_version FROM %[1]s.append_event(NULL, 'Noted', '\x80')`, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "empty stream id", sql: `SELECT stream_version FROM %[1]s.append_event('', 'Noted', '\x80')`, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "1001-byte stream id", sql: `SELECT stream_version FROM %[1]s.append_event($1, 'Noted', '\x80')`, args: []any{long1001}, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "NUL in stream id", sql: `SELECT stream_version FROM %[1]s.append_event($1, 'Noted', '\x80')`, args: []any{withNUL}, want: rejects(badEncoding)},
+	{key: "append_event/7", name: "null event type", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', NULL, '\x80')`, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "empty event type", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', '', '\x80')`, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "null data", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', NULL)`, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "expected version -2", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', NULL, -2)`, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "expected version -100", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', p_expected_version => -100)`, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "null event id", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', NULL, NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "schema version 0", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', p_schema_version => 0)`, want: rejects(invalidArgument)},
+	{key: "append_event/7", name: "negative schema version", sql: `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', NULL, NULL, gen_random_uuid(), -3)`, want: rejects(invalidArgument)},
 
 	// read_stream(stream_id, from_version, max_count)
 	{key: "read_stream/3", name: "null stream id", sql: `SELECT version FROM %[1]s.read_stream(NULL)`, want: rejects(invalidArgument)},
@@ -317,9 +337,10 @@ var badCases = []badCase{
 	{key: "jsonb_to_msgpack/1", name: "too deep", sql: `SELECT %[1]s.jsonb_to_msgpack((repeat('[', 513) || repeat(']', 513))::jsonb)`, want: rejects(invalidArgument)},
 	{key: "msgpack_str_header/1", name: "null: null", sql: `SELECT %[1]s.msgpack_str_header(NULL)`, want: returnsRows("()")},
 	{key: "msgpack_number/1", name: "beyond float8", sql: `SELECT %[1]s.msgpack_number(1e400)`, want: rejects(invalidArgument)},
-	{key: "append_json/6", name: "null data", sql: `SELECT stream_version FROM %[1]s.append_json('order-1', 'Noted', NULL)`, want: rejects(invalidArgument)},
-	{key: "append_json/6", name: "empty stream id", sql: `SELECT stream_version FROM %[1]s.append_json('', 'Noted', '{}')`, want: rejects(invalidArgument)},
-	{key: "append_json/6", name: "inexact number", sql: `SELECT stream_version FROM %[1]s.append_json('order-1', 'Noted', '{"n": 1e400}')`, want: rejects(invalidArgument)},
+	{key: "append_json/7", name: "null data", sql: `SELECT stream_version FROM %[1]s.append_json('order-1', 'Noted', NULL)`, want: rejects(invalidArgument)},
+	{key: "append_json/7", name: "schema version 0", sql: `SELECT stream_version FROM %[1]s.append_json('order-1', 'Noted', '{}', p_schema_version => 0)`, want: rejects(invalidArgument)},
+	{key: "append_json/7", name: "empty stream id", sql: `SELECT stream_version FROM %[1]s.append_json('', 'Noted', '{}')`, want: rejects(invalidArgument)},
+	{key: "append_json/7", name: "inexact number", sql: `SELECT stream_version FROM %[1]s.append_json('order-1', 'Noted', '{"n": 1e400}')`, want: rejects(invalidArgument)},
 
 	// Parked events.
 	{key: "park_event/10", name: "null subscription id", sql: `SELECT %[1]s.park_event(NULL, 'me', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, NULL, 1)`, want: rejects(invalidArgument)},
@@ -459,7 +480,7 @@ func TestBadInputSQL(t *testing.T) {
 	for _, c := range badCases {
 		name, _, _ := strings.Cut(c.key, "/")
 		if !hasFunction(c.key) {
-			require.False(t, migrationDefines(t, name) && c.key != "append/8", "%s is defined by a migration but missing", c.key)
+			require.False(t, migrationDefines(t, name) && c.key != "append/9", "%s is defined by a migration but missing", c.key)
 			t.Logf("skipping %s: no such function in this schema", c.key)
 		}
 	}

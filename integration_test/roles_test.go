@@ -34,11 +34,11 @@ var (
 		"jsonb_to_msgpack/1", "msgpack_str_header/1", "msgpack_number/1",
 		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0",
 		"stream_partition/2", "read_partition/7", "read_partitions/7", "stream_visible_from/1", "log_max_key/0"}
-	writerFunctions = []string{"append/6", "append_event/6", "append_json/6", "advance_checkpoint/5", "delete_checkpoint/1",
+	writerFunctions = []string{"append/7", "append_event/7", "append_json/7", "advance_checkpoint/5", "delete_checkpoint/1",
 		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7",
 		"park_event/10", "parked_retried/6", "retry_parked/3", "skip_parked/3",
 		"join_group/4", "leave_group/2", "take_partition/6", "soft_delete_stream/2", "restore_stream/1"}
-	snapshotterFunctions = []string{"save_snapshot/4", "append/8"}
+	snapshotterFunctions = []string{"save_snapshot/4", "append/9"}
 	// Remove events for good, or say what is removed: <schema>_admin only.
 	adminFunctions = []string{"tombstone_stream/2", "truncate_stream/2", "set_stream_retention/3",
 		"set_category_retention/3", "apply_retention/2", "archive_events/3"}
@@ -137,13 +137,13 @@ var roleCalls = []roleCall{
 	{"try_msgpack_to_jsonb/1", `SELECT %[1]s.try_msgpack_to_jsonb('\xc1')`, ""},
 	{"msgpack_float_text/2", `SELECT %[1]s.msgpack_float_text(0.1, true)`, ""},
 	{"invalid_argument/4", `SELECT %[1]s.invalid_argument('f', 'arg', 'is bad', 1)`, "PE003"},
-	{"append/6", `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea])`, ""},
-	{"append/8", `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, '\x80')`, ""},
-	{"append_json/6", `SELECT stream_version FROM %[1]s.append_json('order-1', 'Noted', '{"k": 1}')`, ""},
+	{"append/7", `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea])`, ""},
+	{"append/9", `SELECT stream_version FROM %[1]s.append('order-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Noted'], ARRAY['\x80'::bytea], NULL, 1, '\x80')`, ""},
+	{"append_json/7", `SELECT stream_version FROM %[1]s.append_json('order-1', 'Noted', '{"k": 1}')`, ""},
 	{"jsonb_to_msgpack/1", `SELECT %[1]s.jsonb_to_msgpack('{"k": [1, 0.5, "x"]}')`, ""},
 	{"msgpack_str_header/1", `SELECT %[1]s.msgpack_str_header(3)`, ""},
 	{"msgpack_number/1", `SELECT %[1]s.msgpack_number(1.5)`, ""},
-	{"append_event/6", `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', '\x80')`, ""},
+	{"append_event/7", `SELECT stream_version FROM %[1]s.append_event('order-1', 'Noted', '\x80', '\x80')`, ""},
 	{"save_snapshot/4", `SELECT %[1]s.save_snapshot('order-1', 1, 1, '\x80')`, ""},
 	{"advance_checkpoint/5", `SELECT global_position FROM %[1]s.advance_checkpoint('sub-1', NULL, NULL, '1', 1)`, ""},
 	{"delete_checkpoint/1", `SELECT %[1]s.delete_checkpoint('sub-1')`, ""},

@@ -50,8 +50,8 @@ func requireInstalled(t *testing.T, ctx context.Context, conn *pgx.Conn, schema 
 		require.NotNil(t, name, "table %s.%s", schema, table)
 	}
 	for _, fn := range []string{
-		"append(text, bigint, uuid[], text[], bytea[], bytea[])",
-		"append_event(text, text, bytea, bytea, bigint, uuid)",
+		"append(text, bigint, uuid[], text[], bytea[], bytea[], int[])",
+		"append_event(text, text, bytea, bytea, bigint, uuid, int)",
 		"read_stream(text, bigint, int)",
 		"read_stream_backward(text, bigint, int)",
 		"read_all(xid8, bigint, int, text[], text[])",

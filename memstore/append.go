@@ -69,14 +69,15 @@ func (s *Store) append(ctx context.Context, streamID string, expected es.Expecte
 		s.lastGlobal++
 		actual++
 		ev := es.Event{
-			ID:         e.ID,
-			StreamID:   streamID,
-			Version:    actual,
-			Position:   es.NewPosition(txKey, s.lastGlobal),
-			Type:       e.Type,
-			Data:       e.Data,
-			Metadata:   e.Metadata,
-			RecordedAt: now,
+			ID:            e.ID,
+			StreamID:      streamID,
+			Version:       actual,
+			Position:      es.NewPosition(txKey, s.lastGlobal),
+			Type:          e.Type,
+			SchemaVersion: e.SchemaVersion,
+			Data:          e.Data,
+			Metadata:      e.Metadata,
+			RecordedAt:    now,
 		}
 		s.ids[e.ID] = len(s.log)
 		st.events = append(st.events, len(s.log))

@@ -84,6 +84,7 @@ func appendArgs(streamID string, expected es.ExpectedVersion, events []es.NewEve
 	types := make([]string, len(events))
 	data := make([][]byte, len(events))
 	var metadata [][]byte // NULL unless some event has metadata
+	var versions []int32  // NULL (all 1) unless some event is at another schema version
 	for i, e := range events {
 		ids[i], types[i], data[i] = e.ID, e.Type, e.Data
 		if e.Metadata != nil {
@@ -92,8 +93,17 @@ func appendArgs(streamID string, expected es.ExpectedVersion, events []es.NewEve
 			}
 			metadata[i] = e.Metadata
 		}
+		if e.SchemaVersion != 1 && versions == nil {
+			versions = make([]int32, len(events))
+			for j := range versions {
+				versions[j] = 1
+			}
+		}
+		if versions != nil {
+			versions[i] = int32(e.SchemaVersion) // validated: 1 to MaxInt32
+		}
 	}
-	return []any{streamID, expected.SQL(), ids, types, data, metadata}, nil
+	return []any{streamID, expected.SQL(), ids, types, data, metadata, versions}, nil
 }
 
 func scanAppendResult(row pgx.Row, streamID string) (es.AppendResult, error) {

@@ -57,8 +57,10 @@ func ExampleMigrate() {
 	// up 5 005_consumer_groups.sql
 	// up 6 006_stream_lifecycle.sql
 	// up 7 007_subject_keys.sql
-	// tenant1: version 0 -> 7, functions installed: true
-	// again: 0 steps, version 7 -> 7, functions installed: true
+	// up 8 008_event_schema_versions.sql
+	// tenant1: version 0 -> 8, functions installed: true
+	// again: 0 steps, version 8 -> 8, functions installed: true
+	// down 8 008_event_schema_versions.sql
 	// down 7 007_subject_keys.sql
 	// down 6 006_stream_lifecycle.sql
 	// down 5 005_consumer_groups.sql
@@ -66,5 +68,5 @@ func ExampleMigrate() {
 	// down 3 003_subscription_status.sql
 	// down 2 002_keys_leases.sql
 	// down 1 001_tables.sql
-	// down: version 7 -> 0, tables left: [schema_version]
+	// down: version 8 -> 0, tables left: [schema_version]
 }

@@ -598,10 +598,10 @@ func TestOrderingSQLStateMapping(t *testing.T) {
 		_, err = pool.Exec(b.ctx, fmt.Sprintf(`
 			CREATE OR REPLACE FUNCTION %[1]s.read_stream(p_stream_id text, p_from_version bigint DEFAULT 1, p_max_count int DEFAULT NULL)
 			RETURNS TABLE (global_position bigint, transaction_id xid8, stream_id text, version bigint, event_id uuid,
-			               event_type text, data bytea, metadata bytea, recorded_at timestamptz)
+			               event_type text, data bytea, metadata bytea, recorded_at timestamptz, schema_version int)
 			LANGUAGE sql STABLE AS $$
 			    SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
-			           e.event_type, e.data, e.metadata, e.recorded_at
+			           e.event_type, e.data, e.metadata, e.recorded_at, e.schema_version
 			      FROM %[1]s.events AS e
 			     WHERE e.stream_id = p_stream_id AND e.version >= p_from_version
 			       AND CASE WHEN e.version >= 2

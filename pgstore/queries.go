@@ -41,14 +41,14 @@ const (
 
 func newQueries(schema string) queries {
 	const (
-		eventColumns  = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at"
+		eventColumns  = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at, schema_version"
 		appendColumns = "stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id"
 		healthColumns = "subscription_id, health, transaction_id, global_position, checkpoint_exists, last_progress_at, " +
 			"events_behind, hidden_events, oldest_unhandled_at, rate, parked_events, last_error"
 	)
 	return queries{
-		append:             "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6)",
-		appendWithSnapshot: "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6, $7, $8)",
+		append:             "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6, $7)",
+		appendWithSnapshot: "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 
 		readStream:         "SELECT " + eventColumns + " FROM " + schema + ".read_stream($1, $2, $3)",
 		readStreamBackward: "SELECT " + eventColumns + " FROM " + schema + ".read_stream_backward($1, $2, $3)",
@@ -77,7 +77,8 @@ func newQueries(schema string) queries {
 		subscriptions:      "SELECT " + healthColumns + " FROM " + schema + ".subscriptions_view",
 		reportStatus:       "SELECT " + schema + ".report_status($1, $2, $3, $4, $5, $6, $7)",
 		parkedEvents: "SELECT p.behind, p.error, p.attempts, p.parked_at, p.retry_requested_at IS NOT NULL, e.stream_id, " +
-			"e.global_position, e.transaction_id, e.version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at FROM " +
+			"e.global_position, e.transaction_id, e.version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at, " +
+			"e.schema_version FROM " +
 			schema + ".parked_events AS p JOIN " + schema + ".all_events AS e " +
 			"ON e.transaction_id = p.transaction_id AND e.global_position = p.global_position " +
 			"WHERE p.subscription_id = $1 AND p.resolved_at IS NULL ORDER BY p.transaction_id, p.global_position",

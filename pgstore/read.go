@@ -187,7 +187,7 @@ func newEventScanner(withStream bool) *eventScanner {
 	// event_id is scanned as [16]byte, pgx's native form for uuid; a
 	// uuid.UUID destination would go through its slower sql.Scanner path.
 	sc.dest = []any{&sc.global, &sc.txKey, &sc.e.Version, (*[16]byte)(&sc.e.ID), &sc.e.Type,
-		&sc.e.Data, &sc.e.Metadata, &sc.e.RecordedAt}
+		&sc.e.Data, &sc.e.Metadata, &sc.e.RecordedAt, &sc.e.SchemaVersion}
 	if withStream {
 		sc.dest = append([]any{&sc.e.StreamID}, sc.dest...)
 	}

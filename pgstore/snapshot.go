@@ -31,7 +31,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snapshot es.Snapshot) (bool, e
 }
 
 // AppendWithSnapshot appends events and stores snapshot in one call of the
-// SQL function append (its eight-argument form), in one transaction (or in
+// SQL function append (its form with snapshot arguments), in one transaction (or in
 // the bound one, see [Store.WithTx]); see
 // [es.SnapshotStore.AppendWithSnapshot].
 func (s *Store) AppendWithSnapshot(ctx context.Context, streamID string, expected es.ExpectedVersion, events []es.NewEvent, snapshot es.NewSnapshot) (es.AppendResult, error) {
@@ -42,7 +42,8 @@ func (s *Store) AppendWithSnapshot(ctx context.Context, streamID string, expecte
 	return s.runAppend(ctx, streamID, s.sql.appendWithSnapshot, args)
 }
 
-// appendSnapshotArgs returns the arguments of the eight-argument append.
+// appendSnapshotArgs returns the arguments of the append with a snapshot:
+// the snapshot's two come before the schema versions.
 func appendSnapshotArgs(streamID string, expected es.ExpectedVersion, events []es.NewEvent, snapshot es.NewSnapshot) ([]any, error) {
 	if err := storekit.ValidateNewSnapshot(snapshot); err != nil {
 		return nil, err
@@ -51,7 +52,8 @@ func appendSnapshotArgs(streamID string, expected es.ExpectedVersion, events []e
 	if err != nil {
 		return nil, err
 	}
-	return append(args, int32(snapshot.SchemaVersion), nonNil(snapshot.State)), nil
+	versions := args[len(args)-1]
+	return append(args[:len(args)-1], int32(snapshot.SchemaVersion), nonNil(snapshot.State), versions), nil
 }
 
 // nonNil returns b, or an empty slice for nil (which pgx would send as
@@ -139,7 +141,7 @@ func (s *Store) loadFirstPage(ctx context.Context, streamID string, schemaVersio
 		if n == 0 && rows.RawValues()[len(sc.dest)-1] != nil { // snapshot_state: the snapshot row
 			snap := es.Snapshot{StreamID: streamID}
 			var schema int32
-			if err := rows.Scan(nil, nil, &snap.Version, nil, nil, nil, nil, &snap.CreatedAt, &schema, &snap.State); err != nil {
+			if err := rows.Scan(nil, nil, &snap.Version, nil, nil, nil, nil, &snap.CreatedAt, nil, &schema, &snap.State); err != nil {
 				fail(err)
 				return n, last, false
 			}

@@ -10,8 +10,9 @@ import (
 )
 
 // PrepareAppend validates an append like [ValidateAppend] and returns a copy
-// of events in which every zero ID is replaced by a fresh UUIDv7 and every
-// nil Data by an empty body; the caller's slice is not modified.
+// of events in which every zero ID is replaced by a fresh UUIDv7, every nil
+// Data by an empty body and every zero SchemaVersion by 1; the caller's
+// slice is not modified.
 func PrepareAppend(streamID string, expected es.ExpectedVersion, events []es.NewEvent) ([]es.NewEvent, error) {
 	if err := ValidateAppend(streamID, expected, events); err != nil {
 		return nil, err
@@ -33,6 +34,7 @@ func PrepareAppend(streamID string, expected es.ExpectedVersion, events []es.New
 		if e.Data == nil {
 			e.Data = []byte{}
 		}
+		e.SchemaVersion = max(e.SchemaVersion, 1)
 		out[i] = e
 	}
 	return out, nil
@@ -57,6 +59,10 @@ func ValidateAppend(streamID string, expected es.ExpectedVersion, events []es.Ne
 		}
 		if !sqlcheck.Text(e.Type) {
 			return fmt.Errorf("%w: event %d of stream %q: type contains a NUL byte or invalid UTF-8", es.ErrInvalidArgument, i, streamID)
+		}
+		if e.SchemaVersion < 0 || e.SchemaVersion > es.MaxSchemaVersion {
+			return fmt.Errorf("%w: event %d of stream %q: schema version %d is not between 1 and %d (0: 1)",
+				es.ErrInvalidArgument, i, streamID, e.SchemaVersion, es.MaxSchemaVersion)
 		}
 	}
 	return nil

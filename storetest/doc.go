@@ -16,6 +16,10 @@
 //   - Append: the expected-version matrix and the [es.VersionConflictError]
 //     it reports, gapless versions, positions, batch atomicity, filling of
 //     zero event ids with UUIDv7, copies of payloads.
+//   - SchemaVersions: each event's schema version stored as appended (1
+//     when not given) and returned by every read (streams, the global log,
+//     Load, subscriptions, consumer groups); versions out of range refused;
+//     old versions upcast on load through a registry and a repository.
 //   - Idempotency: exact retries return the original result and write
 //     nothing; partial, reordered, misplaced or inconsistent retries fail
 //     with [es.ErrDuplicateEvent].

@@ -261,6 +261,7 @@ func requireStored(t *testing.T, want []es.NewEvent, got []es.Event, id string, 
 		require.Equal(t, id, g.StreamID, "event %d stream id", i)
 		require.Equal(t, first+int64(i), g.Version, "event %d version", i)
 		require.Equal(t, w.Type, g.Type, "event %d type", i)
+		require.Equal(t, max(w.SchemaVersion, 1), g.SchemaVersion, "event %d schema version", i)
 		require.Equal(t, string(w.Data), string(g.Data), "event %d data", i)
 		if w.Metadata == nil {
 			require.Empty(t, g.Metadata, "event %d metadata", i)

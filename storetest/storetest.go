@@ -44,6 +44,7 @@ type group struct {
 // groups is the whole suite.
 var groups = []group{
 	{"Append", appendTests},
+	{"SchemaVersions", schemaVersionTests},
 	{"Idempotency", idempotencyTests},
 	{"Validation", validationTests},
 	{"ReadStream", readStreamTests},

@@ -222,6 +222,7 @@ func requireSameEvents(t *testing.T, want, got []es.Event) {
 		require.Equal(t, want[i].Version, got[i].Version)
 		require.Equal(t, want[i].Position, got[i].Position)
 		require.Equal(t, want[i].Type, got[i].Type)
+		require.Equal(t, want[i].SchemaVersion, got[i].SchemaVersion)
 		require.Equal(t, want[i].Data, got[i].Data)
 	}
 	requirePositionsIncrease(t, got)

@@ -20,16 +20,18 @@ type eventJSON struct {
 	Data       json.RawMessage `json:"data"`
 	Metadata   json.RawMessage `json:"metadata,omitempty"`
 	RecordedAt time.Time       `json:"recorded_at"`
+	// SchemaVersion is the version of the event type's shape.
+	SchemaVersion int32 `json:"schema_version"`
 }
 
 // scanEvent reads a row of (position, stream_id, version, event_id,
-// event_type, data::text, metadata::text, recorded_at).
+// event_type, data::text, metadata::text, recorded_at, schema_version).
 func scanEvent(row pgx.CollectableRow) (eventJSON, error) {
 	var (
 		ev       eventJSON
 		data, md *string
 	)
-	if err := row.Scan(&ev.Position, &ev.StreamID, &ev.Version, &ev.EventID, &ev.EventType, &data, &md, &ev.RecordedAt); err != nil {
+	if err := row.Scan(&ev.Position, &ev.StreamID, &ev.Version, &ev.EventID, &ev.EventType, &data, &md, &ev.RecordedAt, &ev.SchemaVersion); err != nil {
 		return ev, err
 	}
 	// Malformed msgpack decodes to SQL NULL: shown as JSON null.
@@ -53,8 +55,12 @@ func printEvent(w io.Writer, ev eventJSON, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	typ := ev.EventType
+	if ev.SchemaVersion != 1 {
+		typ += fmt.Sprintf(" (v%d)", ev.SchemaVersion)
+	}
 	line := fmt.Sprintf("%s  %s@%d  %s  %s  %s", ev.Position, ev.StreamID, ev.Version,
-		ev.RecordedAt.Format(time.RFC3339Nano), ev.EventType, data)
+		ev.RecordedAt.Format(time.RFC3339Nano), typ, data)
 	if len(ev.Metadata) > 0 && string(ev.Metadata) != "null" {
 		md, err := json.Marshal(ev.Metadata)
 		if err != nil {
@@ -85,8 +91,8 @@ func runStream(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	q := `SELECT position, stream_id, version, event_id::text, event_type, data::text, metadata::text, recorded_at
-		FROM ` + e.ident("events_view") + ` WHERE stream_id = $1 ORDER BY version`
+	q := `SELECT position, stream_id, version, event_id::text, event_type, data::text, metadata::text, recorded_at,
+		schema_version FROM ` + e.ident("events_view") + ` WHERE stream_id = $1 ORDER BY version`
 	n := 0
 	rows, err := pool.Query(ctx, q, id)
 	if err != nil {

@@ -67,6 +67,13 @@ func TestStreamShow(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`(?m)^\d+/\d+  order-1@1  \S+  OrderPlaced  \{"lines":\[\{"qty":2,"sku":"a-1"\}\],"total":12.5\}  metadata=\{"causation_id":"c-0","correlation_id":"c-1"\}$`), out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^\d+/\d+  order-1@2  \S+  OrderShipped  \{"carrier":"post","tracking":null\}$`), out)
 
+	// An event at another schema version says so.
+	b.exec(t, `SELECT * FROM es.append_json('order-2', 'OrderPlaced', '{"total": 2}', p_schema_version => 3)`)
+	out = b.ok(t, "stream", "show", "order-2")
+	require.Regexp(t, regexp.MustCompile(`(?m)^\d+/\d+  order-2@1  \S+  OrderPlaced  \{"total":1\}$`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^\d+/\d+  order-2@2  \S+  OrderPlaced \(v3\)  \{"total":2\}$`), out)
+	require.Contains(t, b.ok(t, "stream", "show", "order-2", "--json"), `"schema_version":3`)
+
 	_, stderr, code := b.es(t, "stream", "show", "order-9")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, `stream "order-9" has no events`)

@@ -75,7 +75,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	}
 	q := fmt.Sprintf(`SELECT r.transaction_id::text || '/' || r.global_position::text, r.stream_id, r.version,
 		r.event_id::text, r.event_type, %[1]s.try_msgpack_to_jsonb(r.data)::text,
-		%[1]s.try_msgpack_to_jsonb(r.metadata)::text, r.recorded_at
+		%[1]s.try_msgpack_to_jsonb(r.metadata)::text, r.recorded_at, r.schema_version
 		FROM %[1]s.read_all($1::text::xid8, $2, $3, $4, $5) AS r`, pgxIdent(e.schema))
 	cats, typs := []string(categories), []string(types)
 
@@ -155,7 +155,7 @@ func tailOnce(ctx context.Context, db interface {
 			ev       eventJSON
 			data, md *string
 		)
-		if err := rows.Scan(&ev.Position, &ev.StreamID, &ev.Version, &ev.EventID, &ev.EventType, &data, &md, &ev.RecordedAt); err != nil {
+		if err := rows.Scan(&ev.Position, &ev.StreamID, &ev.Version, &ev.EventID, &ev.EventType, &data, &md, &ev.RecordedAt, &ev.SchemaVersion); err != nil {
 			return n, fmt.Errorf("reading the log: %w", err)
 		}
 		ev.Data = []byte("null")

@@ -27,13 +27,18 @@
 -- Idempotent: when every event id is already stored in this stream as one
 -- contiguous run in the given order, consistent with expected_version, the
 -- original result is returned and nothing is written.
+--
+-- schema_versions: each event's schema version (the version of its type's
+-- shape, 1 or more), or NULL for all 1 (what the callers of the six-argument
+-- form, before versions, get).
 CREATE OR REPLACE FUNCTION {{ $s }}.append(
     p_stream_id        text,
     p_expected_version bigint,
     p_event_ids        uuid[],
     p_event_types      text[],
     p_data             bytea[],
-    p_metadata         bytea[] DEFAULT NULL
+    p_metadata         bytea[] DEFAULT NULL,
+    p_schema_versions  int[]   DEFAULT NULL
 ) RETURNS TABLE (
     stream_version bigint,
     last_position  bigint,
@@ -88,8 +93,11 @@ BEGIN
        OR coalesce(array_ndims(p_data), 0) <> 1 OR array_lower(p_data, 1) <> 1
        OR cardinality(p_event_types) <> v_n OR cardinality(p_data) <> v_n
        OR (p_metadata IS NOT NULL AND (array_ndims(p_metadata) <> 1 OR array_lower(p_metadata, 1) <> 1
-                                       OR cardinality(p_metadata) <> v_n)) THEN
-        RAISE EXCEPTION 'append: event_ids, event_types, data (and metadata when given) must be one-dimensional arrays of the same length, indexed from 1'
+                                       OR cardinality(p_metadata) <> v_n))
+       OR (p_schema_versions IS NOT NULL AND (coalesce(array_ndims(p_schema_versions), 0) <> 1
+                                              OR array_lower(p_schema_versions, 1) <> 1
+                                              OR cardinality(p_schema_versions) <> v_n)) THEN
+        RAISE EXCEPTION 'append: event_ids, event_types, data (and metadata and schema_versions when given) must be one-dimensional arrays of the same length, indexed from 1'
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "arrays"}';
     END IF;
     IF array_position(p_event_ids, NULL) IS NOT NULL THEN
@@ -103,6 +111,13 @@ BEGIN
     IF array_position(p_data, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'append: event data must not be null (use an empty bytea)'
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "data"}';
+    END IF;
+    -- Expressions, not queries: a batch that gives versions costs no query
+    -- for them, one that does not (NULL) two tests.
+    IF p_schema_versions IS NOT NULL
+       AND (array_position(p_schema_versions, NULL) IS NOT NULL OR 1 > ANY (p_schema_versions)) THEN
+        RAISE EXCEPTION 'append: schema versions must not be null and must be at least 1 (pass NULL for all 1)'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "schema_versions"}';
     END IF;
     IF v_n > 1 THEN -- nested: a single event runs no query here
         IF (SELECT count(DISTINCT u) FROM unnest(p_event_ids) AS u) <> v_n THEN
@@ -193,8 +208,9 @@ BEGIN
         -- is stored already (a retry, or a client error); the count tells.
         IF v_n = 1 THEN
             INSERT INTO {{ $s }}.events AS e
-                   (transaction_id, stream_id, version, event_id, event_type, data, metadata)
-            VALUES (v_k, p_stream_id, v_version + 1, p_event_ids[1], p_event_types[1], p_data[1], p_metadata[1])
+                   (transaction_id, stream_id, version, event_id, event_type, data, metadata, schema_version)
+            VALUES (v_k, p_stream_id, v_version + 1, p_event_ids[1], p_event_types[1], p_data[1], p_metadata[1],
+                    coalesce(p_schema_versions[1], 1))
             ON CONFLICT (event_id) DO NOTHING
             RETURNING e.global_position INTO v_max_pos;
             GET DIAGNOSTICS v_inserted = ROW_COUNT;
@@ -202,10 +218,10 @@ BEGIN
         ELSE
             WITH ins AS (
                 INSERT INTO {{ $s }}.events AS e
-                       (transaction_id, stream_id, version, event_id, event_type, data, metadata)
-                SELECT v_k, p_stream_id, v_version + u.ord, u.id, u.typ, u.dat, u.meta
-                  FROM unnest(p_event_ids, p_event_types, p_data, p_metadata)
-                       WITH ORDINALITY AS u(id, typ, dat, meta, ord)
+                       (transaction_id, stream_id, version, event_id, event_type, data, metadata, schema_version)
+                SELECT v_k, p_stream_id, v_version + u.ord, u.id, u.typ, u.dat, u.meta, coalesce(u.sv, 1)
+                  FROM unnest(p_event_ids, p_event_types, p_data, p_metadata, p_schema_versions)
+                       WITH ORDINALITY AS u(id, typ, dat, meta, sv, ord)
                  ORDER BY u.ord
                 ON CONFLICT (event_id) DO NOTHING
                 RETURNING e.global_position
@@ -334,7 +350,7 @@ BEGIN
 END
 $$;
 
--- append with a snapshot: appends like the six-argument append and, in the
+-- append with a snapshot: appends like the seven-argument append and, in the
 -- same transaction, stores p_snapshot_state (the aggregate's state after
 -- these events, in the shape p_snapshot_schema_version names) as the
 -- stream's snapshot at the stream's new version. The snapshot never makes
@@ -350,7 +366,8 @@ CREATE OR REPLACE FUNCTION {{ $s }}.append(
     p_data                    bytea[],
     p_metadata                bytea[],
     p_snapshot_schema_version int,
-    p_snapshot_state          bytea
+    p_snapshot_state          bytea,
+    p_schema_versions         int[] DEFAULT NULL
 ) RETURNS TABLE (
     stream_version bigint,
     last_position  bigint,
@@ -371,7 +388,8 @@ BEGIN
            a.first_version, a.first_position, a.first_transaction_id
       INTO stream_version, last_position, transaction_id,
            first_version, first_position, first_transaction_id
-      FROM {{ $s }}.append(p_stream_id, p_expected_version, p_event_ids, p_event_types, p_data, p_metadata) AS a;
+      FROM {{ $s }}.append(p_stream_id, p_expected_version, p_event_ids, p_event_types, p_data, p_metadata,
+                           p_schema_versions) AS a;
 
     IF p_snapshot_state IS NOT NULL THEN
         -- The append holds the stream's row lock: the stream is at
@@ -382,15 +400,18 @@ BEGIN
 END
 $$;
 
--- append_event appends one event: the form for hand-written SQL.
+-- append_event appends one event: the form for hand-written SQL. A NULL
+-- schema version is version 1, like the default.
 --   SELECT * FROM es.append_event('order-1', 'OrderPlaced', '\x80'::bytea);
+--   SELECT * FROM es.append_event('user-1', 'UserCreated', '\x80'::bytea, p_schema_version => 2);
 CREATE OR REPLACE FUNCTION {{ $s }}.append_event(
     p_stream_id        text,
     p_event_type       text,
     p_data             bytea,
     p_metadata         bytea  DEFAULT NULL,
     p_expected_version bigint DEFAULT NULL,
-    p_event_id         uuid   DEFAULT gen_random_uuid()
+    p_event_id         uuid   DEFAULT gen_random_uuid(),
+    p_schema_version   int    DEFAULT 1
 ) RETURNS TABLE (
     stream_version bigint,
     last_position  bigint,
@@ -402,5 +423,6 @@ CREATE OR REPLACE FUNCTION {{ $s }}.append_event(
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM {{ $s }}.append(p_stream_id, p_expected_version, ARRAY[p_event_id], ARRAY[p_event_type],
-                                  ARRAY[p_data], CASE WHEN p_metadata IS NULL THEN NULL ELSE ARRAY[p_metadata] END)
+                                  ARRAY[p_data], CASE WHEN p_metadata IS NULL THEN NULL ELSE ARRAY[p_metadata] END,
+                                  CASE WHEN p_schema_version IS NULL THEN NULL ELSE ARRAY[p_schema_version] END)
 $$;

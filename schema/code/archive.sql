@@ -13,7 +13,7 @@
 -- their index scans, so the read functions' plans stay index probes. Before
 -- migration 006 (a partial installation) it reads events alone. Its
 -- columns are those of events, whatever the migrations have added (each
--- adds it to events_archive too).
+-- adds it to events_archive too, as 008 does schema_version).
 DO $all_events$
 DECLARE
     v_columns text;
@@ -89,12 +89,13 @@ BEGIN
          USING moving AS m
          WHERE e.transaction_id = m.transaction_id AND e.global_position = m.global_position
         RETURNING e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id, e.event_type,
-                  e.data, e.metadata, e.recorded_at
+                  e.data, e.metadata, e.recorded_at, e.schema_version
     )
     INSERT INTO {{ $s }}.events_archive
-           (global_position, transaction_id, stream_id, version, event_id, event_type, data, metadata, recorded_at)
+           (global_position, transaction_id, stream_id, version, event_id, event_type, data, metadata, recorded_at,
+            schema_version)
     SELECT m.global_position, m.transaction_id, m.stream_id, m.version, m.event_id, m.event_type,
-           m.data, m.metadata, m.recorded_at
+           m.data, m.metadata, m.recorded_at, m.schema_version
       FROM moved AS m
      -- In the log's order, so that the archive's rows lie in the order
      -- read_all reads them (its index scans then read each page once).

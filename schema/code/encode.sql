@@ -167,7 +167,8 @@ CREATE OR REPLACE FUNCTION {{ $s }}.append_json(
     p_data             jsonb,
     p_metadata         jsonb  DEFAULT NULL,
     p_expected_version bigint DEFAULT NULL,
-    p_event_id         uuid   DEFAULT gen_random_uuid()
+    p_event_id         uuid   DEFAULT gen_random_uuid(),
+    p_schema_version   int    DEFAULT 1
 ) RETURNS TABLE (
     stream_version bigint,
     last_position  bigint,
@@ -179,5 +180,6 @@ CREATE OR REPLACE FUNCTION {{ $s }}.append_json(
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM {{ $s }}.append_event(p_stream_id, p_event_type, {{ $s }}.jsonb_to_msgpack(p_data),
-                                        {{ $s }}.jsonb_to_msgpack(p_metadata), p_expected_version, p_event_id)
+                                        {{ $s }}.jsonb_to_msgpack(p_metadata), p_expected_version, p_event_id,
+                                        p_schema_version)
 $$;

@@ -9,6 +9,15 @@
 -- ::pg_catalog.text): nothing another login creates in a schema on the
 -- caller's search_path can be picked instead. Functions that are not
 -- inlined pin search_path to pg_catalog, pg_temp.
+--
+-- Event rows end with schema_version, the column migration 008 adds. The
+-- package is also installed on the tables of an earlier migration (a
+-- step-by-step migration installs it after every step; migrating down
+-- installs it again): PostgreSQL checks a plain SQL body against the
+-- tables when the function is created, so the functions of this file are
+-- created without that check (as pg_dump's output does). They read the
+-- column when called, once migrations are complete; every call is tested.
+SET LOCAL check_function_bodies = off;
 
 -- invalid_argument raises PE003 for a bad read argument. The read functions
 -- call it from a CASE so it runs only when an argument is bad; it takes the
@@ -41,11 +50,12 @@ CREATE OR REPLACE FUNCTION {{ $s }}.read_stream(
     event_type      text,
     data            bytea,
     metadata        bytea,
-    recorded_at     timestamptz
+    recorded_at     timestamptz,
+    schema_version  int
 )
 LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
-           e.event_type, e.data, e.metadata, e.recorded_at
+           e.event_type, e.data, e.metadata, e.recorded_at, e.schema_version
       FROM {{ $s }}.all_events AS e
      WHERE e.stream_id OPERATOR(pg_catalog.=) p_stream_id
        AND e.version OPERATOR(pg_catalog.>=) GREATEST(COALESCE(p_from_version, 1::pg_catalog.int8),
@@ -76,11 +86,12 @@ CREATE OR REPLACE FUNCTION {{ $s }}.read_stream_backward(
     event_type      text,
     data            bytea,
     metadata        bytea,
-    recorded_at     timestamptz
+    recorded_at     timestamptz,
+    schema_version  int
 )
 LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
-           e.event_type, e.data, e.metadata, e.recorded_at
+           e.event_type, e.data, e.metadata, e.recorded_at, e.schema_version
       FROM {{ $s }}.all_events AS e
      WHERE e.stream_id OPERATOR(pg_catalog.=) p_stream_id
        AND (p_from_version IS NULL OR e.version OPERATOR(pg_catalog.<=) p_from_version)
@@ -140,11 +151,12 @@ CREATE OR REPLACE FUNCTION {{ $s }}.read_partitions(
     event_type      text,
     data            bytea,
     metadata        bytea,
-    recorded_at     timestamptz
+    recorded_at     timestamptz,
+    schema_version  int
 )
 LANGUAGE sql STABLE AS $$
     SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id,
-           e.event_type, e.data, e.metadata, e.recorded_at
+           e.event_type, e.data, e.metadata, e.recorded_at, e.schema_version
       FROM {{ $s }}.all_events AS e
      WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>)
            (COALESCE(p_after_transaction_id, '0'::pg_catalog.xid8), COALESCE(p_after_position, 0::pg_catalog.int8))
@@ -200,7 +212,8 @@ CREATE OR REPLACE FUNCTION {{ $s }}.read_partition(
     event_type      text,
     data            bytea,
     metadata        bytea,
-    recorded_at     timestamptz
+    recorded_at     timestamptz,
+    schema_version  int
 )
 LANGUAGE sql STABLE AS $$
     SELECT * FROM {{ $s }}.read_partitions(p_after_transaction_id, p_after_position, p_max_count,
@@ -226,7 +239,8 @@ CREATE OR REPLACE FUNCTION {{ $s }}.read_all(
     event_type      text,
     data            bytea,
     metadata        bytea,
-    recorded_at     timestamptz
+    recorded_at     timestamptz,
+    schema_version  int
 )
 LANGUAGE sql STABLE AS $$
     SELECT * FROM {{ $s }}.read_partitions(p_after_transaction_id, p_after_position, p_max_count,
@@ -352,12 +366,13 @@ $$;
 --
 -- The snapshot row comes first: its snapshot_state is not NULL, version is
 -- the snapshot's version, recorded_at its creation time, and the event
--- columns are NULL. Event rows have snapshot_schema_version and
--- snapshot_state NULL. A stream with no events returns no rows. The
--- function is plain SQL, so PostgreSQL inlines it into the calling query:
--- the union below is planned as a merge of two index scans (the one
--- snapshot row, the events after it in version order), rows stream, and a
--- LIMIT on the call limits the scan. Both parts read one MVCC snapshot, so
+-- columns are NULL (schema_version, the last column, too: it is the
+-- event's). Event rows have snapshot_schema_version and snapshot_state
+-- NULL. A stream with no events returns no rows. The function is plain
+-- SQL, so PostgreSQL inlines it into the calling query: the union below is
+-- planned as a merge of two index scans (the one snapshot row, the events
+-- after it in version order), rows stream, and a LIMIT on the call limits
+-- the scan. Both parts read one MVCC snapshot, so
 -- the events always continue the snapshot.
 CREATE OR REPLACE FUNCTION {{ $s }}.load(
     p_stream_id               text,
@@ -373,19 +388,21 @@ CREATE OR REPLACE FUNCTION {{ $s }}.load(
     metadata                bytea,
     recorded_at             timestamptz,
     snapshot_schema_version int,
-    snapshot_state          bytea
+    snapshot_state          bytea,
+    schema_version          int
 )
 LANGUAGE sql STABLE AS $$
     SELECT u.global_position, u.transaction_id, u.stream_id, u.version, u.event_id, u.event_type, u.data, u.metadata,
-           u.recorded_at, u.snapshot_schema_version, u.snapshot_state
+           u.recorded_at, u.snapshot_schema_version, u.snapshot_state, u.schema_version
       FROM (SELECT NULL::pg_catalog.int8 AS global_position, NULL::pg_catalog.xid8 AS transaction_id, s.stream_id, s.version,
                    NULL::pg_catalog.uuid AS event_id, NULL::pg_catalog.text AS event_type, NULL::pg_catalog.bytea AS data,
                    NULL::pg_catalog.bytea AS metadata, s.created_at AS recorded_at,
-                   s.schema_version AS snapshot_schema_version, s.state AS snapshot_state
+                   s.schema_version AS snapshot_schema_version, s.state AS snapshot_state,
+                   NULL::pg_catalog.int4 AS schema_version
               FROM {{ $s }}.snapshots AS s
             UNION ALL
             SELECT e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id, e.event_type, e.data,
-                   e.metadata, e.recorded_at, NULL::pg_catalog.int4, NULL::pg_catalog.bytea
+                   e.metadata, e.recorded_at, NULL::pg_catalog.int4, NULL::pg_catalog.bytea, e.schema_version
               FROM {{ $s }}.all_events AS e) AS u
      WHERE u.stream_id OPERATOR(pg_catalog.=) p_stream_id
        AND CASE WHEN u.snapshot_state IS NOT NULL
@@ -402,3 +419,5 @@ LANGUAGE sql STABLE AS $$
                 ELSE (SELECT {{ $s }}.stream_visible_from(p_stream_id)) OPERATOR(pg_catalog.<) 9223372036854775807::pg_catalog.int8 END
      ORDER BY u.version
 $$;
+
+SET LOCAL check_function_bodies = DEFAULT;

@@ -90,14 +90,14 @@ DECLARE
                                            'subscription_running/1', 'subscription_health/2', 'subscription_ids/0',
                                            'horizon_holders/0', 'stream_partition/2', 'read_partition/7',
                                            'read_partitions/7', 'stream_visible_from/1', 'log_max_key/0'];
-    v_write_fns   CONSTANT text[] := ARRAY['append/6', 'append_event/6', 'append_json/6', 'advance_checkpoint/5', 'delete_checkpoint/1',
+    v_write_fns   CONSTANT text[] := ARRAY['append/7', 'append_event/7', 'append_json/7', 'advance_checkpoint/5', 'delete_checkpoint/1',
                                            'reset_checkpoint/3', 'acquire_lease/3', 'renew_lease/3', 'release_lease/2',
                                            'report_status/7', 'park_event/10', 'parked_retried/6', 'retry_parked/3',
                                            'skip_parked/3', 'join_group/4', 'leave_group/2', 'take_partition/6',
                                            'soft_delete_stream/2', 'restore_stream/1'];
     v_admin_fns   CONSTANT text[] := ARRAY['tombstone_stream/2', 'truncate_stream/2', 'set_stream_retention/3',
                                            'set_category_retention/3', 'apply_retention/2', 'archive_events/3'];
-    v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/8'];
+    v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/9'];
     v_key_fns     CONSTANT text[] := ARRAY['subject_key/2'];
     v_forget_fns  CONSTANT text[] := ARRAY['forget_subject/1'];
     v_owner_fns   CONSTANT text[] := ARRAY['raise_key_base/0', 'store_snapshot/4',

@@ -1,0 +1,343 @@
+-- The append and append_event of es before event schema versions (the
+-- code package as released with migration 005, schema/code/append.sql at
+-- that time, without the snapshot form), kept verbatim:
+-- integration_test/schema_version_test.go writes events with them on a
+-- schema at migration 005, as every installation did before 006, and then
+-- migrates up. The template's schema variable is replaced by the test.
+-- es: the append path.
+--
+-- SQLSTATEs raised (class PE, "event store"):
+--   PE001  wrong expected version   DETAIL: {"stream_id", "expected", "actual"}
+--   PE002  duplicate event id       DETAIL: {"stream_id", "stored_stream_id", "found", "count"}
+--   PE003  invalid argument         DETAIL: {"argument", ...}
+--   PE004  stream deleted (reserved)
+--   PE005  events are immutable (UPDATE/DELETE/TRUNCATE on events)
+--   PE009  the log's transaction keys cannot continue (keys.sql)
+--
+-- The writing functions are SECURITY DEFINER (they run as the schema's
+-- owner, so callers need no privilege on the tables) and pin search_path
+-- to pg_catalog, pg_temp: their bodies name every object of the schema in
+-- full, and nothing a caller puts in its search_path can be resolved
+-- instead of a pg_catalog function or operator.
+
+-- append appends a batch of events to one stream atomically and returns the
+-- stream's new version and the batch's positions.
+--
+-- expected_version: NULL = any; -1 = the stream must exist; 0 = it must not
+-- exist; n > 0 = it must be at version n. The check happens under the
+-- stream row's lock and before any global position is taken.
+--
+-- Idempotent: when every event id is already stored in this stream as one
+-- contiguous run in the given order, consistent with expected_version, the
+-- original result is returned and nothing is written.
+CREATE OR REPLACE FUNCTION {{ $s }}.append(
+    p_stream_id        text,
+    p_expected_version bigint,
+    p_event_ids        uuid[],
+    p_event_types      text[],
+    p_data             bytea[],
+    p_metadata         bytea[] DEFAULT NULL
+) RETURNS TABLE (
+    stream_version bigint,
+    last_position  bigint,
+    transaction_id xid8,
+    first_version  bigint,
+    first_position bigint,
+    first_transaction_id xid8
+)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_n        int := coalesce(cardinality(p_event_ids), 0);
+    v_version  bigint;
+    v_k        xid8;
+    v_new      boolean;
+    v_inserted bigint;
+    v_min_pos  bigint;
+    v_max_pos  bigint;
+    v_found    bigint;
+    v_in_other text;
+    v_min_ver  bigint;
+    v_max_ver  bigint;
+    v_ordered  boolean;
+    v_run_k    xid8;
+    v_first_k  xid8;
+    v_key      xid8;
+    v_payload  text;
+    v_notify   text;
+BEGIN
+    -- Arguments.
+    IF p_stream_id IS NULL OR p_stream_id = '' THEN
+        RAISE EXCEPTION 'append: stream id must not be null or empty'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "stream_id"}';
+    END IF;
+    IF octet_length(p_stream_id) > 1000 THEN
+        RAISE EXCEPTION 'append: stream id is % bytes, more than 1000', octet_length(p_stream_id)
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "stream_id"}';
+    END IF;
+    IF p_expected_version < -1 THEN
+        RAISE EXCEPTION 'append: expected version % is invalid (use NULL, -1, 0 or a version)', p_expected_version
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "expected_version"}';
+    END IF;
+    IF v_n = 0 THEN
+        RAISE EXCEPTION 'append: no events to append to stream %', p_stream_id
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "event_ids"}';
+    END IF;
+    IF array_ndims(p_event_ids) <> 1 OR array_lower(p_event_ids, 1) <> 1
+       OR coalesce(array_ndims(p_event_types), 0) <> 1 OR array_lower(p_event_types, 1) <> 1
+       OR coalesce(array_ndims(p_data), 0) <> 1 OR array_lower(p_data, 1) <> 1
+       OR cardinality(p_event_types) <> v_n OR cardinality(p_data) <> v_n
+       OR (p_metadata IS NOT NULL AND (array_ndims(p_metadata) <> 1 OR array_lower(p_metadata, 1) <> 1
+                                       OR cardinality(p_metadata) <> v_n)) THEN
+        RAISE EXCEPTION 'append: event_ids, event_types, data (and metadata when given) must be one-dimensional arrays of the same length, indexed from 1'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "arrays"}';
+    END IF;
+    IF array_position(p_event_ids, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'append: event ids must not be null'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "event_ids"}';
+    END IF;
+    IF array_position(p_event_types, NULL) IS NOT NULL OR array_position(p_event_types, '') IS NOT NULL THEN
+        RAISE EXCEPTION 'append: event types must not be null or empty'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "event_types"}';
+    END IF;
+    IF array_position(p_data, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'append: event data must not be null (use an empty bytea)'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "data"}';
+    END IF;
+    IF v_n > 1 THEN -- nested: a single event runs no query here
+        IF (SELECT count(DISTINCT u) FROM unnest(p_event_ids) AS u) <> v_n THEN
+            RAISE EXCEPTION 'append: an event id appears twice in the batch for stream %', p_stream_id
+                USING ERRCODE = 'PE003', DETAIL = '{"argument": "event_ids"}';
+        END IF;
+    END IF;
+
+    -- This transaction's key: the key base plus its xid, the base raised
+    -- first when the log's keys are ahead of this cluster's counter
+    -- (keys.sql). One statement: it runs on every append.
+    SELECT (CASE WHEN {{ $s }}.keys_behind(b.base, (SELECT max(e.transaction_id) FROM {{ $s }}.events AS e))
+                 THEN {{ $s }}.raise_key_base() ELSE b.base END
+            + pg_current_xact_id()::text::bigint)::text::xid8
+      INTO STRICT v_key
+      FROM {{ $s }}.transaction_key_base AS b;
+
+    -- Take the stream row: appends to one stream serialise on it, appends
+    -- to different streams never wait on each other. For an existing
+    -- stream, one compare-and-set UPDATE checks the expected version (after
+    -- waiting for the row lock, against the committed row) and takes the
+    -- new versions and the transaction key; a new stream's row is inserted
+    -- with its final version (a concurrent creator makes us loop once). If
+    -- the events cannot all be inserted below, the call raises and undoes
+    -- this, or (a replay) restores the row.
+    LOOP
+        UPDATE {{ $s }}.streams AS s
+           SET version = s.version + v_n,
+               transaction_id = greatest(v_key, s.transaction_id),
+               updated_at = now()
+         WHERE s.stream_id = p_stream_id
+           AND (p_expected_version IS NULL
+                OR (p_expected_version = -1 AND s.version > 0)
+                OR s.version = p_expected_version)
+        RETURNING s.version - v_n, s.transaction_id INTO v_version, v_k;
+        IF FOUND THEN
+            v_new := false;
+            EXIT;
+        END IF;
+
+        -- No row, or the version check failed.
+        SELECT s.version INTO v_version FROM {{ $s }}.streams AS s WHERE s.stream_id = p_stream_id;
+        IF FOUND THEN
+            IF p_expected_version IS NULL
+               OR (p_expected_version = -1 AND v_version > 0)
+               OR v_version = p_expected_version THEN
+                -- The row was created (and committed) after the UPDATE
+                -- took its snapshot: try again against it.
+                CONTINUE;
+            END IF;
+            EXIT; -- a version mismatch (or a replay): the slow path below
+        END IF;
+        v_version := 0;
+        IF p_expected_version IS NOT NULL AND p_expected_version <> 0 THEN
+            EXIT; -- the stream must exist
+        END IF;
+        v_k := v_key;
+        INSERT INTO {{ $s }}.streams AS s (stream_id, version, transaction_id)
+        VALUES (p_stream_id, v_n, v_k)
+        ON CONFLICT (stream_id) DO NOTHING;
+        IF FOUND THEN
+            v_new := true;
+            EXIT;
+        END IF;
+        -- Another transaction created the stream meanwhile and has
+        -- committed: try again against its row.
+        v_k := NULL;
+    END LOOP;
+
+    IF v_k IS NOT NULL THEN
+        -- Positions are taken only now. ON CONFLICT skips an event id that
+        -- is stored already (a retry, or a client error); the count tells.
+        IF v_n = 1 THEN
+            INSERT INTO {{ $s }}.events AS e
+                   (transaction_id, stream_id, version, event_id, event_type, data, metadata)
+            VALUES (v_k, p_stream_id, v_version + 1, p_event_ids[1], p_event_types[1], p_data[1], p_metadata[1])
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING e.global_position INTO v_max_pos;
+            GET DIAGNOSTICS v_inserted = ROW_COUNT;
+            v_min_pos := v_max_pos;
+        ELSE
+            WITH ins AS (
+                INSERT INTO {{ $s }}.events AS e
+                       (transaction_id, stream_id, version, event_id, event_type, data, metadata)
+                SELECT v_k, p_stream_id, v_version + u.ord, u.id, u.typ, u.dat, u.meta
+                  FROM unnest(p_event_ids, p_event_types, p_data, p_metadata)
+                       WITH ORDINALITY AS u(id, typ, dat, meta, ord)
+                 ORDER BY u.ord
+                ON CONFLICT (event_id) DO NOTHING
+                RETURNING e.global_position
+            )
+            SELECT count(*), min(ins.global_position), max(ins.global_position)
+              INTO v_inserted, v_min_pos, v_max_pos
+              FROM ins;
+        END IF;
+
+        IF v_inserted = v_n THEN
+
+            -- Wake listeners. Coalesced: only one in-flight appending
+            -- transaction at a time notifies (the one holding the lock of
+            -- the notify_token row until it ends); listeners re-read from
+            -- their checkpoint, so one wake-up covers all. The lock is a
+            -- row lock that only the schema's owner can take (an advisory
+            -- lock could be held by any login, silencing every wake-up).
+            -- SET es.notify = off (per database, role or session)
+            -- disables it; any spelling PostgreSQL accepts for boolean
+            -- false counts, anything else (unset, empty, a typo) keeps
+            -- notifications on. A notification queue more than half full
+            -- (a listener that stopped reading, e.g. a login that LISTENs
+            -- inside a transaction left open) is not added to: a full
+            -- queue would make this commit fail; listeners poll anyway.
+            v_notify := lower(btrim(current_setting('es.notify', true)));
+            IF (v_notify IS NULL OR v_notify NOT IN ('off', 'of', 'false', 'fals', 'fal', 'fa', 'f', 'no', 'n', '0'))
+               AND pg_notification_queue_usage() < 0.5 THEN
+                PERFORM FROM {{ $s }}.notify_token AS t FOR NO KEY UPDATE SKIP LOCKED;
+                IF FOUND THEN
+                    -- Assignments, not PERFORM: PL/pgSQL evaluates them as
+                    -- simple expressions, without starting a query. The
+                    -- payload is minimal unless es.notify_payload = full:
+                    -- any login may LISTEN on the channel, so by default it
+                    -- carries only the position, no stream id. A full
+                    -- payload must stay under 8000 bytes: JSON escapes can
+                    -- make a 1000-byte stream id up to six times longer, so
+                    -- the category (a prefix of the stream id) is left out
+                    -- when it would not fit.
+                    IF current_setting('es.notify_payload', true) = 'full' THEN
+                        v_payload := format('{"stream_id": %s, "category": %s, "version": %s, "position": "%s/%s"}',
+                                            to_json(p_stream_id), to_json(split_part(p_stream_id, '-', 1)),
+                                            v_version + v_n, v_k, v_max_pos);
+                        IF octet_length(v_payload) >= 8000 THEN
+                            v_payload := format('{"stream_id": %s, "version": %s, "position": "%s/%s"}',
+                                                to_json(p_stream_id), v_version + v_n, v_k, v_max_pos);
+                        END IF;
+                    ELSE
+                        v_payload := format('{"position": "%s/%s"}', v_k, v_max_pos);
+                    END IF;
+                    v_notify := pg_notify('{{ $s }}_events', v_payload)::text;
+                END IF;
+            END IF;
+
+            stream_version := v_version + v_n;
+            last_position  := v_max_pos;
+            transaction_id := v_k;
+            first_version  := v_version + 1;
+            first_position := v_min_pos;
+            first_transaction_id := v_k;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        -- Some ids are stored already. Whatever happens next, nothing
+        -- written above may stay: below, a replay returns only when this
+        -- call inserted no event into an existing stream (a new stream
+        -- holds none of the ids, so it never replays), and every other path
+        -- raises, which undoes the call.
+    END IF;
+
+    -- The slow path: the version check failed or some event ids are stored.
+    -- Replay: every id stored in this stream, as one contiguous run in the
+    -- given order, consistent with the expected version: return the
+    -- original result and write nothing.
+    SELECT count(*),
+           min(e.stream_id) FILTER (WHERE e.stream_id <> p_stream_id),
+           min(e.version), max(e.version),
+           min(e.version - u.ord) = max(e.version - u.ord),
+           min(e.global_position), max(e.global_position),
+           min(e.transaction_id), max(e.transaction_id)
+      INTO v_found, v_in_other, v_min_ver, v_max_ver, v_ordered, v_min_pos, v_max_pos, v_first_k, v_run_k
+      FROM unnest(p_event_ids) WITH ORDINALITY AS u(id, ord)
+      JOIN {{ $s }}.events AS e ON e.event_id = u.id;
+
+    IF v_found = v_n AND v_in_other IS NULL AND v_ordered
+       AND v_max_ver - v_min_ver = v_n - 1
+       AND (v_inserted IS NULL OR v_inserted = 0)
+       AND (p_expected_version IS NULL
+            OR (p_expected_version = -1 AND v_min_ver >= 2)
+            OR (p_expected_version >= 0 AND v_min_ver = p_expected_version + 1)) THEN
+        IF v_k IS NOT NULL THEN
+            -- The UPDATE above took the row for this call: put back what
+            -- the stream's last event says it was.
+            UPDATE {{ $s }}.streams AS s
+               SET version = v_version, transaction_id = e.transaction_id, updated_at = e.recorded_at
+              FROM {{ $s }}.events AS e
+             WHERE s.stream_id = p_stream_id AND e.stream_id = p_stream_id AND e.version = v_version;
+        END IF;
+        stream_version := v_max_ver;
+        last_position  := v_max_pos;
+        transaction_id := v_run_k;
+        first_version  := v_min_ver;
+        first_position := v_min_pos;
+        -- A stream's keys never decrease with its versions, so the run's
+        -- smallest and largest keys are its first and last events' keys
+        -- (they differ when the run spans appends of several transactions).
+        first_transaction_id := v_first_k;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    IF v_found > 0 THEN
+        RAISE EXCEPTION 'append: % of % event ids are already stored%, and this is not a retry of the append that stored them',
+                v_found - coalesce(v_inserted, 0), v_n,
+                CASE WHEN v_in_other IS NULL THEN '' ELSE format(' (in stream %s)', v_in_other) END
+            USING ERRCODE = 'PE002',
+                  DETAIL = json_build_object('stream_id', p_stream_id, 'stored_stream_id', coalesce(v_in_other, p_stream_id),
+                                             'found', v_found - coalesce(v_inserted, 0), 'count', v_n)::text;
+    END IF;
+
+    RAISE EXCEPTION 'append: wrong expected version for stream %: expected %, actual %',
+            p_stream_id,
+            CASE p_expected_version WHEN -1 THEN 'stream exists' WHEN 0 THEN 'no stream' ELSE p_expected_version::text END,
+            v_version
+        USING ERRCODE = 'PE001',
+              DETAIL = json_build_object('stream_id', p_stream_id, 'expected', p_expected_version, 'actual', v_version)::text;
+END
+$$;
+
+
+-- append_event appends one event: the form for hand-written SQL.
+--   SELECT * FROM es.append_event('order-1', 'OrderPlaced', '\x80'::bytea);
+CREATE OR REPLACE FUNCTION {{ $s }}.append_event(
+    p_stream_id        text,
+    p_event_type       text,
+    p_data             bytea,
+    p_metadata         bytea  DEFAULT NULL,
+    p_expected_version bigint DEFAULT NULL,
+    p_event_id         uuid   DEFAULT gen_random_uuid()
+) RETURNS TABLE (
+    stream_version bigint,
+    last_position  bigint,
+    transaction_id xid8,
+    first_version  bigint,
+    first_position bigint,
+    first_transaction_id xid8
+)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM {{ $s }}.append(p_stream_id, p_expected_version, ARRAY[p_event_id], ARRAY[p_event_type],
+                                  ARRAY[p_data], CASE WHEN p_metadata IS NULL THEN NULL ELSE ARRAY[p_metadata] END)
+$$;
