@@ -231,6 +231,12 @@ func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 		return zero, fmt.Errorf("loading %q: %w", streamID, err)
 	}
 	if agg.StoredVersion() == 0 {
+		// No event to read: a stream that does not exist (or is deleted),
+		// or one whose every event was removed (retention, truncation).
+		if info, err := r.store.StreamInfo(ctx, streamID); err == nil && info.Version > 0 {
+			return zero, fmt.Errorf("loading %q: %w: its events up to version %d were removed, and no snapshot at that version stands in for them",
+				streamID, ErrStreamTruncated, info.Version)
+		}
 		return zero, fmt.Errorf("loading %q: %w", streamID, ErrNotFound)
 	}
 	return agg, nil

@@ -403,7 +403,7 @@ var badCases = []badCase{
 	{key: "apply_retention/2", name: "null batch", sql: `SELECT * FROM %[1]s.apply_retention(NULL, 10)`, want: rejects(invalidArgument)},
 	{key: "apply_retention/2", name: "zero batch", sql: `SELECT * FROM %[1]s.apply_retention(0, 10)`, want: rejects(invalidArgument)},
 	{key: "apply_retention/2", name: "negative streams", sql: `SELECT * FROM %[1]s.apply_retention(10, -1)`, want: rejects(invalidArgument)},
-	{key: "apply_retention/2", name: "nothing to do", sql: `SELECT * FROM %[1]s.apply_retention()`, want: returnsRows("(0,0)")},
+	{key: "apply_retention/2", name: "nothing to do", sql: `SELECT * FROM %[1]s.apply_retention()`, want: returnsRows("(0,0,f)")},
 	{key: "check_stream_argument/2", name: "null", sql: `SELECT %[1]s.check_stream_argument('f', NULL)`, want: rejects(invalidArgument)},
 	{key: "lock_stream/3", name: "unknown stream: absent", sql: `SELECT present, version FROM %[1]s.lock_stream('f', 'order-9', NULL)`, want: returnsRows("(f,)")},
 	{key: "lock_stream/3", name: "empty stream id", sql: `SELECT present FROM %[1]s.lock_stream('f', '', NULL)`, want: rejects(invalidArgument)},

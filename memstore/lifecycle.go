@@ -96,16 +96,18 @@ func (s *Store) TombstoneStream(ctx context.Context, streamID string, expected e
 		return 0, fmt.Errorf("memstore: tombstoning %q: %w", streamID, err)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	st, err := s.lockedStream(streamID, expected)
 	switch {
 	case err != nil:
+		s.mu.Unlock()
 		return 0, fmt.Errorf("memstore: tombstoning %q: %w", streamID, err)
 	case st == nil:
 		now := s.now().Truncate(time.Microsecond)
 		s.streams[streamID] = &stream{createdAt: now, updatedAt: now, deleted: true, tombstoned: true}
+		s.mu.Unlock()
 		return 0, nil
 	case st.tombstoned:
+		s.mu.Unlock()
 		return 0, nil
 	}
 	end := int64(len(st.events)) + 1
@@ -114,7 +116,9 @@ func (s *Store) TombstoneStream(ctx context.Context, streamID string, expected e
 	st = s.streams[streamID] // removeLocked replaced it
 	st.deleted, st.tombstoned = true, true
 	st.truncateBefore, st.removedBefore = end, end
-	return removed, nil
+	s.mu.Unlock()
+	s.resolveRemovedParked(removed)
+	return int64(len(removed)), nil
 }
 
 // TruncateStream implements [es.StreamLifecycle.TruncateStream].
@@ -163,30 +167,23 @@ func (s *Store) SetRetention(ctx context.Context, policy es.RetentionPolicy) err
 }
 
 // ApplyRetention implements [es.StreamLifecycle.ApplyRetention]: one step
-// does all there is to do (memstore has no transaction to keep short),
-// then a second finds nothing, as the SQL loop ends.
+// does all there is to do (memstore has no transaction to keep short).
 func (s *Store) ApplyRetention(ctx context.Context, opts *es.ApplyRetentionOpts) (es.RetentionResult, error) {
 	if _, err := storekit.RetentionOptions(opts); err != nil {
 		return es.RetentionResult{}, err
 	}
-	var res es.RetentionResult
-	for {
-		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("memstore: applying retention: %w", err)
-		}
-		truncated, removed := s.retentionStep()
-		res.Steps++
-		res.StreamsTruncated += truncated
-		res.EventsRemoved += removed
-		if truncated == 0 && removed == 0 {
-			return res, nil
-		}
+	if err := ctx.Err(); err != nil {
+		return es.RetentionResult{}, fmt.Errorf("memstore: applying retention: %w", err)
 	}
+	truncated, removed := s.retentionStep()
+	s.resolveRemovedParked(removed)
+	return es.RetentionResult{StreamsTruncated: truncated, EventsRemoved: int64(len(removed)), Steps: 1}, nil
 }
 
 // retentionStep moves the truncation points the policies say (as SQL
-// apply_retention), then removes every event below them.
-func (s *Store) retentionStep() (truncated, removed int64) {
+// apply_retention), then removes every event below them, and returns the
+// positions of the events it removed.
+func (s *Store) retentionStep() (truncated int64, removed map[es.Position]bool) {
 	now := s.now().Truncate(time.Microsecond)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -227,7 +224,7 @@ func (s *Store) retentionStep() (truncated, removed int64) {
 		}
 	}
 	if len(pending) == 0 {
-		return truncated, 0
+		return truncated, nil
 	}
 	removed = s.removeLocked(pending)
 	for id, before := range pending {
@@ -237,11 +234,11 @@ func (s *Store) retentionStep() (truncated, removed int64) {
 }
 
 // removeLocked removes the events of each stream of below with versions
-// below its value, and returns how many. Readers may hold the log and the
-// streams' index slices (they read them without the lock): it builds new
-// ones rather than change them. s.mu must be held for writing.
-func (s *Store) removeLocked(below map[string]int64) int64 {
-	var removed int64
+// below its value, and returns their positions. Readers may hold the log
+// and the streams' index slices (they read them without the lock): it
+// builds new ones rather than change them. s.mu must be held for writing.
+func (s *Store) removeLocked(below map[string]int64) map[es.Position]bool {
+	removed := map[es.Position]bool{}
 	log := make([]es.Event, 0, len(s.log))
 	ids := make(map[uuid.UUID]int, len(s.ids))
 	streams := make(map[string]*stream, len(s.streams))
@@ -254,7 +251,7 @@ func (s *Store) removeLocked(below map[string]int64) int64 {
 		st := streams[e.StreamID]
 		if v, ok := below[e.StreamID]; ok && e.Version < v {
 			st.events[e.Version-1] = -1
-			removed++
+			removed[e.Position] = true
 			if s.removedEnd.Before(e.Position) {
 				s.removedEnd = e.Position
 			}
@@ -301,4 +298,22 @@ func (s *Store) ArchiveEvents(ctx context.Context, before es.Position, opts *es.
 		}
 	}
 	return moved, nil
+}
+
+// resolveRemovedParked resolves the subscriptions' parked events whose
+// event was removed (as SQL remove_events: resolution 'removed'): it can
+// be neither retried nor read.
+func (s *Store) resolveRemovedParked(removed map[es.Position]bool) {
+	if len(removed) == 0 {
+		return
+	}
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for _, list := range s.parked {
+		for _, p := range list {
+			if removed[p.Event.Position] {
+				p.resolved = true
+			}
+		}
+	}
 }

@@ -77,9 +77,10 @@ func (s *Store) SetRetention(ctx context.Context, policy es.RetentionPolicy) err
 }
 
 // ApplyRetention implements [es.StreamLifecycle.ApplyRetention]: it calls
-// SQL apply_retention until a step does nothing, each step a transaction
-// of its own (on a store bound to a transaction with WithTx, every step
-// runs in that one). The admin role.
+// SQL apply_retention while a step says more is left that it can do
+// (streams being appended to are left to a later run), each step a
+// transaction of its own (on a store bound to a transaction with WithTx,
+// every step runs in that one). The admin role.
 func (s *Store) ApplyRetention(ctx context.Context, opts *es.ApplyRetentionOpts) (es.RetentionResult, error) {
 	o, err := storekit.RetentionOptions(opts)
 	if err != nil {
@@ -88,20 +89,21 @@ func (s *Store) ApplyRetention(ctx context.Context, opts *es.ApplyRetentionOpts)
 	var res es.RetentionResult
 	for {
 		var truncated, removed int64
-		if err := s.db.QueryRow(ctx, s.sql.applyRetention, o.BatchSize, o.MaxStreams).Scan(&truncated, &removed); err != nil {
+		var more bool
+		if err := s.db.QueryRow(ctx, s.sql.applyRetention, o.BatchSize, o.MaxStreams).Scan(&truncated, &removed, &more); err != nil {
 			return res, fmt.Errorf("pgstore: applying retention: %w", interpretError(err))
 		}
 		res.Steps++
 		res.StreamsTruncated += truncated
 		res.EventsRemoved += removed
-		if truncated == 0 && removed == 0 {
+		if !more {
 			return res, nil
 		}
 	}
 }
 
 // ArchiveEvents implements [es.StreamLifecycle.ArchiveEvents]: it calls
-// SQL archive_events until a step moves nothing, each step a transaction
+// SQL archive_events until a step moves less than a batch, each step a transaction
 // of its own (on a store bound to a transaction with WithTx, every step
 // runs in that one). The admin role.
 func (s *Store) ArchiveEvents(ctx context.Context, before es.Position, opts *es.ArchiveOpts) (int64, error) {
@@ -116,7 +118,7 @@ func (s *Store) ArchiveEvents(ctx context.Context, before es.Position, opts *es.
 			return total, fmt.Errorf("pgstore: archiving events before %s: %w", before, interpretError(err))
 		}
 		total += moved
-		if moved == 0 {
+		if moved < int64(o.BatchSize) {
 			return total, nil
 		}
 	}

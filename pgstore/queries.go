@@ -65,7 +65,7 @@ func newQueries(schema string) queries {
 		truncateStream:       "SELECT " + schema + ".truncate_stream($1, $2)",
 		setStreamRetention:   "SELECT 1 FROM " + schema + ".set_stream_retention($1, $2, $3)",
 		setCategoryRetention: "SELECT 1 FROM " + schema + ".set_category_retention($1, $2, $3)",
-		applyRetention:       "SELECT streams_truncated, events_removed FROM " + schema + ".apply_retention($1, $2)",
+		applyRetention:       "SELECT streams_truncated, events_removed, more FROM " + schema + ".apply_retention($1, $2)",
 		archiveEvents:        "SELECT " + schema + ".archive_events($1, $2, $3)",
 
 		readCheckpoint:    "SELECT transaction_id, global_position, checkpoint_exists FROM " + schema + ".read_checkpoint($1)",

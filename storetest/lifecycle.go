@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"math"
 	"testing"
@@ -27,6 +28,7 @@ var lifecycleTests = []test{
 	{"RepositoryAfterDeleteAndTruncate", testRepositoryLifecycle},
 	{"SubscriptionPastRemovedEvents", testSubscriptionPastRemoved},
 	{"ArchiveChangesNoRead", testArchive},
+	{"ParkedEventsOfRemovedStream", testParkedOfRemoved},
 }
 
 // lifecycle returns s as an es.StreamLifecycle, failing the test when the
@@ -399,6 +401,15 @@ func testRepositoryLifecycle(t *testing.T, s es.Store) {
 	require.ErrorIs(t, err, es.ErrStreamTruncated)
 	_, err = b.plain.Load(ctx, id2)
 	require.ErrorIs(t, err, es.ErrStreamTruncated)
+	// Every event removed, no snapshot: truncated too, not "not found".
+	_, err = l.TruncateStream(ctx, repo.StreamID(id2), 5)
+	require.NoError(t, err)
+	_, err = l.ApplyRetention(ctx, nil)
+	require.NoError(t, err)
+	_, err = repo.Load(ctx, id2)
+	require.ErrorIs(t, err, es.ErrStreamTruncated)
+	_, err = b.plain.Load(ctx, id2)
+	require.ErrorIs(t, err, es.ErrStreamTruncated)
 }
 
 func testSubscriptionPastRemoved(t *testing.T, s es.Store) {
@@ -528,4 +539,35 @@ func testArchive(t *testing.T, s es.Store) {
 	appendVisible(t, s, b, es.Exactly(4), Events(1))
 	require.Equal(t, span(3, 5), versionsOf(readStream(t, s, b, nil)))
 	requirePositionsIncrease(t, readAll(t, s, nil))
+}
+
+// testParkedOfRemoved parks a stream's events, then tombstones the stream:
+// its parked events are resolved (they can be neither retried nor read),
+// and the subscription goes on with the other streams.
+func testParkedOfRemoved(t *testing.T, s es.Store) {
+	l, sub, ctx := lifecycle(t, s), subscriber(t, s), t.Context()
+	name := subscriptionName()
+	poisoned, other := streamID("parkgone"), streamID("parkkept")
+	ev := eventsWithIDs(3)
+	mustAppend(t, s, poisoned, es.NoStream, ev[:2])
+	last := mustAppend(t, s, other, es.NoStream, ev[2:])
+	h := newPoisonHandler()
+	h.setPoison(ev[0].ID, true)
+	r := start(t, sub, name, func(_ context.Context, e es.Event) error {
+		_, err := h.handle(e)
+		return err
+	}, fastOpts(es.SubscribeOpts{OnFailure: es.ParkOnFailure}))
+	wctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
+	defer cancel()
+	require.NoError(t, sub.WaitFor(wctx, name, last.LastPosition))
+	awaitParked(t, sub, name, "the poisoned stream's two events", func(p []es.ParkedEvent) bool { return len(p) == 2 })
+
+	_, err := l.TombstoneStream(ctx, poisoned, es.Any)
+	require.NoError(t, err)
+	parked, err := sub.ParkedEvents(ctx, name)
+	require.NoError(t, err)
+	require.Empty(t, parked, "a removed event's parking is resolved")
+	require.NoError(t, r.stop(t))
+	handled := h.await(t, "the other stream's event", func(es []es.Event) bool { return len(es) >= 1 })
+	require.Equal(t, ev[2].ID, handled[0].ID)
 }

@@ -232,6 +232,18 @@ BEGIN
         END IF;
 
         IF v_inserted = v_n THEN
+            -- archive_events may have moved one of these ids from events to
+            -- the archive between the probe above and the INSERT (whose
+            -- ON CONFLICT then waited for it, and found the id gone): a
+            -- statement of its own sees what it committed. The call fails
+            -- as a serialization failure, undoing the duplicate; retried
+            -- (pgstore does), the probe above finds the id and the call
+            -- replays the original append.
+            IF EXISTS (SELECT FROM {{ $s }}.events_archive AS a WHERE a.event_id = ANY (p_event_ids)) THEN
+                RAISE EXCEPTION 'append: an event id of this batch was archived while it was appended to stream %: retry the append', p_stream_id
+                    USING ERRCODE = 'serialization_failure',
+                          DETAIL = json_build_object('stream_id', p_stream_id)::text;
+            END IF;
 
             -- Wake listeners. Coalesced: only one in-flight appending
             -- transaction at a time notifies (the one holding the lock of

@@ -63,6 +63,7 @@ DECLARE
     v_count   bigint;
     v_horizon xid8 := {{ $s }}.log_horizon();
     v_last    record;
+    v_columns text;
 BEGIN
     IF p_before_transaction_id IS NULL OR p_before_position IS NULL OR p_before_position < 0 THEN
         RAISE EXCEPTION 'archive_events: position %/% is invalid (want a transaction id and a non-negative global position)',
@@ -75,31 +76,34 @@ BEGIN
     END IF;
     SELECT e.transaction_id, e.global_position INTO v_last
       FROM {{ $s }}.events AS e ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1;
+    -- The columns to copy: those of events but the generated ones
+    -- (category), whatever later migrations add (each adds it to the
+    -- archive too).
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_columns
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = '{{ $s }}.events'::pg_catalog.regclass AND a.attnum > 0
+       AND NOT a.attisdropped AND a.attgenerated = '';
     PERFORM set_config('es.removing_events', 'on', true);
-    WITH moving AS (
-        SELECT e.transaction_id, e.global_position
-          FROM {{ $s }}.events AS e
-         WHERE (e.transaction_id, e.global_position) < (p_before_transaction_id, p_before_position)
-           AND e.transaction_id < v_horizon
-           AND (e.transaction_id, e.global_position) < (v_last.transaction_id, v_last.global_position)
-         ORDER BY e.transaction_id, e.global_position
-         LIMIT p_max_events
-    ), moved AS (
-        DELETE FROM {{ $s }}.events AS e
-         USING moving AS m
-         WHERE e.transaction_id = m.transaction_id AND e.global_position = m.global_position
-        RETURNING e.global_position, e.transaction_id, e.stream_id, e.version, e.event_id, e.event_type,
-                  e.data, e.metadata, e.recorded_at, e.schema_version
-    )
-    INSERT INTO {{ $s }}.events_archive
-           (global_position, transaction_id, stream_id, version, event_id, event_type, data, metadata, recorded_at,
-            schema_version)
-    SELECT m.global_position, m.transaction_id, m.stream_id, m.version, m.event_id, m.event_type,
-           m.data, m.metadata, m.recorded_at, m.schema_version
-      FROM moved AS m
-     -- In the log's order, so that the archive's rows lie in the order
-     -- read_all reads them (its index scans then read each page once).
-     ORDER BY m.transaction_id, m.global_position;
+    -- Inserted in the log's order, so that the archive's rows lie in the
+    -- order read_all reads them (its index scans then read each page once).
+    EXECUTE format($move$
+        WITH moving AS (
+            SELECT e.transaction_id, e.global_position
+              FROM {{ $s }}.events AS e
+             WHERE (e.transaction_id, e.global_position) < ($1, $2)
+               AND e.transaction_id < $3
+               AND (e.transaction_id, e.global_position) < ($4, $5)
+             ORDER BY e.transaction_id, e.global_position
+             LIMIT $6
+        ), moved AS (
+            DELETE FROM {{ $s }}.events AS e
+             USING moving AS m
+             WHERE e.transaction_id = m.transaction_id AND e.global_position = m.global_position
+            RETURNING e.*
+        )
+        INSERT INTO {{ $s }}.events_archive (%1$s)
+        SELECT %1$s FROM moved ORDER BY transaction_id, global_position$move$, v_columns)
+      USING p_before_transaction_id, p_before_position, v_horizon, v_last.transaction_id, v_last.global_position, p_max_events;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     PERFORM set_config('es.removing_events', 'off', true);
     RETURN v_count;

@@ -46,7 +46,7 @@ $$;
 -- check_stream_argument raises PE003 for a NULL, empty or oversized
 -- stream id.
 CREATE OR REPLACE FUNCTION {{ $s }}.check_stream_argument(p_function text, p_stream_id text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_stream_id IS NULL OR p_stream_id = '' OR octet_length(p_stream_id) > 1000 THEN
@@ -94,7 +94,7 @@ $$;
 -- raise_stream_deleted raises PE004 for a soft-deleted or tombstoned
 -- stream.
 CREATE OR REPLACE FUNCTION {{ $s }}.raise_stream_deleted(p_function text, p_stream_id text, p_tombstoned boolean) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION '%: stream % is %', p_function, p_stream_id,
@@ -105,21 +105,34 @@ END
 $$;
 
 -- remove_events deletes the events of p_stream_id with version below
--- p_before, at most p_max of them (NULL: all), oldest first, records the
--- largest position removed in removed_events_end, and returns how many it
--- removed. Owner only.
+-- p_before, at most p_max of them (NULL: all), from events and then from
+-- the archive, records the largest position removed in removed_events_end,
+-- resolves the subscriptions' parked events whose event it removed
+-- (resolution 'removed'), and returns how many events it removed. Owner
+-- only.
+--
+-- Two statements, events first: archive_events may move the stream's
+-- events from events to events_archive while this runs. The first DELETE
+-- then waits for it and finds them gone; the second, with a snapshot taken
+-- after, finds them in the archive. (One statement would see neither.)
 CREATE OR REPLACE FUNCTION {{ $s }}.remove_events(p_stream_id text, p_before bigint, p_max bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    v_count bigint;
-    v_tx    xid8;
-    v_pos   bigint;
+    v_count    bigint;
+    v_archived bigint;
+    v_tx       xid8;
+    v_pos      bigint;
+    v_atx      xid8;
+    v_apos     bigint;
 BEGIN
     PERFORM set_config('es.removing_events', 'on', true);
+    -- A stream's later versions have later positions (its appends are
+    -- serialised on its row), so each pair of maxima is one event's
+    -- position.
     WITH doomed AS (
         SELECT e.transaction_id, e.global_position
-          FROM {{ $s }}.all_events AS e
+          FROM {{ $s }}.events AS e
          WHERE e.stream_id = p_stream_id AND e.version < p_before
          ORDER BY e.version
          LIMIT p_max
@@ -128,24 +141,39 @@ BEGIN
          USING doomed AS d
          WHERE e.transaction_id = d.transaction_id AND e.global_position = d.global_position
         RETURNING e.transaction_id, e.global_position
-    ), gone_archived AS (
+    )
+    SELECT count(*), max(g.transaction_id), max(g.global_position) INTO v_count, v_tx, v_pos FROM gone AS g;
+    WITH doomed AS (
+        SELECT a.transaction_id, a.global_position
+          FROM {{ $s }}.events_archive AS a
+         WHERE a.stream_id = p_stream_id AND a.version < p_before
+         ORDER BY a.version
+         LIMIT p_max - v_count
+    ), gone AS (
         DELETE FROM {{ $s }}.events_archive AS a
          USING doomed AS d
          WHERE a.transaction_id = d.transaction_id AND a.global_position = d.global_position
         RETURNING a.transaction_id, a.global_position
     )
-    -- A stream's later versions have later positions (its appends are
-    -- serialised on its row), so the two maxima are one event's position.
-    SELECT count(*), max(g.transaction_id), max(g.global_position)
-      INTO v_count, v_tx, v_pos
-      FROM (SELECT * FROM gone UNION ALL SELECT * FROM gone_archived) AS g;
+    SELECT count(*), max(g.transaction_id), max(g.global_position) INTO v_archived, v_atx, v_apos FROM gone AS g;
     PERFORM set_config('es.removing_events', 'off', true);
+    v_count := v_count + v_archived;
     IF v_count > 0 THEN
+        IF v_tx IS NULL OR (v_atx, v_apos) > (v_tx, v_pos) THEN
+            v_tx := v_atx;
+            v_pos := v_apos;
+        END IF;
         INSERT INTO {{ $s }}.removed_events_end AS r (transaction_id, global_position)
         VALUES (v_tx, v_pos)
         ON CONFLICT (one) DO UPDATE
            SET transaction_id = excluded.transaction_id, global_position = excluded.global_position
          WHERE (r.transaction_id, r.global_position) < (excluded.transaction_id, excluded.global_position);
+        -- A parked event whose event is gone can be neither retried nor
+        -- read: it is resolved, so that health stops counting it.
+        UPDATE {{ $s }}.parked_events AS p SET resolved_at = now(), resolution = 'removed'
+         WHERE p.stream_id = p_stream_id AND p.resolved_at IS NULL
+           AND NOT EXISTS (SELECT FROM {{ $s }}.all_events AS e
+                            WHERE e.transaction_id = p.transaction_id AND e.global_position = p.global_position);
     END IF;
     RETURN v_count;
 END
@@ -223,7 +251,13 @@ BEGIN
     END IF;
     IF NOT v_row.present THEN
         INSERT INTO {{ $s }}.streams AS s (stream_id, version, transaction_id, deleted_at, tombstoned_at)
-        VALUES (p_stream_id, 0, '0', now(), now());
+        VALUES (p_stream_id, 0, '0', now(), now())
+        ON CONFLICT (stream_id) DO NOTHING;
+        IF NOT FOUND THEN
+            -- An append created the stream meanwhile (and committed):
+            -- tombstone it as the stream it now is.
+            RETURN {{ $s }}.tombstone_stream(p_stream_id, p_expected_version);
+        END IF;
         RETURN 0;
     END IF;
     v_count := {{ $s }}.remove_events(p_stream_id, 9223372036854775807, NULL);
@@ -274,7 +308,7 @@ $$;
 
 -- check_retention_rule raises PE003 for a negative max_count or max_age.
 CREATE OR REPLACE FUNCTION {{ $s }}.check_retention_rule(p_function text, p_max_count bigint, p_max_age interval) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_max_count < 0 THEN
@@ -300,9 +334,13 @@ SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM {{ $s }}.check_stream_argument('set_stream_retention', p_stream_id);
     PERFORM {{ $s }}.check_retention_rule('set_stream_retention', p_max_count, p_max_age);
-    DELETE FROM {{ $s }}.retention_policies AS r WHERE r.stream_id = p_stream_id;
-    IF p_max_count IS NOT NULL OR p_max_age IS NOT NULL THEN
-        INSERT INTO {{ $s }}.retention_policies (stream_id, max_count, max_age) VALUES (p_stream_id, p_max_count, p_max_age);
+    IF p_max_count IS NULL AND p_max_age IS NULL THEN
+        DELETE FROM {{ $s }}.retention_policies AS r WHERE r.stream_id = p_stream_id;
+    ELSE
+        INSERT INTO {{ $s }}.retention_policies AS r (stream_id, max_count, max_age)
+        VALUES (p_stream_id, p_max_count, p_max_age)
+        ON CONFLICT (stream_id) WHERE stream_id IS NOT NULL
+        DO UPDATE SET max_count = excluded.max_count, max_age = excluded.max_age, updated_at = now();
     END IF;
 END
 $$;
@@ -322,30 +360,42 @@ BEGIN
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "category"}';
     END IF;
     PERFORM {{ $s }}.check_retention_rule('set_category_retention', p_max_count, p_max_age);
-    DELETE FROM {{ $s }}.retention_policies AS r WHERE r.category = p_category;
-    IF p_max_count IS NOT NULL OR p_max_age IS NOT NULL THEN
-        INSERT INTO {{ $s }}.retention_policies (category, max_count, max_age) VALUES (p_category, p_max_count, p_max_age);
+    IF p_max_count IS NULL AND p_max_age IS NULL THEN
+        DELETE FROM {{ $s }}.retention_policies AS r WHERE r.category = p_category;
+    ELSE
+        INSERT INTO {{ $s }}.retention_policies AS r (category, max_count, max_age)
+        VALUES (p_category, p_max_count, p_max_age)
+        ON CONFLICT (category) WHERE category IS NOT NULL
+        DO UPDATE SET max_count = excluded.max_count, max_age = excluded.max_age, updated_at = now();
     END IF;
 END
 $$;
 
 -- apply_retention does one bounded step of retention and returns what it
--- did; call it again, each call in a transaction of its own, until both
--- counts are 0 (pgstore's ApplyRetention does). A step:
---   1. moves the truncation point of up to p_max_streams streams that a
---      policy covers and whose point is behind what the policy says (the
---      last max_count events, the events recorded at or after now() -
---      max_age: a stream keeps every event from its first young one on);
+-- did, and whether work is left that a next step can do (more); call it
+-- again, each call in a transaction of its own, while more is true
+-- (pgstore's ApplyRetention does). A step:
+--   1. finds, without writing, up to p_max_streams streams that a policy
+--      covers and whose truncation point is behind what the policy says
+--      (the last max_count events; the events recorded at or after now() -
+--      max_age: a stream keeps every event from its first young one on),
+--      then moves their points (a stream being appended to is skipped,
+--      SKIP LOCKED, and left to a later step);
 --   2. removes up to p_max_events events below their streams' truncation
---      points (policies', truncate_stream's), oldest stream first.
--- Each stream row it changes is locked only until the step's transaction
--- ends, as an append would lock it; events are removed by primary key.
--- Granted to {{ $s }}_admin only.
+--      points (policies', truncate_stream's), from up to p_max_streams
+--      streams.
+-- The search starts from the policies: streams with a policy of their own
+-- are found by key; a category policy reads the streams table (there is no
+-- index by category), and only then. Each stream row it changes is locked
+-- until the step's transaction ends, as an append would lock it; events
+-- are removed by primary key. Granted to {{ $s }}_admin only.
 CREATE OR REPLACE FUNCTION {{ $s }}.apply_retention(p_max_events int DEFAULT 1000, p_max_streams int DEFAULT 100)
-RETURNS TABLE (streams_truncated bigint, events_removed bigint)
+RETURNS TABLE (streams_truncated bigint, events_removed bigint, more boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    v_ids     text[];
+    v_points  bigint[];
     v_stream  record;
     v_left    bigint;
     v_removed bigint;
@@ -361,40 +411,41 @@ BEGIN
     streams_truncated := 0;
     events_removed := 0;
 
-    -- 1. Policies to truncation points. SKIP LOCKED: a stream being
-    -- appended to is left to the next step rather than waited for.
-    FOR v_stream IN
-        WITH due AS (
-            SELECT s.stream_id,
-                   greatest(CASE WHEN p.max_count IS NOT NULL THEN s.version - p.max_count + 1 END,
-                            CASE WHEN p.max_age IS NOT NULL THEN
-                                coalesce((SELECT e.version FROM {{ $s }}.all_events AS e
-                                           WHERE e.stream_id = s.stream_id
-                                             AND e.version >= coalesce(s.truncate_before, 1)
-                                             AND e.recorded_at >= now() - p.max_age
-                                           ORDER BY e.version LIMIT 1),
-                                         s.version + 1) END) AS point,
-                   coalesce(s.truncate_before, 1) AS current_point
-              FROM {{ $s }}.streams AS s
-              CROSS JOIN LATERAL (
-                  SELECT r.max_count, r.max_age FROM {{ $s }}.retention_policies AS r
-                   WHERE r.stream_id = s.stream_id
-                  UNION ALL
-                  SELECT r.max_count, r.max_age FROM {{ $s }}.retention_policies AS r
-                   WHERE r.category = split_part(s.stream_id, '-', 1)
-                     AND NOT EXISTS (SELECT FROM {{ $s }}.retention_policies AS o WHERE o.stream_id = s.stream_id)
-              ) AS p
-             WHERE s.deleted_at IS NULL
-        )
-        SELECT d.stream_id, d.point FROM due AS d
-         WHERE d.point > d.current_point
-         LIMIT p_max_streams
-    LOOP
-        PERFORM FROM {{ $s }}.streams AS s WHERE s.stream_id = v_stream.stream_id FOR UPDATE SKIP LOCKED;
+    -- 1. Policies to truncation points: first the streams that are due,
+    -- read before anything is written (a long read in a transaction that
+    -- has written would hold the log's horizon back), then their rows.
+    WITH covered AS (
+        SELECT s.stream_id, s.version, s.truncate_before, r.max_count, r.max_age
+          FROM {{ $s }}.retention_policies AS r
+          JOIN {{ $s }}.streams AS s ON s.stream_id = r.stream_id
+         WHERE r.stream_id IS NOT NULL AND s.deleted_at IS NULL
+        UNION ALL
+        SELECT s.stream_id, s.version, s.truncate_before, r.max_count, r.max_age
+          FROM {{ $s }}.retention_policies AS r
+          JOIN {{ $s }}.streams AS s ON split_part(s.stream_id, '-', 1) = r.category
+         WHERE r.category IS NOT NULL AND s.deleted_at IS NULL
+           AND NOT EXISTS (SELECT FROM {{ $s }}.retention_policies AS o WHERE o.stream_id = s.stream_id)
+    ), due AS (
+        SELECT c.stream_id,
+               greatest(CASE WHEN c.max_count IS NOT NULL THEN c.version - c.max_count + 1 END,
+                        CASE WHEN c.max_age IS NOT NULL THEN
+                            coalesce((SELECT e.version FROM {{ $s }}.all_events AS e
+                                       WHERE e.stream_id = c.stream_id
+                                         AND e.version >= coalesce(c.truncate_before, 1)
+                                         AND e.recorded_at >= now() - c.max_age
+                                       ORDER BY e.version LIMIT 1),
+                                     c.version + 1) END) AS point,
+               coalesce(c.truncate_before, 1) AS current_point
+          FROM covered AS c
+    )
+    SELECT array_agg(d.stream_id), array_agg(d.point) INTO v_ids, v_points
+      FROM (SELECT d.stream_id, d.point FROM due AS d WHERE d.point > d.current_point LIMIT p_max_streams) AS d;
+    FOR i IN 1 .. coalesce(cardinality(v_ids), 0) LOOP
+        PERFORM FROM {{ $s }}.streams AS s WHERE s.stream_id = v_ids[i] FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND;
         UPDATE {{ $s }}.streams AS s
-           SET truncate_before = greatest(coalesce(s.truncate_before, 1), least(v_stream.point, s.version + 1))
-         WHERE s.stream_id = v_stream.stream_id;
+           SET truncate_before = greatest(coalesce(s.truncate_before, 1), least(v_points[i], s.version + 1))
+         WHERE s.stream_id = v_ids[i];
         streams_truncated := streams_truncated + 1;
     END LOOP;
 
@@ -411,12 +462,23 @@ BEGIN
         v_removed := {{ $s }}.remove_events(v_stream.stream_id, v_stream.truncate_before, v_left);
         events_removed := events_removed + v_removed;
         v_left := v_left - v_removed;
-        IF v_left > 0 THEN
-            -- Every event below the point is gone.
+        IF v_left > 0 OR NOT EXISTS (SELECT FROM {{ $s }}.all_events AS e
+                                      WHERE e.stream_id = v_stream.stream_id AND e.version < v_stream.truncate_before) THEN
+            -- Every event below the point is gone: the stream leaves the
+            -- work list (a later step would spend its place on it).
             UPDATE {{ $s }}.streams AS s SET removed_before = v_stream.truncate_before
              WHERE s.stream_id = v_stream.stream_id;
         END IF;
     END LOOP;
+    -- More to do: the streams found due filled the step (more may be due),
+    -- or a stream still has events to remove and is not being appended to
+    -- (one that is, a later run gets: a step never waits for appends, and
+    -- a run never waits for them either).
+    PERFORM FROM {{ $s }}.streams AS s
+      WHERE coalesce(s.removed_before, 1) < coalesce(s.truncate_before, 1)
+      LIMIT 1
+      FOR UPDATE SKIP LOCKED;
+    more := FOUND OR streams_truncated >= p_max_streams;
     RETURN NEXT;
 END
 $$;

@@ -81,6 +81,14 @@ CREATE TABLE {{ $s }}.events_archive (
 );
 CREATE INDEX events_archive_category_idx ON {{ $s }}.events_archive (category, transaction_id, global_position);
 
+-- A parked event whose event a tombstone or retention removed is resolved
+-- as 'removed' (remove_events).
+ALTER TABLE {{ $s }}.parked_events
+    DROP CONSTRAINT parked_events_resolution_check,
+    ADD CONSTRAINT parked_events_resolution_check CHECK (resolution IN ('retried', 'skipped', 'removed')
+                                                         AND resolved_at IS NOT NULL
+                                                         OR resolution IS NULL AND resolved_at IS NULL);
+
 ---- create above / drop below ----
 {{- $s := .schema | default "es" }}
 
@@ -100,6 +108,12 @@ BEGIN
 END
 $all_events$;
 DROP TABLE {{ $s }}.events_archive, {{ $s }}.removed_events_end, {{ $s }}.retention_policies;
+UPDATE {{ $s }}.parked_events SET resolution = 'skipped' WHERE resolution = 'removed';
+ALTER TABLE {{ $s }}.parked_events
+    DROP CONSTRAINT parked_events_resolution_check,
+    ADD CONSTRAINT parked_events_resolution_check CHECK (resolution IN ('retried', 'skipped')
+                                                         AND resolved_at IS NOT NULL
+                                                         OR resolution IS NULL AND resolved_at IS NULL);
 ALTER TABLE {{ $s }}.streams
     DROP COLUMN deleted_at,
     DROP COLUMN tombstoned_at,
