@@ -98,7 +98,8 @@ type RetentionPolicy struct {
 	// first '-') the policy is for.
 	Category string
 	// MaxCount keeps the stream's last MaxCount events. Defaults to no
-	// limit (0).
+	// limit (0): a policy that keeps no event is a tombstone's or a
+	// truncation's job (SQL's max_count = 0 does keep none).
 	MaxCount int64
 	// MaxAge keeps the events recorded within MaxAge of the time the
 	// policy is applied. Defaults to no limit (0).

@@ -293,6 +293,8 @@ BEGIN
     -- an EXISTS subquery's ORDER BY and LIMIT and plans it as a sequential
     -- scan of the whole table for a row that is usually not there (0.5 s
     -- on 1.6M events), on every idle poll of every subscription.
+    -- events alone, not all_events: archive_events moves only events
+    -- below the horizon, so none hidden behind it is ever archived.
     RETURN (SELECT e.global_position FROM {{ $s }}.events AS e
              WHERE (e.transaction_id, e.global_position) > (p_after_transaction_id, p_after_position)
              ORDER BY e.transaction_id, e.global_position
