@@ -81,7 +81,7 @@ type StreamLifecycle interface {
 // *ArchiveOpts is the zero value.
 type ArchiveOpts struct {
 	// BatchSize is the most events moved in one step (one transaction in
-	// PostgreSQL). Defaults to 10000.
+	// PostgreSQL, during which appends wait). Defaults to 1000.
 	BatchSize int
 }
 

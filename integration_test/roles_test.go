@@ -683,7 +683,7 @@ func TestRolesCatalog(t *testing.T) {
 	slices.Sort(wantRead)
 	for _, rel := range []string{"events", "streams", "snapshots", "checkpoints", "events_view", "streams_view",
 		"transaction_key_base", "notify_token", "subscription_leases", "subscription_status", "subscriptions_view", "parked_events",
-		"subscription_groups", "group_members", "subscription_partitions", "retention_policies", "removed_events_end",
+		"subscription_groups", "group_members", "subscription_partitions", "retention_policies",
 		"events_archive", "all_events", "subject_erasures"} {
 		got := byRel[rel]
 		slices.Sort(got)

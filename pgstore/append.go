@@ -2,13 +2,10 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgevent/es"
 	"github.com/pgevent/es/storekit"
@@ -27,25 +24,8 @@ func (s *Store) Append(ctx context.Context, streamID string, expected es.Expecte
 }
 
 // runAppend runs query (an append) with args: in one round trip on the
-// pool, or in the bound transaction inside a savepoint. An append that
-// fails because archive_events moved one of its event ids while it ran
-// (a serialization failure, see append.sql) is sent again: the append is
-// idempotent, and the retry replays the original one.
+// pool, or in the bound transaction inside a savepoint.
 func (s *Store) runAppend(ctx context.Context, streamID, query string, args []any) (es.AppendResult, error) {
-	for attempt := 1; ; attempt++ {
-		res, err := s.appendOnce(ctx, streamID, query, args)
-		var pg *pgconn.PgError
-		if err == nil || attempt == maxAppendAttempts || !errors.As(err, &pg) || pg.Code != pgerrcode.SerializationFailure {
-			return res, err
-		}
-	}
-}
-
-// maxAppendAttempts bounds runAppend's attempts.
-const maxAppendAttempts = 3
-
-// appendOnce is one attempt of runAppend.
-func (s *Store) appendOnce(ctx context.Context, streamID, query string, args []any) (es.AppendResult, error) {
 	if s.tx != nil {
 		return s.appendTx(ctx, s.tx, streamID, query, args)
 	}

@@ -107,8 +107,9 @@ func TestTombstoneWhileArchiving(t *testing.T) {
 }
 
 // TestRetryWhileArchiving: an append retried while an archive step moves
-// the events it retries stores no duplicate: it fails as a serialization
-// failure, and pgstore's next attempt replays the original append.
+// the events it retries stores no duplicate: its insert waits for the
+// step's lock on events, then finds the id in the archive, and the append
+// replays the original one.
 func TestRetryWhileArchiving(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

@@ -47,7 +47,7 @@ func ArchiveOptions(opts *es.ArchiveOpts) (es.ArchiveOpts, error) {
 		o = *opts
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 10_000
+		o.BatchSize = 1000
 	}
 	if o.BatchSize < 1 || o.BatchSize > 1_000_000 {
 		return o, fmt.Errorf("%w: ArchiveEvents BatchSize must be between 1 and 1000000, got %d", es.ErrInvalidArgument, o.BatchSize)

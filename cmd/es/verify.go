@@ -66,11 +66,14 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	// From migration 006 on, the log is events and events_archive
 	// (all_events), and a stream's first versions may have been removed
 	// (a tombstone, retention: streams.removed_before and
-	// truncate_before), as may the log's last events (removed_events_end).
+	// truncate_before), as may the log's last events (the key base's row
+	// records the last one removed).
 	log, removedEnd := events, "(SELECT NULL::xid8 AS transaction_id, NULL::bigint AS global_position)"
 	streamRows := `SELECT stream_id, version, 1::bigint AS removed_before, 1::bigint AS truncate_before FROM ` + streams
 	if v >= 6 {
-		log, removedEnd = e.ident("all_events"), e.ident("removed_events_end")
+		log = e.ident("all_events")
+		removedEnd = "(SELECT removed_transaction_id AS transaction_id, removed_global_position AS global_position FROM " +
+			e.ident("transaction_key_base") + ")"
 		streamRows = `SELECT stream_id, version, coalesce(removed_before, 1) AS removed_before,
 			       coalesce(truncate_before, 1) AS truncate_before FROM ` + streams
 	}
@@ -121,7 +124,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 			  FROM ` + checkpoints + ` AS c
 			  LEFT JOIN (SELECT transaction_id, global_position
 			               FROM (SELECT transaction_id, global_position FROM ` + log + `
-			                     UNION ALL SELECT transaction_id, global_position FROM ` + removedEnd + `) AS a
+			                     UNION ALL SELECT transaction_id, global_position FROM ` + removedEnd + ` AS r) AS a
 			              WHERE transaction_id IS NOT NULL
 			              ORDER BY transaction_id DESC, global_position DESC LIMIT 1) AS l ON true
 			 WHERE (c.transaction_id, c.global_position) > (coalesce(l.transaction_id, '0'), coalesce(l.global_position, 0))

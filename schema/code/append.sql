@@ -69,7 +69,6 @@ DECLARE
     v_notify   text;
     v_deleted_at    timestamptz;
     v_tombstoned_at timestamptz;
-    v_archived      boolean;
 BEGIN
     -- Arguments.
     IF p_stream_id IS NULL OR p_stream_id = '' THEN
@@ -129,18 +128,15 @@ BEGIN
     -- This transaction's key: the key base plus its xid, the base raised
     -- first when the log's keys are ahead of this cluster's counter
     -- (keys.sql). One statement: it runs on every append. The largest key
-    -- is log_max_key() (archive.sql), inline here. The same statement
-    -- looks the event ids up in the archive (archive.sql), whose ids the
-    -- INSERT's ON CONFLICT below does not see: an archived id sends the
-    -- call to the slow path (a replay, or PE002). Ids from Go are UUIDv7,
-    -- larger than every archived one, so the probe reads the index's
-    -- rightmost pages, which stay cached.
-    SELECT (CASE WHEN {{ $s }}.keys_behind(b.base, greatest((SELECT max(e.transaction_id) FROM {{ $s }}.all_events AS e),
-                                                            (SELECT r.transaction_id FROM {{ $s }}.removed_events_end AS r)))
+    -- is log_max_key() (archive.sql), inline here: the archive's is read
+    -- only once events were archived (the archive keeps older events than
+    -- events, so its largest key matters only when events is empty).
+    SELECT (CASE WHEN {{ $s }}.keys_behind(b.base, greatest((SELECT max(e.transaction_id) FROM {{ $s }}.events AS e),
+                                                            CASE WHEN b.archived THEN (SELECT max(a.transaction_id) FROM {{ $s }}.events_archive AS a) END,
+                                                            b.removed_transaction_id))
                  THEN {{ $s }}.raise_key_base() ELSE b.base END
-            + pg_current_xact_id()::text::bigint)::text::xid8,
-           EXISTS (SELECT FROM {{ $s }}.events_archive AS a WHERE a.event_id = ANY (p_event_ids))
-      INTO STRICT v_key, v_archived
+            + pg_current_xact_id()::text::bigint)::text::xid8
+      INTO STRICT v_key
       FROM {{ $s }}.transaction_key_base AS b;
 
     -- Take the stream row: appends to one stream serialise on it, appends
@@ -201,16 +197,23 @@ BEGIN
         v_k := NULL;
     END LOOP;
 
-    IF v_k IS NOT NULL AND v_archived THEN
-        v_inserted := 0; -- some ids are archived: the slow path below
-    ELSIF v_k IS NOT NULL THEN
+    IF v_k IS NOT NULL THEN
         -- Positions are taken only now. ON CONFLICT skips an event id that
         -- is stored already (a retry, or a client error); the count tells.
+        -- An id in the archive (archive.sql) is skipped as well, once
+        -- events were ever archived: the INSERT looks it up itself, with
+        -- its own snapshot, taken after it got its lock on events, which
+        -- an archive step holds against it (SHARE ROW EXCLUSIVE) while it
+        -- moves events; so an id the step moved is seen in the archive,
+        -- never missed in between.
         IF v_n = 1 THEN
             INSERT INTO {{ $s }}.events AS e
                    (transaction_id, stream_id, version, event_id, event_type, data, metadata, schema_version)
-            VALUES (v_k, p_stream_id, v_version + 1, p_event_ids[1], p_event_types[1], p_data[1], p_metadata[1],
-                    coalesce(p_schema_versions[1], 1))
+            SELECT v_k, p_stream_id, v_version + 1, p_event_ids[1], p_event_types[1], p_data[1], p_metadata[1],
+                   coalesce(p_schema_versions[1], 1)
+             WHERE NOT EXISTS (SELECT FROM {{ $s }}.transaction_key_base AS b
+                                WHERE b.archived
+                                  AND EXISTS (SELECT FROM {{ $s }}.events_archive AS a WHERE a.event_id = p_event_ids[1]))
             ON CONFLICT (event_id) DO NOTHING
             RETURNING e.global_position INTO v_max_pos;
             GET DIAGNOSTICS v_inserted = ROW_COUNT;
@@ -222,6 +225,9 @@ BEGIN
                 SELECT v_k, p_stream_id, v_version + u.ord, u.id, u.typ, u.dat, u.meta, coalesce(u.sv, 1)
                   FROM unnest(p_event_ids, p_event_types, p_data, p_metadata, p_schema_versions)
                        WITH ORDINALITY AS u(id, typ, dat, meta, sv, ord)
+                 WHERE NOT EXISTS (SELECT FROM {{ $s }}.transaction_key_base AS b
+                                    WHERE b.archived
+                                      AND EXISTS (SELECT FROM {{ $s }}.events_archive AS a WHERE a.event_id = u.id))
                  ORDER BY u.ord
                 ON CONFLICT (event_id) DO NOTHING
                 RETURNING e.global_position
@@ -232,18 +238,6 @@ BEGIN
         END IF;
 
         IF v_inserted = v_n THEN
-            -- archive_events may have moved one of these ids from events to
-            -- the archive between the probe above and the INSERT (whose
-            -- ON CONFLICT then waited for it, and found the id gone): a
-            -- statement of its own sees what it committed. The call fails
-            -- as a serialization failure, undoing the duplicate; retried
-            -- (pgstore does), the probe above finds the id and the call
-            -- replays the original append.
-            IF EXISTS (SELECT FROM {{ $s }}.events_archive AS a WHERE a.event_id = ANY (p_event_ids)) THEN
-                RAISE EXCEPTION 'append: an event id of this batch was archived while it was appended to stream %: retry the append', p_stream_id
-                    USING ERRCODE = 'serialization_failure',
-                          DETAIL = json_build_object('stream_id', p_stream_id)::text;
-            END IF;
 
             -- Wake listeners. Coalesced: only one in-flight appending
             -- transaction at a time notifies (the one holding the lock of

@@ -5,8 +5,11 @@
 -- an event changes nothing a reader sees: not read_all's order, not a
 -- stream's versions, not a subscription.
 --
--- Idempotency holds across the archive: append looks every event id up in
--- the archive too (one index probe, in the statement it runs anyway).
+-- Idempotency holds across the archive: once events were archived, append
+-- looks every event id up in the archive too (an index probe, in its
+-- INSERT). An archive step holds a lock on events that appends wait for
+-- (SHARE ROW EXCLUSIVE): keep its steps small (p_max_events), as each
+-- holds the appends back while it runs.
 
 -- all_events: every event, live or archived. A plain view over a UNION
 -- ALL: PostgreSQL pushes a query's conditions into both tables and merges
@@ -34,7 +37,8 @@ COMMENT ON VIEW {{ $s }}.all_events IS
 
 -- log_max_key returns the largest transaction key the log has ever used:
 -- of its events, live or archived, and of the events removed from it
--- (removed_events_end). The key base must stay above it (keys.sql), so
+-- (transaction_key_base.removed_transaction_id). The key base must stay
+-- above it (keys.sql), so
 -- that no new event sorts before a checkpoint. append computes the same
 -- inline (one statement, on every append).
 CREATE OR REPLACE FUNCTION {{ $s }}.log_max_key() RETURNS xid8
@@ -42,7 +46,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN greatest((SELECT max(e.transaction_id) FROM {{ $s }}.all_events AS e),
-                    (SELECT r.transaction_id FROM {{ $s }}.removed_events_end AS r));
+                    (SELECT b.removed_transaction_id FROM {{ $s }}.transaction_key_base AS b));
 END
 $$;
 
@@ -55,7 +59,7 @@ $$;
 -- last event (events keeps the newest), and keeps the archive a prefix of
 -- the log. Granted to {{ $s }}_admin only.
 CREATE OR REPLACE FUNCTION {{ $s }}.archive_events(p_before_transaction_id xid8, p_before_position bigint,
-                                                   p_max_events int DEFAULT 10000)
+                                                   p_max_events int DEFAULT 1000)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -74,6 +78,11 @@ BEGIN
         RAISE EXCEPTION 'archive_events: max_events must be at least 1, got %', coalesce(p_max_events::text, 'NULL')
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "max_events"}';
     END IF;
+    -- Appends wait while this step moves events (their INSERT looks the
+    -- ids up in the archive once it has its lock: see append.sql), and
+    -- know from the flag, committed with the step, to look.
+    LOCK TABLE {{ $s }}.events IN SHARE ROW EXCLUSIVE MODE;
+    UPDATE {{ $s }}.transaction_key_base AS b SET archived = true WHERE NOT b.archived;
     SELECT e.transaction_id, e.global_position INTO v_last
       FROM {{ $s }}.events AS e ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1;
     -- The columns to copy: those of events but the generated ones

@@ -59,8 +59,8 @@ BEGIN
        -- Nor was it the position of an event removed since (a tombstone
        -- or retention may have removed the log's last events after the
        -- subscription handled them).
-       AND NOT EXISTS (SELECT FROM {{ $s }}.removed_events_end AS r
-                        WHERE (p_transaction_id, p_position) <= (r.transaction_id, r.global_position)) THEN
+       AND NOT EXISTS (SELECT FROM {{ $s }}.transaction_key_base AS b
+                        WHERE (p_transaction_id, p_position) <= (b.removed_transaction_id, b.removed_global_position)) THEN
         RAISE EXCEPTION '%: position %/% is beyond the last event of the log', p_function, p_transaction_id, p_position
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "position"}',
                   HINT = 'a checkpoint is the position of an event the subscription has handled';

@@ -106,7 +106,8 @@ $$;
 
 -- remove_events deletes the events of p_stream_id with version below
 -- p_before, at most p_max of them (NULL: all), from events and then from
--- the archive, records the largest position removed in removed_events_end,
+-- the archive, records the largest position removed in
+-- transaction_key_base (removed_transaction_id, removed_global_position),
 -- resolves the subscriptions' parked events whose event it removed
 -- (resolution 'removed'), and returns how many events it removed. Owner
 -- only.
@@ -163,11 +164,10 @@ BEGIN
             v_tx := v_atx;
             v_pos := v_apos;
         END IF;
-        INSERT INTO {{ $s }}.removed_events_end AS r (transaction_id, global_position)
-        VALUES (v_tx, v_pos)
-        ON CONFLICT (one) DO UPDATE
-           SET transaction_id = excluded.transaction_id, global_position = excluded.global_position
-         WHERE (r.transaction_id, r.global_position) < (excluded.transaction_id, excluded.global_position);
+        UPDATE {{ $s }}.transaction_key_base AS b
+           SET removed_transaction_id = v_tx, removed_global_position = v_pos
+         WHERE b.removed_transaction_id IS NULL
+            OR (b.removed_transaction_id, b.removed_global_position) < (v_tx, v_pos);
         -- A parked event whose event is gone can be neither retried nor
         -- read: it is resolved, so that health stops counting it.
         UPDATE {{ $s }}.parked_events AS p SET resolved_at = now(), resolution = 'removed'

@@ -49,15 +49,17 @@ CREATE TABLE {{ $s }}.retention_policies (
 CREATE UNIQUE INDEX retention_policies_stream_key ON {{ $s }}.retention_policies (stream_id) WHERE stream_id IS NOT NULL;
 CREATE UNIQUE INDEX retention_policies_category_key ON {{ $s }}.retention_policies (category) WHERE category IS NOT NULL;
 
--- The largest position of an event ever removed (one row): a checkpoint may
--- stay at or move to a position whose event is gone.
-CREATE TABLE {{ $s }}.removed_events_end (
-    one             boolean NOT NULL DEFAULT true,
-    transaction_id  xid8    NOT NULL,
-    global_position bigint  NOT NULL,
-    CONSTRAINT removed_events_end_pkey PRIMARY KEY (one),
-    CONSTRAINT removed_events_end_one_check CHECK (one)
-);
+-- Two facts every append reads with the key base (one row, read anyway):
+-- whether events were ever archived (archive.sql; before that, appends
+-- skip the archive), and the position of the last event ever removed (a
+-- checkpoint may stay at or move to it, and the key base must stay above
+-- it, keys.sql).
+ALTER TABLE {{ $s }}.transaction_key_base
+    ADD COLUMN archived                boolean NOT NULL DEFAULT false,
+    ADD COLUMN removed_transaction_id  xid8,
+    ADD COLUMN removed_global_position bigint,
+    ADD CONSTRAINT transaction_key_base_removed_check
+        CHECK ((removed_transaction_id IS NULL) = (removed_global_position IS NULL));
 
 -- The archive: old events moved out of events by archive_events
 -- (schema/code/archive.sql), with the same columns and indexes. Readers
@@ -107,7 +109,11 @@ BEGIN
     END IF;
 END
 $all_events$;
-DROP TABLE {{ $s }}.events_archive, {{ $s }}.removed_events_end, {{ $s }}.retention_policies;
+DROP TABLE {{ $s }}.events_archive, {{ $s }}.retention_policies;
+ALTER TABLE {{ $s }}.transaction_key_base
+    DROP COLUMN archived,
+    DROP COLUMN removed_transaction_id,
+    DROP COLUMN removed_global_position;
 UPDATE {{ $s }}.parked_events SET resolution = 'skipped' WHERE resolution = 'removed';
 ALTER TABLE {{ $s }}.parked_events
     DROP CONSTRAINT parked_events_resolution_check,
