@@ -394,8 +394,11 @@ func (r *Repository[A]) Update(ctx context.Context, id string, command func(A) e
 	if command == nil {
 		return zero, AppendResult{}, fmt.Errorf("%w: updating %s: nil command", ErrInvalidArgument, r.category)
 	}
+	// From the primary: a load from a lagging replica would only make the
+	// save fail with a version conflict, and load again.
+	readCtx := ReadFromPrimary(ctx)
 	for attempt := 0; ; attempt++ {
-		agg, err := r.Load(ctx, id)
+		agg, err := r.Load(readCtx, id)
 		if err != nil {
 			return zero, AppendResult{}, err
 		}

@@ -29,6 +29,8 @@ type queries struct {
 	softDeleteStream, restoreStream, tombstoneStream, truncateStream, setStreamRetention, setCategoryRetention, applyRetention string
 	// The archive (lifecycle.go).
 	archiveEvents string
+	// Replicas (replica.go): whether the event at a position is there.
+	positionShown string
 	// Data subjects' keys (keys.go).
 	subjectKey, forgetSubject string
 }
@@ -67,6 +69,7 @@ func newQueries(schema string) queries {
 		setCategoryRetention: "SELECT 1 FROM " + schema + ".set_category_retention($1, $2, $3)",
 		applyRetention:       "SELECT streams_truncated, events_removed, more FROM " + schema + ".apply_retention($1, $2)",
 		archiveEvents:        "SELECT " + schema + ".archive_events($1, $2, $3)",
+		positionShown:        "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2)",
 
 		readCheckpoint:    "SELECT transaction_id, global_position, checkpoint_exists FROM " + schema + ".read_checkpoint($1)",
 		advanceCheckpoint: "SELECT 1 FROM " + schema + ".advance_checkpoint($1, $2, $3, $4, $5)",

@@ -33,32 +33,43 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts *es.ReadSt
 			yield(es.Event{}, fmt.Errorf("%w: MaxCount must not be negative", es.ErrInvalidArgument))
 			return
 		}
-		query, step := s.sql.readStream, int64(1)
-		from := max(o.From, 1)
-		if o.Backwards {
-			query, step = s.sql.readStreamBackward, -1
-			if o.From <= 0 {
-				from = math.MaxInt64 // from the stream's last version
-			}
+		db, err := s.reader(ctx)
+		if err != nil {
+			yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, err))
+			return
 		}
-		remaining := o.MaxCount // 0: no limit
-		for {
-			fetch := s.config.ReadBatchSize + 1
-			if remaining > 0 && remaining < fetch {
-				fetch = remaining
-			}
-			n, last, ok := s.readStreamPage(ctx, query, streamID, from, fetch, yield)
-			if !ok || n < fetch {
-				return // stopped, failed, or reached the end of the stream
-			}
-			if remaining > 0 {
-				if remaining -= n; remaining == 0 {
-					return
-				}
-			}
-			if from = last + step; from < 1 {
+		s.readStream(ctx, db, streamID, o, yield)
+	}
+}
+
+// readStream is ReadStream on db (the primary, the bound transaction or a
+// replica: every page of one read on the same one), with valid options.
+func (s *Store) readStream(ctx context.Context, db querier, streamID string, o es.ReadStreamOpts, yield func(es.Event, error) bool) {
+	query, step := s.sql.readStream, int64(1)
+	from := max(o.From, 1)
+	if o.Backwards {
+		query, step = s.sql.readStreamBackward, -1
+		if o.From <= 0 {
+			from = math.MaxInt64 // from the stream's last version
+		}
+	}
+	remaining := o.MaxCount // 0: no limit
+	for {
+		fetch := s.config.ReadBatchSize + 1
+		if remaining > 0 && remaining < fetch {
+			fetch = remaining
+		}
+		n, last, ok := s.readStreamPage(ctx, db, query, streamID, from, fetch, yield)
+		if !ok || n < fetch {
+			return // stopped, failed, or reached the end of the stream
+		}
+		if remaining > 0 {
+			if remaining -= n; remaining == 0 {
 				return
 			}
+		}
+		if from = last + step; from < 1 {
+			return
 		}
 	}
 }
@@ -67,9 +78,9 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts *es.ReadSt
 // the query's direction), yielding each. It returns how many it read, the
 // last version read, and false when iteration must stop (the consumer
 // stopped, or an error was yielded).
-func (s *Store) readStreamPage(ctx context.Context, query, streamID string, from int64, limit int,
+func (s *Store) readStreamPage(ctx context.Context, db querier, query, streamID string, from int64, limit int,
 	yield func(es.Event, error) bool) (int, int64, bool) {
-	rows, err := s.db.Query(ctx, query, streamID, from, limit)
+	rows, err := db.Query(ctx, query, streamID, from, limit)
 	if err != nil {
 		yield(es.Event{}, fmt.Errorf("pgstore: read stream %q: %w", streamID, interpretError(err)))
 		return 0, 0, false
@@ -119,13 +130,18 @@ func (s *Store) ReadAll(ctx context.Context, opts *es.ReadAllOpts) iter.Seq2[es.
 		if len(o.EventTypes) > 0 {
 			types = o.EventTypes
 		}
+		db, err := s.reader(ctx)
+		if err != nil {
+			yield(es.Event{}, fmt.Errorf("pgstore: read all: %w", err))
+			return
+		}
 		after, remaining := o.After, o.MaxCount
 		for {
 			limit := s.config.ReadBatchSize
 			if remaining > 0 && remaining < limit {
 				limit = remaining
 			}
-			n, ok := s.readAllPage(ctx, &after, limit, categories, types, yield)
+			n, ok := s.readAllPage(ctx, db, &after, limit, categories, types, yield)
 			if !ok {
 				return
 			}
@@ -144,9 +160,9 @@ func (s *Store) ReadAll(ctx context.Context, opts *es.ReadAllOpts) iter.Seq2[es.
 // readAllPage reads one page of the global log after *after, yielding each
 // event and advancing *after. It returns how many events it read and false
 // when iteration must stop (the consumer stopped, or an error was yielded).
-func (s *Store) readAllPage(ctx context.Context, after *es.Position, limit int, categories, types []string,
+func (s *Store) readAllPage(ctx context.Context, db querier, after *es.Position, limit int, categories, types []string,
 	yield func(es.Event, error) bool) (int, bool) {
-	rows, err := s.db.Query(ctx, s.sql.readAll, after.TxKey(), after.Global(), limit, categories, types)
+	rows, err := db.Query(ctx, s.sql.readAll, after.TxKey(), after.Global(), limit, categories, types)
 	if err != nil {
 		yield(es.Event{}, fmt.Errorf("pgstore: read all: %w", interpretError(err)))
 		return 0, false
@@ -221,7 +237,11 @@ func (s *Store) StreamInfo(ctx context.Context, streamID string) (es.StreamInfo,
 		created *time.Time
 		updated *time.Time
 	)
-	err := s.db.QueryRow(ctx, s.sql.streamInfo, streamID).Scan(&info.Version, &exists, &created, &updated)
+	db, err := s.reader(ctx)
+	if err != nil {
+		return es.StreamInfo{}, fmt.Errorf("pgstore: stream info %q: %w", streamID, err)
+	}
+	err = db.QueryRow(ctx, s.sql.streamInfo, streamID).Scan(&info.Version, &exists, &created, &updated)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return es.StreamInfo{}, fmt.Errorf("pgstore: stream %q: %w", streamID, es.ErrNotFound)

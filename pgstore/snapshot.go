@@ -96,25 +96,27 @@ func (s *Store) Load(ctx context.Context, streamID string, schemaVersion int) it
 			yield(es.Loaded{}, err)
 			return
 		}
+		db, err := s.reader(ctx)
+		if err != nil {
+			yield(es.Loaded{}, fmt.Errorf("pgstore: loading %q: %w", streamID, err))
+			return
+		}
 		if schemaVersion < math.MinInt32 || schemaVersion > math.MaxInt32 {
 			// No snapshot can have it: every event.
-			for e, err := range s.ReadStream(ctx, streamID, nil) {
-				if !yield(es.Loaded{Event: e}, err) || err != nil {
-					return
-				}
-			}
+			s.readStream(ctx, db, streamID, es.ReadStreamOpts{}, func(e es.Event, err error) bool {
+				return yield(es.Loaded{Event: e}, err)
+			})
 			return
 		}
 		fetch := s.config.ReadBatchSize + 1
-		n, last, ok := s.loadFirstPage(ctx, streamID, int32(schemaVersion), fetch, yield)
+		n, last, ok := s.loadFirstPage(ctx, db, streamID, int32(schemaVersion), fetch, yield)
 		if !ok || n < fetch {
 			return // stopped, failed, or reached the end of the stream
 		}
-		for e, err := range s.ReadStream(ctx, streamID, &es.ReadStreamOpts{From: last + 1}) {
-			if !yield(es.Loaded{Event: e}, err) || err != nil {
-				return
-			}
-		}
+		// The rest on the same copy as the first page.
+		s.readStream(ctx, db, streamID, es.ReadStreamOpts{From: last + 1}, func(e es.Event, err error) bool {
+			return yield(es.Loaded{Event: e}, err)
+		})
 	}
 }
 
@@ -122,12 +124,12 @@ func (s *Store) Load(ctx context.Context, streamID string, schemaVersion int) it
 // each row. It returns the rows read (the snapshot's included), the last
 // event version read (or the snapshot's), and false when iteration must
 // stop.
-func (s *Store) loadFirstPage(ctx context.Context, streamID string, schemaVersion int32, limit int,
+func (s *Store) loadFirstPage(ctx context.Context, db querier, streamID string, schemaVersion int32, limit int,
 	yield func(es.Loaded, error) bool) (int, int64, bool) {
 	fail := func(err error) {
 		yield(es.Loaded{}, fmt.Errorf("pgstore: loading %q: %w", streamID, interpretError(err)))
 	}
-	rows, err := s.db.Query(ctx, s.sql.load, streamID, schemaVersion, limit)
+	rows, err := db.Query(ctx, s.sql.load, streamID, schemaVersion, limit)
 	if err != nil {
 		fail(err)
 		return 0, 0, false

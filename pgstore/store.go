@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,21 @@ type Config struct {
 	// names its subscription. es.SubscribeOpts.Logger overrides it for one
 	// subscription. Defaults to none.
 	Logger *slog.Logger
+	// Replicas are pools on hot standbys of the store's database
+	// (PostgreSQL streaming replication). When set, the reads (ReadStream,
+	// ReadAll, StreamInfo, Load, and so Repository.Load) go to them, in
+	// turn; appends, snapshots, checkpoints and subscriptions stay on the
+	// primary (the pool given to New). A read on a context from
+	// [es.ReadAfter] waits until its replica shows the position, for at
+	// most ReplicaWait, then reads from the primary; one from
+	// [es.ReadFromPrimary] (Repository.Update's) reads from the primary.
+	// A read without either may not see the latest writes. Defaults to
+	// none: every read on the primary.
+	Replicas []*pgxpool.Pool
+	// ReplicaWait bounds how long a read with an [es.ReadAfter] position
+	// waits for a replica to replay it before it reads from the primary.
+	// Defaults to 1 second.
+	ReplicaWait time.Duration
 }
 
 // SubscriptionConfig tunes how a [Store]'s subscriptions follow the log on
@@ -100,6 +116,14 @@ func (c *Config) validate() error {
 	if c.ReadBatchSize < 1 || c.ReadBatchSize > maxBatch {
 		return fmt.Errorf("pgstore: ReadBatchSize must be between 1 and %d, got %d", maxBatch, c.ReadBatchSize)
 	}
+	if c.ReplicaWait <= 0 {
+		return fmt.Errorf("pgstore: ReplicaWait must be positive, got %v", c.ReplicaWait)
+	}
+	for i, r := range c.Replicas {
+		if r == nil {
+			return fmt.Errorf("pgstore: Replicas[%d] is nil", i)
+		}
+	}
 	sc := &c.Subscriptions
 	for name, d := range map[string]time.Duration{
 		"PollInterval": sc.PollInterval, "RepollDelay": sc.RepollDelay,
@@ -140,6 +164,8 @@ type Store struct {
 	// sharedReads lets the partitions of a consumer group that this store
 	// runs (for any number of its members) read the log together.
 	sharedReads *storekit.SharedReadsByGroup
+	// nextReplica picks the replica of the next read (replica.go).
+	nextReplica *atomic.Uint64
 }
 
 var _ es.Store = (*Store)(nil)
@@ -156,12 +182,13 @@ func New(pool *pgxpool.Pool, config *Config) (*Store, error) {
 	}
 	c.Schema = cmp.Or(c.Schema, DefaultSchema)
 	c.ReadBatchSize = cmp.Or(c.ReadBatchSize, 1000)
+	c.ReplicaWait = cmp.Or(c.ReplicaWait, time.Second)
 	c.Subscriptions = c.Subscriptions.withDefaults()
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	return &Store{pool: pool, config: c, sql: newQueries(c.Schema), db: pool, progress: storekit.NewProgress(),
-		sharedReads: new(storekit.SharedReadsByGroup)}, nil
+		sharedReads: new(storekit.SharedReadsByGroup), nextReplica: new(atomic.Uint64)}, nil
 }
 
 // querier is what the store's statements run on: a pool or a transaction.
