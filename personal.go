@@ -288,11 +288,33 @@ type EncodeOpts struct {
 	Subject string
 }
 
+// NewEventContext is [Registry.NewEvent] with a context for the keyring
+// and options, as [Registry.EncodeContext]: the event it returns carries
+// the schema version its type is registered at.
+func (r *Registry) NewEventContext(ctx context.Context, event any, md *Metadata, opts *EncodeOpts) (NewEvent, error) {
+	var subject string
+	if opts != nil {
+		subject = opts.Subject
+	}
+	et, data, _, err := r.encode(ctx, event, subject)
+	if err != nil {
+		return NewEvent{}, err
+	}
+	meta, err := EncodeMetadata(md)
+	if err != nil {
+		return NewEvent{}, err
+	}
+	return NewEvent{Type: et.name, SchemaVersion: et.version, Data: data, Metadata: meta}, nil
+}
+
 // EncodeContext is [Registry.Encode] with a context for the keyring and
 // options: personal fields are encrypted for the subject the event names,
-// else opts.Subject. Errors: those of Encode, and [ErrNoKeyring],
-// [ErrSubjectForgotten], [ErrInvalidArgument] (no valid subject), or the
-// keyring's own.
+// else opts.Subject. Like Encode, it returns data in the shape of the
+// schema version the type is registered at: a [NewEvent] built from it
+// must carry that version ([Registry.SchemaVersion]), or use
+// [Registry.NewEventContext], which sets it. Errors: those of Encode, and
+// [ErrNoKeyring], [ErrSubjectForgotten], [ErrInvalidArgument] (no valid
+// subject), or the keyring's own.
 func (r *Registry) EncodeContext(ctx context.Context, event any, opts *EncodeOpts) (name string, data []byte, err error) {
 	var subject string
 	if opts != nil {

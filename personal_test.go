@@ -96,6 +96,13 @@ func TestPersonalRoundTrip(t *testing.T) {
 	out, err = b.reg.Decode(again)
 	require.NoError(t, err)
 	require.Equal(t, in, out)
+
+	// NewEventContext carries the registered schema version with the
+	// encrypted data.
+	ne, err := b.reg.NewEventContext(b.ctx, in, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, b.reg.SchemaVersion(ne.Type), ne.SchemaVersion)
+	require.NotContains(t, string(ne.Data), "Ada Lovelace")
 }
 
 func TestPersonalForgotten(t *testing.T) {

@@ -243,15 +243,7 @@ func (r *Registry) Encode(event any) (name string, data []byte, err error) {
 // schema version the event's type is registered at and a zero ID (the
 // store picks one). A nil md gives nil metadata.
 func (r *Registry) NewEvent(event any, md *Metadata) (NewEvent, error) {
-	et, data, _, err := r.encode(context.Background(), event, "")
-	if err != nil {
-		return NewEvent{}, err
-	}
-	meta, err := EncodeMetadata(md)
-	if err != nil {
-		return NewEvent{}, err
-	}
-	return NewEvent{Type: et.name, SchemaVersion: et.version, Data: data, Metadata: meta}, nil
+	return r.NewEventContext(context.Background(), event, md, nil)
 }
 
 // DecodeOpts shapes a [Registry.DecodeWith] call. A nil *DecodeOpts is the

@@ -16,7 +16,9 @@ import (
 // name, or another name, to rename the type — and the new body. It may add
 // fields with defaults, rename or remove fields, and modify fields in
 // place; values it adds are encoded like event fields (a uuid.UUID as its
-// canonical string, a time.Time as a timestamp).
+// canonical string, a time.Time as a timestamp). An encrypted personal
+// field appears as an [Encrypted] value, which it may move to another name
+// or drop: the registry decrypts it after the upcast.
 //
 // Upcasters chain: an upcaster is registered for one type name and schema
 // version ([Registry.RegisterUpcasterWith]), and its result has a name and

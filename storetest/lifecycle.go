@@ -482,6 +482,7 @@ func testArchive(t *testing.T, s es.Store) {
 	batches := map[string][]es.NewEvent{}
 	for i := range 4 { // interleaved: each stream's events on both sides of the cut
 		ea, eb := eventsWithIDs(2), eventsWithIDs(1)
+		ea[1].SchemaVersion = 3 // archived as it is, schema version too
 		res := mustAppend(t, s, a, es.Any, ea)
 		if i == 0 {
 			first = res

@@ -22,9 +22,12 @@ ALTER TABLE {{ $s }}.streams
     ADD COLUMN tombstoned_at   timestamptz,
     ADD COLUMN truncate_before bigint,
     ADD COLUMN removed_before  bigint,
-    ADD CONSTRAINT streams_tombstoned_check CHECK (tombstoned_at IS NULL OR deleted_at IS NOT NULL),
-    ADD CONSTRAINT streams_truncate_before_check CHECK (truncate_before >= 1),
-    ADD CONSTRAINT streams_removed_before_check CHECK (removed_before >= 1 AND removed_before <= coalesce(truncate_before, 1));
+    ADD CONSTRAINT streams_tombstoned_check CHECK (tombstoned_at IS NULL OR deleted_at IS NOT NULL) NOT VALID,
+    ADD CONSTRAINT streams_truncate_before_check CHECK (truncate_before >= 1) NOT VALID,
+    ADD CONSTRAINT streams_removed_before_check CHECK (removed_before >= 1 AND removed_before <= coalesce(truncate_before, 1)) NOT VALID;
+-- (NOT VALID: the rows already there hold NULLs, which pass; validating
+-- them would scan the table under this migration's exclusive lock. Every
+-- row written from now on is checked.)
 
 -- The streams whose events below their truncation point are not all
 -- removed yet (apply_retention's work list; usually empty). Appends change
@@ -89,7 +92,7 @@ ALTER TABLE {{ $s }}.parked_events
     DROP CONSTRAINT parked_events_resolution_check,
     ADD CONSTRAINT parked_events_resolution_check CHECK (resolution IN ('retried', 'skipped', 'removed')
                                                          AND resolved_at IS NOT NULL
-                                                         OR resolution IS NULL AND resolved_at IS NULL);
+                                                         OR resolution IS NULL AND resolved_at IS NULL) NOT VALID;
 
 ---- create above / drop below ----
 {{- $s := .schema | default "es" }}
