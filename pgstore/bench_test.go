@@ -140,12 +140,17 @@ type benchEnv struct {
 	rawInsert string
 	rawSelect string
 	rawTable  pgx.Identifier
+
+	// cluster is the throwaway benchmark cluster, nil on the server of
+	// ES_TEST_DATABASE_URL (replica_bench_test.go starts standbys of it).
+	cluster *pgtest.Cluster
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	ctx := context.Background()
 
 	var connString string
+	var cluster *pgtest.Cluster
 	if os.Getenv(pgtest.EnvDatabaseURL) != "" {
 		connString = pgtest.NewDatabase(b)
 		b.Logf("server: a fresh database on the %s server, with that server's settings", pgtest.EnvDatabaseURL)
@@ -170,7 +175,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 				b.Errorf("removing the benchmark cluster: %v", err)
 			}
 		})
-		connString = c.ConnString("postgres")
+		connString, cluster = c.ConnString("postgres"), c
 		b.Logf("server: a throwaway cluster of its own (pgtest.StartCluster, started in %v)", time.Since(start).Round(time.Millisecond))
 	}
 
@@ -202,6 +207,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	b.Logf("seeded %d events in %d streams into events and raw_events in %v", seedEvents, seedStreams, time.Since(start).Round(time.Millisecond))
 
 	env := &benchEnv{
+		cluster:  cluster,
 		rawTable: pgx.Identifier{benchSchema, "raw_events"},
 		rawInsert: "INSERT INTO " + s + ".raw_events" +
 			" (transaction_id, stream_id, version, event_id, event_type, data, metadata)" +
