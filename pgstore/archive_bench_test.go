@@ -8,7 +8,6 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -66,24 +65,7 @@ func (env *benchEnv) newArchiveEnv(b *testing.B) *archiveEnv {
 			b.Fatal(err)
 		}
 		s := pgx.Identifier{schema}.Sanitize()
-		err = pgx.BeginFunc(ctx, env.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, fmt.Sprintf(`
-				INSERT INTO %s.streams (stream_id, version, transaction_id)
-				SELECT 'order-a' || i, $1, pg_current_xact_id() FROM generate_series(1, $2) AS i`, s),
-				archivePerStream, archiveStreams); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, fmt.Sprintf(`
-				INSERT INTO %s.events (transaction_id, stream_id, version, event_id, event_type, data, metadata)
-				SELECT pg_current_xact_id(), 'order-a' || i, v, gen_random_uuid(), $3, $4, $5
-				  FROM generate_series(1, $2) AS i, generate_series(1, $1) AS v
-				 ORDER BY v, i`, s),
-				archivePerStream, archiveStreams, eventType, eventData, eventMetadata)
-			return err
-		})
-		if err != nil {
-			b.Fatalf("seeding %s: %v", schema, err)
-		}
+		env.seedInterleaved(ctx, b, schema, "order-a", archiveStreams, archivePerStream)
 		events := make([]es.NewEvent, batchSize)
 		for i := range events {
 			events[i] = es.NewEvent{Type: eventType, Data: eventData, Metadata: eventMetadata}
@@ -124,29 +106,12 @@ func (env *benchEnv) newArchiveEnv(b *testing.B) *archiveEnv {
 // benchAppend: 8 writers, one event per append, on each side.
 func (a *archiveEnv) benchAppend(b *testing.B, env *benchEnv) {
 	ctx := context.Background()
-	plainWriters, archivedWriters := env.newWriters(benchWriters), env.newWriters(benchWriters)
-	concurrent := func(store *pgstore.Store, ws []*writer) func(context.Context, int) (int, error) {
-		return func(ctx context.Context, n int) (int, error) {
-			per := max(1, (n+len(ws)-1)/len(ws))
-			errs := make([]error, len(ws))
-			var wg sync.WaitGroup
-			for i, w := range ws {
-				wg.Go(func() {
-					for range per {
-						if err := w.appendOne(ctx, store); err != nil {
-							errs[i] = err
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			return per * len(ws), cmpErr(errs...)
-		}
+	appendTo := func(store *pgstore.Store) func(context.Context, *writer) error {
+		return func(ctx context.Context, w *writer) error { return w.appendOne(ctx, store) }
 	}
 	a.compare(ctx, b, 20*benchWriters,
-		side{"plain", concurrent(a.plain, plainWriters)},
-		side{"archived", concurrent(a.archived, archivedWriters)},
+		side{"plain", concurrently(env.newWriters(benchWriters), appendTo(a.plain))},
+		side{"archived", concurrently(env.newWriters(benchWriters), appendTo(a.archived))},
 		"append_ev/s", 1)
 }
 

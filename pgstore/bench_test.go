@@ -430,6 +430,34 @@ func (w *writer) insertOne(ctx context.Context, env *benchEnv) error {
 	return nil
 }
 
+// concurrently makes a side's run function in which each writer of ws, in
+// a goroutine of its own, calls op about n/len(ws) times; it fails with
+// the first error any of them met.
+func concurrently(ws []*writer, op func(context.Context, *writer) error) func(context.Context, int) (int, error) {
+	return func(ctx context.Context, n int) (int, error) {
+		per := max(1, (n+len(ws)-1)/len(ws))
+		errs := make([]error, len(ws))
+		var wg sync.WaitGroup
+		for i, w := range ws {
+			wg.Go(func() {
+				for range per {
+					if err := op(ctx, w); err != nil {
+						errs[i] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return 0, err
+			}
+		}
+		return per * len(ws), nil
+	}
+}
+
 // side is one of the things a benchmark compares: run does about n
 // operations and returns how many it did.
 type side struct {
@@ -577,34 +605,10 @@ func (env *benchEnv) benchAppendOne(b *testing.B) {
 func (env *benchEnv) benchAppendConcurrent(b *testing.B) {
 	ctx := context.Background()
 	ws := env.newWriters(benchWriters)
-	concurrent := func(op func(context.Context, *writer) error) func(context.Context, int) (int, error) {
-		return func(ctx context.Context, n int) (int, error) {
-			per := max(1, (n+len(ws)-1)/len(ws))
-			errs := make([]error, len(ws))
-			var wg sync.WaitGroup
-			for i, w := range ws {
-				wg.Go(func() {
-					for range per {
-						if err := op(ctx, w); err != nil {
-							errs[i] = err
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			for _, err := range errs {
-				if err != nil {
-					return 0, err
-				}
-			}
-			return per * len(ws), nil
-		}
-	}
 	sides := []side{
-		{"append", concurrent(func(ctx context.Context, w *writer) error { return w.appendOne(ctx, env.store) })},
-		{"append_nonotify", concurrent(func(ctx context.Context, w *writer) error { return w.appendOne(ctx, env.storeOff) })},
-		{"raw_insert", concurrent(func(ctx context.Context, w *writer) error { return w.insertOne(ctx, env) })},
+		{"append", concurrently(ws, func(ctx context.Context, w *writer) error { return w.appendOne(ctx, env.store) })},
+		{"append_nonotify", concurrently(ws, func(ctx context.Context, w *writer) error { return w.appendOne(ctx, env.storeOff) })},
+		{"raw_insert", concurrently(ws, func(ctx context.Context, w *writer) error { return w.insertOne(ctx, env) })},
 	}
 	rounds, n := env.prepare(ctx, b, 20*benchWriters, sides...)
 	perOp := interleave(ctx, b, rounds, n, sides...)

@@ -354,26 +354,36 @@ func (env *benchEnv) seedSlowLog(ctx context.Context, b *testing.B) {
 	if n > 0 {
 		return
 	}
+	env.seedInterleaved(ctx, b, slowSchema, "order-slow", slowStreams, slowPerStream)
+	if _, err := env.pool.Exec(ctx, "VACUUM ANALYZE "+s+".events, "+s+".streams"); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// seedInterleaved appends to schema's log, in one transaction, streams
+// streams (prefix followed by 1, 2, ...) of perStream events each,
+// interleaved as the benchmark seed is: version 1 of every stream, then
+// version 2, ...
+func (env *benchEnv) seedInterleaved(ctx context.Context, b *testing.B, schema, prefix string, streams, perStream int) {
+	b.Helper()
+	s := pgx.Identifier{schema}.Sanitize()
 	err := pgx.BeginFunc(ctx, env.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`
 			INSERT INTO %s.streams (stream_id, version, transaction_id)
-			SELECT 'order-slow' || i, $1, pg_current_xact_id() FROM generate_series(1, $2) AS i`, s),
-			slowPerStream, slowStreams); err != nil {
+			SELECT $3 || i, $1, pg_current_xact_id() FROM generate_series(1, $2) AS i`, s),
+			perStream, streams, prefix); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, fmt.Sprintf(`
 			INSERT INTO %s.events (transaction_id, stream_id, version, event_id, event_type, data, metadata)
-			SELECT pg_current_xact_id(), 'order-slow' || i, v, gen_random_uuid(), $3, $4, $5
+			SELECT pg_current_xact_id(), $6 || i, v, gen_random_uuid(), $3, $4, $5
 			  FROM generate_series(1, $2) AS i, generate_series(1, $1) AS v
 			 ORDER BY v, i`, s),
-			slowPerStream, slowStreams, eventType, eventData, eventMetadata)
+			perStream, streams, eventType, eventData, eventMetadata, prefix)
 		return err
 	})
 	if err != nil {
-		b.Fatalf("seeding %s: %v", slowSchema, err)
-	}
-	if _, err := env.pool.Exec(ctx, "VACUUM ANALYZE "+s+".events, "+s+".streams"); err != nil {
-		b.Fatal(err)
+		b.Fatalf("seeding %s: %v", schema, err)
 	}
 }
 

@@ -59,21 +59,9 @@ func (r *archiveRace) holdArchiveStep(t *testing.T, ctx context.Context, last es
 	}
 }
 
-// awaitLockWait waits until the backend pid waits for a lock.
-func (r *archiveRace) awaitLockWait(t *testing.T, ctx context.Context, pid uint32) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var waiting bool
-		require.NoError(t, r.pool.QueryRow(ctx,
-			"SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&waiting))
-		if waiting {
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "backend %d never waited for a lock", pid)
-		time.Sleep(10 * time.Millisecond) // polling, with a deadline
-	}
-}
+// lockWaitTimeout bounds the wait for an operation to block on the
+// archive step's lock (waitForLockWait, ordering_test.go).
+const lockWaitTimeout = time.Minute
 
 // TestTombstoneWhileArchiving: a tombstone whose DELETE waits for an
 // archive step moving the stream's events removes them from the archive.
@@ -97,7 +85,9 @@ func TestTombstoneWhileArchiving(t *testing.T) {
 	go func() {
 		done <- conn.QueryRow(ctx, "SELECT es.tombstone_stream('doomed-1')").Scan(&removed)
 	}()
-	r.awaitLockWait(t, ctx, pid)
+	lockCtx, cancel := context.WithTimeout(ctx, lockWaitTimeout)
+	defer cancel()
+	waitForLockWait(t, lockCtx, r.pool, pid, done)
 	require.NoError(t, archiving.Commit(ctx))
 	require.NoError(t, <-done)
 	require.Equal(t, int64(2), removed)
@@ -140,7 +130,9 @@ func TestRetryWhileArchiving(t *testing.T) {
 		res, err := retryStore.Append(ctx, "retried-1", es.Any, batch)
 		done <- result{res, err}
 	}()
-	r.awaitLockWait(t, ctx, pid)
+	lockCtx, cancel := context.WithTimeout(ctx, lockWaitTimeout)
+	defer cancel()
+	waitForLockWait(t, lockCtx, r.pool, pid, done)
 	require.NoError(t, archiving.Commit(ctx))
 	got := <-done
 	require.NoError(t, got.err)

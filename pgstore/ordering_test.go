@@ -287,7 +287,7 @@ func TestOrderingPerStreamOrderWhenTransactionWroteElsewhereFirst(t *testing.T) 
 		res, err := b.store.WithTx(tx1).Append(b.ctx, v2.stream, es.Any, v2.events)
 		done <- result{res, err}
 	}()
-	waitForLockWait(t, b, pid1, done)
+	waitForLockWait(t, b.ctx, b.pool, pid1, done)
 
 	require.NoError(t, tx2.Commit(b.ctx))
 	var r result
@@ -326,22 +326,23 @@ func TestOrderingPerStreamOrderWhenTransactionWroteElsewhereFirst(t *testing.T) 
 	require.Equal(t, xid2, streamKey)
 }
 
-// waitForLockWait polls until backend pid waits on a lock. It fails if the
-// goroutine reporting on done finishes first, or at the bundle's deadline.
-func waitForLockWait[T any](t *testing.T, b *orderingBundle, pid uint32, done <-chan T) {
+// waitForLockWait polls, through pool, until backend pid waits on a lock.
+// It fails if the goroutine reporting on done finishes first, or when ctx
+// ends.
+func waitForLockWait[T any](t *testing.T, ctx context.Context, pool *pgxpool.Pool, pid uint32, done <-chan T) {
 	t.Helper()
 	for {
 		var waitType *string
-		require.NoError(t, b.pool.QueryRow(b.ctx,
+		require.NoError(t, pool.QueryRow(ctx,
 			"SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid).Scan(&waitType))
 		if waitType != nil && *waitType == "Lock" {
 			return
 		}
 		select {
 		case r := <-done:
-			require.FailNowf(t, "the append did not wait for the stream's row lock", "it returned %+v", r)
-		case <-b.ctx.Done():
-			require.FailNowf(t, "no lock wait", "backend %d never waited on a lock: %v", pid, b.ctx.Err())
+			require.FailNowf(t, "the call did not wait for a lock", "it returned %+v", r)
+		case <-ctx.Done():
+			require.FailNowf(t, "no lock wait", "backend %d never waited on a lock: %v", pid, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgevent/es"
+	"github.com/pgevent/es/storekit"
 )
 
 // reader returns what a read on ctx runs on (Config.Replicas): the bound
@@ -59,12 +60,8 @@ func (s *Store) awaitReplayed(ctx context.Context, replica querier, pos es.Posit
 		if left <= 0 {
 			return false, nil
 		}
-		timer := time.NewTimer(min(pause, left))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !storekit.Sleep(ctx, min(pause, left)) {
 			return false, fmt.Errorf("pgstore: waiting for a replica to show %s: %w", pos, ctx.Err())
-		case <-timer.C:
 		}
 		pause = min(2*pause, replicaPoll)
 	}
