@@ -478,6 +478,16 @@ type SubscriptionHealth struct {
 	ParkedEvents int64
 	// LastError is the handler's error while Health is HealthFailing.
 	LastError string
+	// ReadsFrom is where the running instance reads the log: "primary",
+	// or the host:port of the hot standby it reads (pgstore's
+	// SubscriptionConfig.ReadReplicas); empty when no instance runs or the
+	// store has no such notion (memstore). ReplicaLag is that standby's
+	// lag as the instance last measured it: how long ago the oldest event
+	// the primary shows and the standby does not was recorded (zero when
+	// it shows every event, and on the primary). Events the standby does
+	// not show yet count in EventsBehind.
+	ReadsFrom  string
+	ReplicaLag time.Duration
 }
 
 // Remaining estimates the time the events behind take at Rate (zero when

@@ -330,6 +330,14 @@ var badCases = []badCase{
 	{key: "report_status/7", name: "null state", sql: `SELECT %[1]s.report_status('sub-1', 'me', NULL, NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
 	{key: "report_status/7", name: "unknown state", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'sleeping', NULL, NULL, NULL, NULL)`, want: rejects(invalidArgument)},
 	{key: "report_status/7", name: "no lease: false", sql: `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL, NULL)`, want: returnsRows("(f)")},
+	// report_replica(subscription_id, holder, reads_from, lag)
+	{key: "report_replica/4", name: "null subscription id", sql: `SELECT %[1]s.report_replica(NULL, 'me', 'primary', NULL)`, want: rejects(invalidArgument)},
+	{key: "report_replica/4", name: "empty holder", sql: `SELECT %[1]s.report_replica('sub-1', '', 'primary', NULL)`, want: rejects(invalidArgument)},
+	{key: "report_replica/4", name: "null reads_from", sql: `SELECT %[1]s.report_replica('sub-1', 'me', NULL, NULL)`, want: rejects(invalidArgument)},
+	{key: "report_replica/4", name: "empty reads_from", sql: `SELECT %[1]s.report_replica('sub-1', 'me', '', NULL)`, want: rejects(invalidArgument)},
+	{key: "report_replica/4", name: "reads_from too long", sql: `SELECT %[1]s.report_replica('sub-1', 'me', repeat('h', 301), NULL)`, want: rejects(invalidArgument)},
+	{key: "report_replica/4", name: "negative lag", sql: `SELECT %[1]s.report_replica('sub-1', 'me', 'standby:5432', interval '-1 second')`, want: rejects(invalidArgument)},
+	{key: "report_replica/4", name: "no lease: false", sql: `SELECT %[1]s.report_replica('sub-1', 'me', 'standby:5432', interval '1 second')`, want: returnsRows("(f)")},
 
 	// jsonb → msgpack, append_json.
 	{key: "jsonb_to_msgpack/1", name: "null: null", sql: `SELECT %[1]s.jsonb_to_msgpack(NULL)`, want: returnsRows("()")},

@@ -35,7 +35,7 @@ var (
 		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0",
 		"stream_partition/2", "read_partition/7", "read_partitions/7", "stream_visible_from/1", "log_max_key/0"}
 	writerFunctions = []string{"append/7", "append_event/7", "append_json/7", "advance_checkpoint/5", "delete_checkpoint/1",
-		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7",
+		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7", "report_replica/4",
 		"park_event/10", "parked_retried/6", "retry_parked/3", "skip_parked/3",
 		"join_group/4", "leave_group/2", "take_partition/6", "soft_delete_stream/2", "restore_stream/1"}
 	snapshotterFunctions = []string{"save_snapshot/4", "append/9"}
@@ -173,6 +173,7 @@ var roleCalls = []roleCall{
 	{"horizon_holders/0", `SELECT count(*) FROM %[1]s.horizon_holders()`, ""},
 	{"reset_checkpoint/3", `SELECT global_position FROM %[1]s.reset_checkpoint('sub-1', '0', 0)`, ""},
 	{"report_status/7", `SELECT %[1]s.report_status('sub-1', 'me', 'running', NULL, NULL, NULL, NULL)`, ""},
+	{"report_replica/4", `SELECT %[1]s.report_replica('sub-1', 'me', 'primary', NULL)`, ""},
 	{"park_event/10", `SELECT %[1]s.park_event('sub-1', 'me', '1', 1, 'order-1', gen_random_uuid(), 'Noted', false, 'boom', 1)`, ""},
 	{"parked_retried/6", `SELECT %[1]s.parked_retried('sub-1', 'me', '1', 1, true, NULL)`, ""},
 	{"retry_parked/3", `SELECT %[1]s.retry_parked('sub-1', '1', 1)`, ""},

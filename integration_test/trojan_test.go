@@ -798,6 +798,8 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 		{fn: "skip_parked/3", detail: "nothing parked", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.skip_parked('sub-9', '1', 1)::pg_catalog.text"}},
 		{fn: "report_status/7", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'running', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
 		{fn: "report_status/7", detail: "unknown state", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.report_status('sub-9', 'h-1', 'x', NULL, NULL, NULL, NULL)::pg_catalog.text"}},
+		{fn: "report_replica/4", detail: "not held", writer: true, want: rowsAre("false"), sql: []string{"SELECT %[1]s.report_replica('sub-9', 'h-1', 'primary', NULL)::pg_catalog.text"}},
+		{fn: "report_replica/4", detail: "negative lag", writer: true, code: "PE003", sql: []string{"SELECT %[1]s.report_replica('sub-9', 'h-1', 'primary', interval '-1 s')::pg_catalog.text"}},
 		{fn: "subject_key/2", detail: "create", writer: true, want: rowsAre("32"),
 			sql: []string{"SELECT pg_catalog.octet_length(%[1]s.subject_key('customer-1', true))::pg_catalog.text"}},
 		{fn: "subject_key/2", detail: "none", writer: true, want: rowsAre("true"),

@@ -51,8 +51,11 @@ func scanHealth(row pgx.CollectableRow) (es.SubscriptionHealth, error) {
 		progress, age *time.Time
 		rate          *float64
 		lastError     *string
+		readsFrom     *string
+		replicaLag    *time.Duration
 	)
-	if err := row.Scan(&h.Name, &health, &tx, &global, &h.HasCheckpoint, &progress, &h.EventsBehind, &h.HiddenEvents, &age, &rate, &h.ParkedEvents, &lastError); err != nil {
+	if err := row.Scan(&h.Name, &health, &tx, &global, &h.HasCheckpoint, &progress, &h.EventsBehind, &h.HiddenEvents, &age, &rate,
+		&h.ParkedEvents, &lastError, &readsFrom, &replicaLag); err != nil {
 		return es.SubscriptionHealth{}, err
 	}
 	h.Health, h.Checkpoint = es.Health(health), es.NewPosition(tx, global)
@@ -63,6 +66,7 @@ func scanHealth(row pgx.CollectableRow) (es.SubscriptionHealth, error) {
 		h.OldestUnhandledAt = *age
 	}
 	h.Rate = deref(rate)
+	h.ReadsFrom, h.ReplicaLag = deref(readsFrom), deref(replicaLag)
 	if lastError != nil && h.Health == es.HealthFailing {
 		h.LastError = *lastError
 	}

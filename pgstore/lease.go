@@ -24,8 +24,12 @@ func (s *Store) acquireLease(ctx context.Context, q rowQuerier, name, holder str
 
 // Keep renews the session's lease (SQL renew_lease) when a third of its TTL
 // has passed since it was last taken or renewed, and returns errLeaseLost
-// when another instance has taken it.
+// when another instance has taken it. It also measures and reports where
+// the session reads the log from (replica_subscribe.go).
 func (ss *session) Keep(ctx context.Context) error {
+	if err := ss.measureReplica(ctx); err != nil {
+		return err
+	}
 	ttl := ss.s.config.Subscriptions.LeaseTTL
 	if time.Since(ss.renewed) < ttl/3 {
 		return nil

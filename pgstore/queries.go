@@ -29,8 +29,11 @@ type queries struct {
 	softDeleteStream, restoreStream, tombstoneStream, truncateStream, setStreamRetention, setCategoryRetention, applyRetention string
 	// The archive (lifecycle.go).
 	archiveEvents string
-	// Replicas (replica.go): whether the event at a position is there.
-	positionShown string
+	// Replicas (replica.go, replica_subscribe.go): whether the event at a
+	// position is there; whether it is there or was removed; how long ago
+	// the first event after a position was recorded; what a subscription
+	// reports of its replica.
+	positionShown, primaryShown, recordedAgo, reportReplica string
 	// Data subjects' keys (keys.go).
 	subjectKey, forgetSubject string
 }
@@ -46,7 +49,7 @@ func newQueries(schema string) queries {
 		eventColumns  = "global_position, transaction_id, version, event_id, event_type, data, metadata, recorded_at, schema_version"
 		appendColumns = "stream_version, last_position, transaction_id, first_version, first_position, first_transaction_id"
 		healthColumns = "subscription_id, health, transaction_id, global_position, checkpoint_exists, last_progress_at, " +
-			"events_behind, hidden_events, oldest_unhandled_at, rate, parked_events, last_error"
+			"events_behind, hidden_events, oldest_unhandled_at, rate, parked_events, last_error, reads_from, replica_lag"
 	)
 	return queries{
 		append:             "SELECT " + appendColumns + " FROM " + schema + ".append($1, $2, $3, $4, $5, $6, $7)",
@@ -70,6 +73,11 @@ func newQueries(schema string) queries {
 		applyRetention:       "SELECT streams_truncated, events_removed, more FROM " + schema + ".apply_retention($1, $2)",
 		archiveEvents:        "SELECT " + schema + ".archive_events($1, $2, $3)",
 		positionShown:        "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2)",
+		primaryShown: "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2) " +
+			"OR EXISTS (SELECT FROM " + schema + ".transaction_key_base WHERE ($1, $2) <= (removed_transaction_id, removed_global_position))",
+		recordedAgo: "SELECT greatest(clock_timestamp() - recorded_at, interval '0') FROM " + schema + ".all_events " +
+			"WHERE (transaction_id, global_position) > ($1, $2) ORDER BY transaction_id, global_position LIMIT 1",
+		reportReplica: "SELECT " + schema + ".report_replica($1, $2, $3, $4)",
 
 		readCheckpoint:    "SELECT transaction_id, global_position, checkpoint_exists FROM " + schema + ".read_checkpoint($1)",
 		advanceCheckpoint: "SELECT 1 FROM " + schema + ".advance_checkpoint($1, $2, $3, $4, $5)",

@@ -41,7 +41,8 @@ type Config struct {
 	// (PostgreSQL streaming replication). When set, the reads (ReadStream,
 	// ReadAll, StreamInfo, Load, and so Repository.Load) go to them, in
 	// turn; appends, snapshots, checkpoints and subscriptions stay on the
-	// primary (the pool given to New). A read on a context from
+	// primary (the pool given to New), but for the reading of subscriptions
+	// with SubscriptionConfig.ReadReplicas. A read on a context from
 	// [es.ReadAfter] waits until its replica shows the position, for at
 	// most ReplicaWait, then reads from the primary; one from
 	// [es.ReadFromPrimary] (Repository.Update's) reads from the primary.
@@ -88,6 +89,20 @@ type SubscriptionConfig struct {
 	// once the lease expires, or at once when the active instance's
 	// connection is gone. Defaults to 30 seconds.
 	LeaseTTL time.Duration
+	// ReadReplicas makes the store's subscriptions read the log from
+	// Config.Replicas (each session from one standby, the standbys in
+	// turn), which must be set. The lease, the LISTEN, the checkpoint and
+	// SubscribeTx's transaction stay on the primary, and every delivery
+	// guarantee holds. A notification may arrive before the standby has
+	// replayed the append: the subscription reads again soon until the
+	// standby shows it, so its events arrive with the standby's lag
+	// (SubscriptionHealth.ReplicaLag shows it). While a read on the
+	// standby fails (a restart, a lost connection), the subscription reads
+	// the primary, trying the standby again after ReconnectBackoff,
+	// doubling up to ReconnectBackoffMax. A subscription whose Subscribe
+	// context comes from es.ReadFromPrimary reads the primary. Defaults to
+	// false.
+	ReadReplicas bool
 	// TxMaxDuration bounds how long SubscribeTx's transaction runs: once
 	// it has run this long it commits the events handled so far (at least
 	// one) and goes on in a new transaction. While open it holds an xid,
@@ -125,6 +140,9 @@ func (c *Config) validate() error {
 		}
 	}
 	sc := &c.Subscriptions
+	if sc.ReadReplicas && len(c.Replicas) == 0 {
+		return fmt.Errorf("pgstore: Subscriptions.ReadReplicas needs Replicas")
+	}
 	for name, d := range map[string]time.Duration{
 		"PollInterval": sc.PollInterval, "RepollDelay": sc.RepollDelay,
 		"ReconnectBackoff": sc.ReconnectBackoff, "ReconnectBackoffMax": sc.ReconnectBackoffMax,

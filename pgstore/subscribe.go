@@ -124,7 +124,8 @@ func (s *Store) subscribe(ctx context.Context, name string, opts *es.SubscribeOp
 	if s.observe != nil {
 		cfg.Observe = func(st storekit.Stage) { s.observe(name, st) }
 	}
-	src := &source{s: s, name: name, holder: uuid.NewString(), logger: cmp.Or(o.Logger, s.config.Logger)}
+	src := &source{s: s, name: name, holder: uuid.NewString(), logger: cmp.Or(o.Logger, s.config.Logger),
+		readReplicas: c.ReadReplicas && !es.ReadsFromPrimary(ctx)}
 	if len(o.Categories) > 0 {
 		src.categories = o.Categories
 	}
@@ -167,6 +168,9 @@ type source struct {
 	categories []string // nil for all
 	types      []string // nil for all
 	logger     *slog.Logger
+	// readReplicas: its sessions read the log from a standby
+	// (replica_subscribe.go).
+	readReplicas bool
 	// A consumer group's partition (partitions 0: an ordinary
 	// subscription): its sessions read the partition's streams only, and
 	// Open does not wait for its lease.
@@ -194,6 +198,9 @@ func (src *source) Open(ctx context.Context) (storekit.Session, error) {
 		return nil, fmt.Errorf("connecting: %w", err)
 	}
 	ss := &session{source: src, l: l}
+	if src.readReplicas {
+		ss.log.replica, ss.log.name = src.s.pickReplica()
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -268,20 +275,26 @@ type session struct {
 	l       *listener
 	renewed time.Time  // when the lease was last taken or renewed
 	batch   []es.Event // reused by Read
+	log     logSource  // where it reads the log (replica_subscribe.go)
 }
 
 func (ss *session) Checkpoint(ctx context.Context) (es.Position, bool, error) {
 	return ss.s.readCheckpoint(ctx, ss.l.conn, ss.name)
 }
 
-// End returns the end of the visible log (SQL log_end).
+// End returns the end of the visible log (SQL log_end) where the session
+// reads it.
 func (ss *session) End(ctx context.Context) (es.Position, error) {
-	var tx uint64
-	var global int64
-	if err := ss.l.conn.QueryRow(ctx, ss.s.sql.logEnd).Scan(&tx, &global); err != nil {
-		return es.Position{}, fmt.Errorf("pgstore: subscription %q: finding the end of the log: %w", ss.name, interpretError(err))
+	var end es.Position
+	err := ss.onLog(ctx, func(q querier) (err error) {
+		end, err = ss.logEnd(ctx, q)
+		ss.log.endOnPrimary = ss.log.replica != nil && q == querier(ss.l.conn)
+		return err
+	})
+	if err != nil {
+		return es.Position{}, fmt.Errorf("pgstore: subscription %q: finding the end of the log: %w", ss.name, err)
 	}
-	return es.NewPosition(tx, global), nil
+	return end, nil
 }
 
 // Read reads up to max events after `after` (SQL read_partitions with the
@@ -309,34 +322,64 @@ func (ss *session) read(ctx context.Context, after es.Position, max int, set []i
 	if set == nil && p != nil {
 		set = []int{*p}
 	}
-	rows, err := ss.l.conn.Query(ctx, ss.s.sql.readPartitions, after.TxKey(), after.Global(), max, set, n, ss.categories, ss.types)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	defer rows.Close()
-	sc := newEventScanner(true)
-	for rows.Next() {
-		e, err := sc.scan(rows)
+	start := len(batch)
+	onReplica := false
+	err := ss.onLog(ctx, func(q querier) error {
+		batch = batch[:start]
+		onReplica = q != querier(ss.l.conn)
+		rows, err := q.Query(ctx, ss.s.sql.readPartitions, after.TxKey(), after.Global(), max, set, n, ss.categories, ss.types)
 		if err != nil {
+			return interpretError(err)
+		}
+		defer rows.Close()
+		sc := newEventScanner(true)
+		for rows.Next() {
+			e, err := sc.scan(rows)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, e)
+		}
+		if err := rows.Err(); err != nil {
+			return interpretError(err)
+		}
+		if q == querier(ss.l.conn) {
+			ss.l.lastUsed = time.Now()
+		}
+		return nil
+	})
+	ss.log.endOnPrimary = false
+	if err != nil {
+		return nil, err
+	}
+	if onReplica && len(batch) > start {
+		if err := ss.awaitPrimary(ctx, batch[len(batch)-1].Position); err != nil {
 			return nil, err
 		}
-		batch = append(batch, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, interpretError(err)
-	}
-	ss.l.lastUsed = time.Now()
 	return batch, nil
 }
 
 // Hidden reports whether committed events after `after` are hidden behind
 // the log's horizon (SQL log_hidden).
+// On a standby, events the primary shows and the standby does not yet
+// count as hidden: the engine reads again soon until the standby shows
+// them (the notification that woke it was the primary's).
 func (ss *session) Hidden(ctx context.Context, after es.Position) (bool, error) {
 	var hidden bool
-	if err := ss.l.conn.QueryRow(ctx, ss.s.sql.logHidden, after.TxKey(), after.Global()).Scan(&hidden); err != nil {
+	if err := ss.onLog(ctx, func(q querier) error {
+		return q.QueryRow(ctx, ss.s.sql.logHidden, after.TxKey(), after.Global()).Scan(&hidden)
+	}); err != nil {
 		return false, fmt.Errorf("reading: %w", interpretError(err))
 	}
-	return hidden, nil
+	if hidden || !ss.onReplica() {
+		return hidden, nil
+	}
+	behind, _, err := ss.replicaBehind(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading: %w", err)
+	}
+	return behind, nil
 }
 
 // Advance saves the checkpoint on the session's connection, or through the

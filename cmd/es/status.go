@@ -25,6 +25,10 @@ type subscriptionJSON struct {
 	Rate              float64    `json:"rate"`
 	ParkedEvents      int64      `json:"parked_events"`
 	LastError         string     `json:"last_error,omitempty"`
+	// ReadsFrom and ReplicaLagSeconds: where the running instance reads
+	// the log ("primary" or a standby's host:port) and that standby's lag.
+	ReadsFrom         string   `json:"reads_from,omitempty"`
+	ReplicaLagSeconds *float64 `json:"replica_lag_seconds,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -44,6 +48,11 @@ func subJSON(h es.SubscriptionHealth, now time.Time) subscriptionJSON {
 	if h.HasCheckpoint {
 		c := h.Checkpoint.String()
 		j.Checkpoint = &c
+	}
+	j.ReadsFrom = h.ReadsFrom
+	if onStandby(h) {
+		lag := h.ReplicaLag.Seconds()
+		j.ReplicaLagSeconds = &lag
 	}
 	return j
 }
@@ -171,6 +180,17 @@ func printSubscriptions(w io.Writer, subs []es.SubscriptionHealth, now time.Time
 			h.Behind(now).Round(time.Millisecond), h.ParkedEvents, oneLine(h.LastError, 60))
 	}
 	_ = tw.Flush()
+	for _, h := range subs {
+		if onStandby(h) {
+			fmt.Fprintf(w, "  %s reads the standby %s (replay lag %s)\n", h.Name, h.ReadsFrom, h.ReplicaLag.Round(time.Millisecond))
+		}
+	}
+}
+
+// onStandby reports whether the running instance of a subscription reads
+// the log from a standby.
+func onStandby(h es.SubscriptionHealth) bool {
+	return h.ReadsFrom != "" && h.ReadsFrom != "primary"
 }
 
 // oneLine shortens s to one line of at most n runes.

@@ -44,6 +44,41 @@ BEGIN
 END
 $$;
 
+-- report_replica records where the active instance of a subscription
+-- reads the log from (p_reads_from: 'primary', or the standby it reads,
+-- as host:port) and, on a standby, how far its replay is behind the
+-- primary's log (p_lag: how long ago the oldest event the primary shows
+-- and the standby does not was recorded; zero when it shows everything;
+-- NULL on the primary). It returns false, and records nothing, when
+-- p_holder does not hold the lease. Migration 009 adds the columns.
+CREATE OR REPLACE FUNCTION {{ $s }}.report_replica(
+    p_subscription_id text,
+    p_holder          text,
+    p_reads_from      text,
+    p_lag             interval
+) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM {{ $s }}.check_lease_arguments('report_replica', p_subscription_id, p_holder, NULL);
+    IF coalesce(p_reads_from, '') = '' OR length(p_reads_from) > 300 THEN
+        RAISE EXCEPTION 'report_replica: reads_from must be 1 to 300 characters'
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "reads_from"}';
+    END IF;
+    IF p_lag < interval '0' THEN
+        RAISE EXCEPTION 'report_replica: lag must not be negative, got %', p_lag
+            USING ERRCODE = 'PE003', DETAIL = '{"argument": "lag"}';
+    END IF;
+    IF NOT {{ $s }}.holds_lease(p_subscription_id, p_holder) THEN
+        RETURN false;
+    END IF;
+    UPDATE {{ $s }}.subscription_status AS s
+       SET reads_from = p_reads_from, replica_lag = p_lag
+     WHERE s.subscription_id = p_subscription_id;
+    RETURN true;
+END
+$$;
+
 -- subscription_health describes one subscription:
 --   health: 'failing' (its handler is failing: retrying, or stopped after
 --     its retries; last_error says why), 'idle' (no instance runs),
@@ -59,7 +94,12 @@ $$;
 --   parked_events: its unresolved parked events (parked.sql);
 --   while it catches up, the rate its instance last reported (events per
 --   second) and the time the events behind would take at that rate (eta);
---   what its active instance last reported, and the lease it holds.
+--   what its active instance last reported, and the lease it holds;
+--   while an instance runs, where it reads the log from ('primary', or a
+--   standby's host:port) and that standby's replay lag (report_replica;
+--   NULL on the primary). A subscription reading a lagging standby has
+--   events behind it that it cannot read yet: it is 'catching up', or
+--   'stalled' once the lag passes p_stall; replica_lag says why.
 CREATE OR REPLACE FUNCTION {{ $s }}.subscription_health(p_subscription_id text, p_stall interval DEFAULT interval '1 minute')
 RETURNS TABLE (
     subscription_id     text,
@@ -81,7 +121,9 @@ RETURNS TABLE (
     categories          text[],
     event_types         text[],
     holder_pid          int,
-    lease_expires_at    timestamptz
+    lease_expires_at    timestamptz,
+    reads_from          text,
+    replica_lag         interval
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -101,7 +143,10 @@ BEGIN
     SELECT c.transaction_id, c.global_position, c.updated_at INTO v_checkpoint
       FROM {{ $s }}.checkpoints AS c WHERE c.subscription_id = p_subscription_id;
     checkpoint_exists := FOUND;
-    SELECT s.state, s.state_since, s.last_error, s.categories, s.event_types, s.rate INTO v_status
+    -- The whole row: reads_from and replica_lag are read through jsonb
+    -- below, so that this function works on a schema migrated down below
+    -- 009 too.
+    SELECT s.* INTO v_status
       FROM {{ $s }}.subscription_status AS s WHERE s.subscription_id = p_subscription_id;
     SELECT l.holder_pid, l.expires_at, l.acquired_at INTO v_lease
       FROM {{ $s }}.subscription_leases AS l WHERE l.subscription_id = p_subscription_id;
@@ -123,6 +168,8 @@ BEGIN
     IF v_live THEN
         holder_pid := v_lease.holder_pid;
         lease_expires_at := v_lease.expires_at;
+        reads_from := to_jsonb(v_status) ->> 'reads_from';
+        replica_lag := (to_jsonb(v_status) ->> 'replica_lag')::interval;
     END IF;
 
     SELECT b.events, b.hidden, b.oldest_recorded_at INTO events_behind, hidden_events, oldest_unhandled_at

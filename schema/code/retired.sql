@@ -41,3 +41,18 @@ BEGIN
     END LOOP;
 END
 $retired$;
+
+-- subscription_health returns where the instance reads from and its
+-- replica's lag (reads_from, replica_lag) now: the form without them is
+-- dropped, with subscriptions_view, which selects its columns (health.sql
+-- creates both again).
+DO $retired$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_proc AS p
+                WHERE p.oid = pg_catalog.to_regprocedure('{{ $s }}.subscription_health(text, interval)')
+                  AND NOT 'replica_lag' = ANY (p.proargnames)) THEN
+        DROP VIEW IF EXISTS {{ $s }}.subscriptions_view;
+        DROP FUNCTION {{ $s }}.subscription_health(text, interval);
+    END IF;
+END
+$retired$;

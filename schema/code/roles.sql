@@ -13,7 +13,7 @@
 --       through membership) and EXECUTE on the functions that append and
 --       follow the log (append, append_event, advance_checkpoint,
 --       delete_checkpoint, reset_checkpoint, acquire_lease, renew_lease,
---       release_lease, report_status, park_event, parked_retried,
+--       release_lease, report_status, report_replica, park_event, parked_retried,
 --       retry_parked, skip_parked, join_group, leave_group,
 --       take_partition, soft_delete_stream, restore_stream);
 --   {{ $s }}_admin: EXECUTE on the functions that remove events for good
@@ -92,7 +92,7 @@ DECLARE
                                            'read_partitions/7', 'stream_visible_from/1', 'log_max_key/0'];
     v_write_fns   CONSTANT text[] := ARRAY['append/7', 'append_event/7', 'append_json/7', 'advance_checkpoint/5', 'delete_checkpoint/1',
                                            'reset_checkpoint/3', 'acquire_lease/3', 'renew_lease/3', 'release_lease/2',
-                                           'report_status/7', 'park_event/10', 'parked_retried/6', 'retry_parked/3',
+                                           'report_status/7', 'report_replica/4', 'park_event/10', 'parked_retried/6', 'retry_parked/3',
                                            'skip_parked/3', 'join_group/4', 'leave_group/2', 'take_partition/6',
                                            'soft_delete_stream/2', 'restore_stream/1'];
     v_admin_fns   CONSTANT text[] := ARRAY['tombstone_stream/2', 'truncate_stream/2', 'set_stream_retention/3',
