@@ -104,6 +104,31 @@ BEGIN
 END
 $$;
 
+-- note_removed records that events were removed from the log, up to
+-- the position (p_transaction_id, p_global_position) (the largest
+-- removed): transaction_key_base keeps the largest position ever removed
+-- (a checkpoint may stay at or move to it, and new keys stay above it,
+-- keys.sql); and the subscriptions' parked events whose event is gone, of
+-- p_stream_id (NULL: of every stream), are resolved as 'removed' (they can
+-- be neither retried nor read; health stops counting them). Called after
+-- the removal, by remove_events (tombstones, retention) and
+-- detach_archive_partition (archive.sql). Owner only.
+CREATE OR REPLACE FUNCTION {{ $s }}.note_removed(p_stream_id text, p_transaction_id xid8, p_global_position bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE {{ $s }}.transaction_key_base AS b
+       SET removed_transaction_id = p_transaction_id, removed_global_position = p_global_position
+     WHERE b.removed_transaction_id IS NULL
+        OR (b.removed_transaction_id, b.removed_global_position) < (p_transaction_id, p_global_position);
+    UPDATE {{ $s }}.parked_events AS p SET resolved_at = now(), resolution = 'removed'
+     WHERE (p_stream_id IS NULL OR p.stream_id = p_stream_id) AND p.resolved_at IS NULL
+       AND NOT EXISTS (SELECT FROM {{ $s }}.all_events AS e
+                        WHERE e.transaction_id = p.transaction_id AND e.global_position = p.global_position);
+END
+$$;
+
 -- remove_events deletes the events of p_stream_id with version below
 -- p_before, at most p_max of them (NULL: all), from events and then from
 -- the archive, records the largest position removed in
@@ -164,16 +189,7 @@ BEGIN
             v_tx := v_atx;
             v_pos := v_apos;
         END IF;
-        UPDATE {{ $s }}.transaction_key_base AS b
-           SET removed_transaction_id = v_tx, removed_global_position = v_pos
-         WHERE b.removed_transaction_id IS NULL
-            OR (b.removed_transaction_id, b.removed_global_position) < (v_tx, v_pos);
-        -- A parked event whose event is gone can be neither retried nor
-        -- read: it is resolved, so that health stops counting it.
-        UPDATE {{ $s }}.parked_events AS p SET resolved_at = now(), resolution = 'removed'
-         WHERE p.stream_id = p_stream_id AND p.resolved_at IS NULL
-           AND NOT EXISTS (SELECT FROM {{ $s }}.all_events AS e
-                            WHERE e.transaction_id = p.transaction_id AND e.global_position = p.global_position);
+        PERFORM {{ $s }}.note_removed(p_stream_id, v_tx, v_pos);
     END IF;
     RETURN v_count;
 END
