@@ -28,7 +28,7 @@ type queries struct {
 	// The lifecycle of streams (lifecycle.go).
 	softDeleteStream, restoreStream, tombstoneStream, truncateStream, setStreamRetention, setCategoryRetention, applyRetention string
 	// The archive (lifecycle.go).
-	archiveEvents string
+	archiveEvents, archivePartitions, detachArchivePartition string
 	// Replicas (replica.go): whether the event at a position is there.
 	positionShown string
 	// Data subjects' keys (keys.go).
@@ -68,8 +68,11 @@ func newQueries(schema string) queries {
 		setStreamRetention:   "SELECT 1 FROM " + schema + ".set_stream_retention($1, $2, $3)",
 		setCategoryRetention: "SELECT 1 FROM " + schema + ".set_category_retention($1, $2, $3)",
 		applyRetention:       "SELECT streams_truncated, events_removed, more FROM " + schema + ".apply_retention($1, $2)",
-		archiveEvents:        "SELECT " + schema + ".archive_events($1, $2, $3)",
-		positionShown:        "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2)",
+		archiveEvents:        "SELECT " + schema + ".archive_events($1, $2, $3, $4)",
+		archivePartitions: "SELECT partition_name, from_transaction_id, to_transaction_id, estimated_events, total_bytes, " +
+			"tablespace FROM " + schema + ".archive_partitions()",
+		detachArchivePartition: "SELECT " + schema + ".detach_archive_partition($1, $2)",
+		positionShown:          "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2)",
 
 		readCheckpoint:    "SELECT transaction_id, global_position, checkpoint_exists FROM " + schema + ".read_checkpoint($1)",
 		advanceCheckpoint: "SELECT 1 FROM " + schema + ".advance_checkpoint($1, $2, $3, $4, $5)",
