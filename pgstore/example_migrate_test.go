@@ -58,8 +58,10 @@ func ExampleMigrate() {
 	// up 6 006_stream_lifecycle.sql
 	// up 7 007_subject_keys.sql
 	// up 8 008_event_schema_versions.sql
-	// tenant1: version 0 -> 8, functions installed: true
-	// again: 0 steps, version 8 -> 8, functions installed: true
+	// up 9 009_archive_partitions.sql
+	// tenant1: version 0 -> 9, functions installed: true
+	// again: 0 steps, version 9 -> 9, functions installed: true
+	// down 9 009_archive_partitions.sql
 	// down 8 008_event_schema_versions.sql
 	// down 7 007_subject_keys.sql
 	// down 6 006_stream_lifecycle.sql
@@ -68,5 +70,5 @@ func ExampleMigrate() {
 	// down 3 003_subscription_status.sql
 	// down 2 002_keys_leases.sql
 	// down 1 001_tables.sql
-	// down: version 8 -> 0, tables left: [schema_version]
+	// down: version 9 -> 0, tables left: [schema_version]
 }

@@ -63,6 +63,12 @@ BEGIN
     CREATE INDEX events_archive_event_id_idx ON {{ $s }}.events_archive (event_id);
     CREATE INDEX events_archive_category_idx ON {{ $s }}.events_archive (category, transaction_id, global_position);
     IF v_max IS NULL THEN
+        -- all_events (the code package's, installed again after the
+        -- migrations) reads it: with an empty archive, events alone is the
+        -- same (its columns are those of events, in their order).
+        IF pg_catalog.to_regclass('{{ $s }}.all_events') IS NOT NULL THEN
+            CREATE OR REPLACE VIEW {{ $s }}.all_events AS SELECT e.* FROM {{ $s }}.events AS e;
+        END IF;
         EXECUTE pg_catalog.format('DROP TABLE {{ $s }}.%I', v_old);
     ELSE
         -- (008 added its check NOT VALID; a partition must hold its
