@@ -128,6 +128,9 @@ DECLARE
     v_name  text;
     v_space text;
 BEGIN
+    IF p_key IS NULL OR p_size IS NULL OR p_size < 1 THEN
+        RETURN;
+    END IF;
     LOOP
         SELECT max(b.to_transaction_id) INTO v_from FROM {{ $s }}.archive_bounds() AS b;
         EXIT WHEN p_key < v_from;

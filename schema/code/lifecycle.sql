@@ -129,6 +129,21 @@ BEGIN
 END
 $$;
 
+-- archive_removal_lock takes the lock on the archive that removing
+-- events from it needs (ROW EXCLUSIVE: reads, appends and archive steps go
+-- on), before the functions that remove events lock stream rows.
+-- detach_archive_partition locks the archive (exclusively) and then the
+-- rows of the streams it truncates: a removal that locked a stream's row
+-- first and then waited for the archive would deadlock with it. (Appends
+-- read the archive before they take their stream's row too.) Owner only.
+CREATE OR REPLACE FUNCTION {{ $s }}.archive_removal_lock() RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    LOCK TABLE {{ $s }}.events_archive IN ROW EXCLUSIVE MODE;
+END
+$$;
+
 -- remove_events deletes the events of p_stream_id with version below
 -- p_before, at most p_max of them (NULL: all), from events and then from
 -- the archive, records the largest position removed in
@@ -261,6 +276,9 @@ DECLARE
     v_row   record;
     v_count bigint;
 BEGIN
+    -- The archive before the stream's row: detach_archive_partition
+    -- takes them in this order (archive_removal_lock).
+    PERFORM {{ $s }}.archive_removal_lock();
     SELECT * INTO v_row FROM {{ $s }}.lock_stream('tombstone_stream', p_stream_id, p_expected_version);
     IF v_row.tombstoned_at IS NOT NULL THEN
         RETURN 0;
@@ -424,6 +442,8 @@ BEGIN
         RAISE EXCEPTION 'apply_retention: max_streams must be at least 1, got %', coalesce(p_max_streams::text, 'NULL')
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "max_streams"}';
     END IF;
+    -- The archive before any stream's row (see tombstone_stream).
+    PERFORM {{ $s }}.archive_removal_lock();
     streams_truncated := 0;
     events_removed := 0;
 
