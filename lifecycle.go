@@ -83,6 +83,13 @@ type ArchiveOpts struct {
 	// BatchSize is the most events moved in one step (one transaction in
 	// PostgreSQL, during which appends wait). Defaults to 1000.
 	BatchSize int
+	// PartitionSize is the number of events each partition of the
+	// archive that the call creates is made for (PostgreSQL: the archive
+	// is partitioned by ranges of transaction keys, and a partition,
+	// detached, is a unit to dump and drop; see pgstore's
+	// DetachArchivePartition). The memory store has no partitions and
+	// ignores it. Defaults to 1,000,000.
+	PartitionSize int64
 }
 
 // RetentionPolicy says which events of a stream, or of every stream of a
@@ -126,6 +133,12 @@ type RetentionResult struct {
 	// Steps counts the steps taken (transactions, in PostgreSQL).
 	Steps int
 }
+
+// ErrPartitionInUse is returned by pgstore's DetachArchivePartition when
+// the archive's partition cannot be detached yet: a subscription has not
+// read all of its events (unless forced), or events of its range are not
+// all archived. (SQLSTATE PE013.)
+var ErrPartitionInUse = errors.New("es: archive partition in use")
 
 // ErrStreamDeleted is returned (as a *[StreamDeletedError]) by an append to,
 // or an operation on, a soft-deleted or tombstoned stream.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,7 +34,8 @@ var (
 		"msgpack_to_jsonb/1", "try_msgpack_to_jsonb/1", "msgpack_float_text/2", "invalid_argument/4",
 		"jsonb_to_msgpack/1", "msgpack_str_header/1", "msgpack_number/1",
 		"lease_live/2", "subscription_running/1", "subscription_health/2", "subscription_ids/0", "horizon_holders/0",
-		"stream_partition/2", "read_partition/7", "read_partitions/7", "stream_visible_from/1", "log_max_key/0"}
+		"stream_partition/2", "read_partition/7", "read_partitions/7", "stream_visible_from/1", "log_max_key/0",
+		"archive_partitions/0", "archive_bounds/0"}
 	writerFunctions = []string{"append/7", "append_event/7", "append_json/7", "advance_checkpoint/5", "delete_checkpoint/1",
 		"reset_checkpoint/3", "acquire_lease/3", "renew_lease/3", "release_lease/2", "report_status/7", "report_replica/4",
 		"park_event/10", "parked_retried/6", "retry_parked/3", "skip_parked/3",
@@ -41,7 +43,7 @@ var (
 	snapshotterFunctions = []string{"save_snapshot/4", "append/9"}
 	// Remove events for good, or say what is removed: <schema>_admin only.
 	adminFunctions = []string{"tombstone_stream/2", "truncate_stream/2", "set_stream_retention/3",
-		"set_category_retention/3", "apply_retention/2", "archive_events/3"}
+		"set_category_retention/3", "apply_retention/2", "archive_events/4", "detach_archive_partition/2"}
 	// The keys of data subjects: <schema>_keyholder (granted to the
 	// writers), and forgetting a subject: <schema>_forgetter (granted to
 	// nobody).
@@ -51,7 +53,8 @@ var (
 	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
 		"check_checkpoint_position/3", "refuse_while_running/2", "holds_lease/2",
 		"check_group_arguments/5", "group_partitions_held/2", "check_stream_argument/2", "lock_stream/3",
-		"raise_stream_deleted/3", "remove_events/3", "check_retention_rule/3"}
+		"raise_stream_deleted/3", "remove_events/3", "check_retention_rule/3", "note_removed/3",
+		"cover_archive/2", "protect_archive_table/1", "archive_removal_lock/0"}
 	triggerFunctions = []string{"refuse_event_change/0"}
 
 	// The plain-SQL read functions PostgreSQL inlines into the calling
@@ -196,7 +199,14 @@ var roleCalls = []roleCall{
 	{"remove_events/3", `SELECT %[1]s.remove_events('order-1', 1, 1)`, ""},
 	{"check_retention_rule/3", `SELECT %[1]s.check_retention_rule('f', 1, NULL)`, ""},
 	{"log_max_key/0", `SELECT %[1]s.log_max_key()`, ""},
-	{"archive_events/3", `SELECT %[1]s.archive_events('0', 0, 10)`, ""},
+	{"archive_events/4", `SELECT %[1]s.archive_events('0', 0, 10, 5)`, ""},
+	{"archive_partitions/0", `SELECT count(*) FROM %[1]s.archive_partitions()`, ""},
+	{"archive_bounds/0", `SELECT count(*) FROM %[1]s.archive_bounds()`, ""},
+	{"detach_archive_partition/2", `SELECT %[1]s.detach_archive_partition('events_archive_0', false)`, "PE003"},
+	{"note_removed/3", `SELECT %[1]s.note_removed(NULL, '1', 1)`, ""},
+	{"cover_archive/2", `SELECT %[1]s.cover_archive('0', 10)`, ""},
+	{"archive_removal_lock/0", `SELECT %[1]s.archive_removal_lock()`, ""},
+	{"protect_archive_table/1", `SELECT %[1]s.protect_archive_table('%[1]s.events_archive')`, ""},
 	{"subject_key/2", `SELECT length(%[1]s.subject_key('customer-1', true))`, ""},
 	{"forget_subject/1", `SELECT %[1]s.forget_subject('customer-2')`, ""},
 }
@@ -857,4 +867,63 @@ func TestRolesDown(t *testing.T) {
 	require.GreaterOrEqual(t, i, 0)
 	require.Contains(t, otherFns[i].Executors, b.writer)
 	require.True(t, otherFns[i].SecDef)
+}
+
+// TestRolesArchivePartitions: the archive's partitions (archive_events
+// creates them) are as immutable as the archive and readable only through
+// it; only the admin may detach the oldest, and the detached table is the
+// owner's alone, also after the code package is installed again.
+func TestRolesArchivePartitions(t *testing.T) {
+	t.Parallel()
+	b := setupRoles(t)
+	for range 5 { // a transaction, so a key, each
+		_, err := b.pool.Exec(b.ctx, fmt.Sprintf(`SELECT %s.append_event('order-1', 'Noted', '\x80')`, b.schema))
+		require.NoError(t, err)
+	}
+	// Every event but the last, in partitions of two; an archive step
+	// moves only what no running transaction (another test's) may still
+	// precede: polled, with a deadline.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, err := b.pool.Exec(b.ctx, fmt.Sprintf(`SELECT %s.archive_events('18446744073709551615', 9223372036854775807, 1000, 2)`, b.schema))
+		require.NoError(t, err)
+		var left int
+		require.NoError(t, b.pool.QueryRow(b.ctx, fmt.Sprintf(`SELECT count(*) FROM %s.events`, b.schema)).Scan(&left))
+		if left == 1 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "%d events left to archive", left)
+		time.Sleep(10 * time.Millisecond)
+	}
+	rows, err := b.pool.Query(b.ctx, fmt.Sprintf(`SELECT partition_name FROM %s.archive_partitions()`, b.schema))
+	require.NoError(t, err)
+	parts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(parts), 2)
+
+	for _, part := range parts {
+		for _, q := range []string{`UPDATE %[1]s.` + part + ` SET event_type = 'Changed'`,
+			`DELETE FROM %[1]s.` + part, `TRUNCATE %[1]s.` + part} {
+			requirePgError(t, b.asRole("", q, ""), "PE005", q)
+		}
+		for _, role := range []string{b.reader, b.writer, b.admin} {
+			requirePgError(t, b.asRole(role, `SELECT count(*) FROM %[1]s.`+part, ""), "42501", role+" reading "+part)
+		}
+	}
+	require.NoError(t, b.asRole(b.reader, `SELECT count(*) FROM %[1]s.events_archive`, ""))
+
+	detach := `SELECT %[1]s.detach_archive_partition('` + parts[0] + `')`
+	for _, role := range []string{b.reader, b.writer, b.snapshotter, b.keyholder, b.forgetter} {
+		requirePgError(t, b.asRole(role, detach, ""), "42501", role)
+	}
+	require.NoError(t, b.asRole(b.admin, detach, ""), "the admin detaches (rolled back)")
+	_, err = b.pool.Exec(b.ctx, fmt.Sprintf(detach, b.schema))
+	require.NoError(t, err)
+	_, err = pgstore.Migrate(b.ctx, b.pool, &pgstore.MigrateOpts{Schema: b.schema})
+	require.NoError(t, err)
+	var grants int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM pg_class AS c, aclexplode(c.relacl) AS a
+		WHERE c.oid = ($1 || '.' || $2)::regclass AND a.grantee <> c.relowner`, b.schema, parts[0]).Scan(&grants))
+	require.Zero(t, grants, "grants on the detached %s", parts[0])
+	requirePgError(t, b.asRole("", `DELETE FROM %[1]s.`+parts[0], ""), "PE005", "the detached table stays immutable")
 }

@@ -408,10 +408,12 @@ func TestEventsViewPlans(t *testing.T) {
 		return names
 	}
 
-	// withArchive names an index of events and the same index of
-	// events_archive: the view reads both tables (all_events).
+	// withArchive names the indexes a read of the view uses: the view
+	// reads events and events_archive (all_events), but nothing is
+	// archived here, and the archive, a partitioned table without
+	// partitions yet, is left out of the plan.
 	withArchive := func(index string) []string {
-		return []string{index, strings.Replace(index, "events_", "events_archive_", 1)}
+		return []string{index}
 	}
 	view := b.schema + ".events_view"
 	t.Run("Stream", func(t *testing.T) {
@@ -434,9 +436,9 @@ func TestEventsViewPlans(t *testing.T) {
 	})
 	t.Run("CategoryInOrder", func(t *testing.T) {
 		// The category index or the primary key (both give this order),
-		// on each table.
+		// on events (the archive has no partition to read).
 		nodes, n, decoded := explain("SELECT data FROM "+view+" WHERE category = $1 ORDER BY transaction_id, global_position LIMIT 7", "cat5")
-		require.Len(t, indexUsed(nodes), 2)
+		require.Len(t, indexUsed(nodes), 1)
 		require.Equal(t, 7, n)
 		require.Equal(t, int64(7), decoded)
 	})

@@ -23,6 +23,11 @@ const (
 
 	archiveStreams   = 1000
 	archivePerStream = 200 // 200,000 events in each schema, then the fixture
+
+	// archivePartitionSize makes the archived side's archive 21
+	// partitions (issue 15 §3): every read and every append's id probe
+	// goes through all of them.
+	archivePartitionSize = 10_000
 )
 
 // archiveEnv is two schemas holding the same log, one with nothing
@@ -34,7 +39,8 @@ type archiveEnv struct {
 }
 
 // BenchmarkArchive runs, on two schemas that hold the same 201,000-event
-// log, one with all of it but the last 500 events in events_archive:
+// log, one with all of it but the last 500 events in events_archive, in 21
+// partitions of 10,000 events:
 //
 //   - Append1Event8Writers: 8 writers appending one event at a time;
 //   - ReadStream1000Events: reading a 1,000-event stream whose first half
@@ -85,7 +91,8 @@ func (env *benchEnv) newArchiveEnv(b *testing.B) *archiveEnv {
 				 WHERE e.stream_id = $1 AND e.version = $2`, s), a.fixture, readSize/2+1).Scan(&tx, &global); err != nil {
 				b.Fatal(err)
 			}
-			n, err := store.ArchiveEvents(ctx, es.NewPosition(tx, global), &es.ArchiveOpts{BatchSize: 50_000})
+			n, err := store.ArchiveEvents(ctx, es.NewPosition(tx, global),
+				&es.ArchiveOpts{BatchSize: 50_000, PartitionSize: archivePartitionSize})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -100,6 +107,11 @@ func (env *benchEnv) newArchiveEnv(b *testing.B) *archiveEnv {
 			b.Fatal(err)
 		}
 	}
+	var parts int
+	if err := env.pool.QueryRow(ctx, "SELECT count(*) FROM es_archived.archive_partitions()").Scan(&parts); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("the archived side's archive: %d partitions", parts)
 	return a
 }
 

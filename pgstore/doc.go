@@ -29,7 +29,8 @@
 // *es.VersionConflictError (es.ErrWrongVersion), PE002 into
 // es.ErrDuplicateEvent, PE003 into es.ErrInvalidArgument, PE007 into
 // es.ErrCheckpointConflict, PE008 into es.ErrSnapshotBeyondStream, PE010
-// into es.ErrSubscriptionRunning, PE012 into es.ErrSubjectForgotten. Callers
+// into es.ErrSubscriptionRunning, PE012 into es.ErrSubjectForgotten, PE013
+// into es.ErrPartitionInUse. Callers
 // never need *pgconn.PgError (errors.As still finds it for all but PE001).
 //
 // # Ordering

@@ -23,6 +23,7 @@ const (
 	codeRunning            = "PE010"
 	codeStreamNotFound     = "PE011"
 	codeSubjectForgotten   = "PE012"
+	codePartitionInUse     = "PE013"
 )
 
 // dbError is an error raised by an es function: it matches its es sentinel
@@ -83,6 +84,8 @@ func interpretError(err error) error {
 		return &dbError{kind: es.ErrSubscriptionRunning, pg: pg}
 	case codeSubjectForgotten:
 		return &dbError{kind: es.ErrSubjectForgotten, pg: pg}
+	case codePartitionInUse:
+		return &dbError{kind: es.ErrPartitionInUse, pg: pg}
 	case pgerrcode.ReadOnlySQLTransaction: // a hot standby
 		return &dbError{kind: es.ErrReadOnly, pg: pg}
 	}

@@ -59,8 +59,10 @@ func ExampleMigrate() {
 	// up 7 007_subject_keys.sql
 	// up 8 008_event_schema_versions.sql
 	// up 9 009_subscription_replicas.sql
-	// tenant1: version 0 -> 9, functions installed: true
-	// again: 0 steps, version 9 -> 9, functions installed: true
+	// up 10 010_archive_partitions.sql
+	// tenant1: version 0 -> 10, functions installed: true
+	// again: 0 steps, version 10 -> 10, functions installed: true
+	// down 10 010_archive_partitions.sql
 	// down 9 009_subscription_replicas.sql
 	// down 8 008_event_schema_versions.sql
 	// down 7 007_subject_keys.sql
@@ -70,5 +72,5 @@ func ExampleMigrate() {
 	// down 3 003_subscription_status.sql
 	// down 2 002_keys_leases.sql
 	// down 1 001_tables.sql
-	// down: version 9 -> 0, tables left: [schema_version]
+	// down: version 10 -> 0, tables left: [schema_version]
 }

@@ -114,7 +114,7 @@ func (s *Store) ArchiveEvents(ctx context.Context, before es.Position, opts *es.
 	var total int64
 	for {
 		var moved int64
-		if err := s.db.QueryRow(ctx, s.sql.archiveEvents, before.TxKey(), before.Global(), o.BatchSize).Scan(&moved); err != nil {
+		if err := s.db.QueryRow(ctx, s.sql.archiveEvents, before.TxKey(), before.Global(), o.BatchSize, o.PartitionSize).Scan(&moved); err != nil {
 			return total, fmt.Errorf("pgstore: archiving events before %s: %w", before, interpretError(err))
 		}
 		total += moved
@@ -122,4 +122,92 @@ func (s *Store) ArchiveEvents(ctx context.Context, before es.Position, opts *es.
 			return total, nil
 		}
 	}
+}
+
+// ArchivePartition is a partition of the archive (SQL archive_partitions):
+// the events of a range of transaction keys, moved there by
+// [Store.ArchiveEvents].
+type ArchivePartition struct {
+	// Name is the table's name in the schema (events_archive_<first key>).
+	Name string
+	// FromTxKey and ToTxKey bound its range of transaction keys: from
+	// FromTxKey, up to but not including ToTxKey.
+	FromTxKey, ToTxKey uint64
+	// EstimatedEvents is PostgreSQL's estimate of the events it holds,
+	// from the last ANALYZE or VACUUM; -1 before the first.
+	EstimatedEvents int64
+	// TotalBytes is its size on disk, indexes included.
+	TotalBytes int64
+	// Tablespace is its tablespace; "" for the database's default.
+	Tablespace string
+}
+
+// ArchivePartitions lists the partitions of the archive, oldest first
+// (SQL archive_partitions; the schema's reader role). Only the first can
+// be detached.
+func (s *Store) ArchivePartitions(ctx context.Context) ([]ArchivePartition, error) {
+	rows, err := s.db.Query(ctx, s.sql.archivePartitions)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: listing the archive's partitions: %w", interpretError(err))
+	}
+	var out []ArchivePartition
+	for rows.Next() {
+		var p ArchivePartition
+		var estimated *int64
+		var space *string
+		if err := rows.Scan(&p.Name, &p.FromTxKey, &p.ToTxKey, &estimated, &p.TotalBytes, &space); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("pgstore: listing the archive's partitions: %w", interpretError(err))
+		}
+		p.EstimatedEvents = -1
+		if estimated != nil {
+			p.EstimatedEvents = *estimated
+		}
+		if space != nil {
+			p.Tablespace = *space
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: listing the archive's partitions: %w", interpretError(err))
+	}
+	return out, nil
+}
+
+// DetachOpts shapes a [Store.DetachArchivePartition] call. A nil
+// *DetachOpts is the zero value.
+type DetachOpts struct {
+	// Force detaches the partition even when subscriptions have not read
+	// all of its events: they never will. Defaults to false: such a
+	// detach fails with [es.ErrPartitionInUse].
+	Force bool
+}
+
+// DetachArchivePartition detaches the archive's oldest partition, name
+// (as [Store.ArchivePartitions] lists it), and returns the number of
+// events it held (SQL detach_archive_partition; only the schema's admin
+// role may call it). Its events leave the log as retention removes
+// events: reads, subscriptions and loads no longer see them, streams that
+// began in it read from their first event after it (a load without a
+// snapshot there fails with [es.ErrStreamTruncated]), parked events of
+// them are resolved, their ids are forgotten (an append that retries one
+// is a new append), and the keys of new events stay above them. The table
+// stays in the schema, owned by the schema's owner and readable by
+// nobody else, for an operator to pg_dump and DROP.
+//
+// Errors: [es.ErrInvalidArgument] when name is not the oldest partition;
+// [es.ErrPartitionInUse] when a subscription's checkpoint is before the
+// partition's last event (unless opts.Force), or when events of its range
+// are still in the live table or could still be appended (archive past
+// its range first).
+func (s *Store) DetachArchivePartition(ctx context.Context, name string, opts *DetachOpts) (int64, error) {
+	var o DetachOpts
+	if opts != nil {
+		o = *opts
+	}
+	var n int64
+	if err := s.db.QueryRow(ctx, s.sql.detachArchivePartition, name, o.Force).Scan(&n); err != nil {
+		return 0, fmt.Errorf("pgstore: detaching archive partition %q: %w", name, interpretError(err))
+	}
+	return n, nil
 }

@@ -28,7 +28,7 @@ type queries struct {
 	// The lifecycle of streams (lifecycle.go).
 	softDeleteStream, restoreStream, tombstoneStream, truncateStream, setStreamRetention, setCategoryRetention, applyRetention string
 	// The archive (lifecycle.go).
-	archiveEvents string
+	archiveEvents, archivePartitions, detachArchivePartition string
 	// Replicas (replica.go, replica_subscribe.go): whether the event at a
 	// position is there; whether it is there or was removed; how long ago
 	// the first event after a position was recorded; what a subscription
@@ -71,8 +71,11 @@ func newQueries(schema string) queries {
 		setStreamRetention:   "SELECT 1 FROM " + schema + ".set_stream_retention($1, $2, $3)",
 		setCategoryRetention: "SELECT 1 FROM " + schema + ".set_category_retention($1, $2, $3)",
 		applyRetention:       "SELECT streams_truncated, events_removed, more FROM " + schema + ".apply_retention($1, $2)",
-		archiveEvents:        "SELECT " + schema + ".archive_events($1, $2, $3)",
-		positionShown:        "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2)",
+		archiveEvents:        "SELECT " + schema + ".archive_events($1, $2, $3, $4)",
+		archivePartitions: "SELECT partition_name, from_transaction_id, to_transaction_id, estimated_events, total_bytes, " +
+			"tablespace FROM " + schema + ".archive_partitions()",
+		detachArchivePartition: "SELECT " + schema + ".detach_archive_partition($1, $2)",
+		positionShown:          "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2)",
 		primaryShown: "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2) " +
 			"OR EXISTS (SELECT FROM " + schema + ".transaction_key_base WHERE ($1, $2) <= (removed_transaction_id, removed_global_position))",
 		recordedAgo: "SELECT greatest(clock_timestamp() - recorded_at, interval '0') FROM " + schema + ".all_events " +

@@ -49,8 +49,14 @@ func ArchiveOptions(opts *es.ArchiveOpts) (es.ArchiveOpts, error) {
 	if o.BatchSize == 0 {
 		o.BatchSize = 1000
 	}
+	if o.PartitionSize == 0 {
+		o.PartitionSize = 1_000_000
+	}
 	if o.BatchSize < 1 || o.BatchSize > 1_000_000 {
 		return o, fmt.Errorf("%w: ArchiveEvents BatchSize must be between 1 and 1000000, got %d", es.ErrInvalidArgument, o.BatchSize)
+	}
+	if o.PartitionSize < 1 || o.PartitionSize > 1_000_000_000 {
+		return o, fmt.Errorf("%w: ArchiveEvents PartitionSize must be between 1 and 1000000000, got %d", es.ErrInvalidArgument, o.PartitionSize)
 	}
 	return o, nil
 }

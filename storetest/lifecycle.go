@@ -496,8 +496,12 @@ func testArchive(t *testing.T, s es.Store) {
 
 	_, err := l.ArchiveEvents(ctx, es.Position{}, &es.ArchiveOpts{BatchSize: -1})
 	requireInvalid(t, err)
+	_, err = l.ArchiveEvents(ctx, es.Position{}, &es.ArchiveOpts{PartitionSize: -1})
+	requireInvalid(t, err)
+	// Partitions of 3 events (PostgreSQL's archive is partitioned; the
+	// memory store has none): the archive spans several.
 	cut := before.log[5].Position // 5 events before it
-	n, err := l.ArchiveEvents(ctx, cut, &es.ArchiveOpts{BatchSize: 2})
+	n, err := l.ArchiveEvents(ctx, cut, &es.ArchiveOpts{BatchSize: 2, PartitionSize: 3})
 	require.NoError(t, err)
 	require.Equal(t, int64(5), n)
 	n, err = l.ArchiveEvents(ctx, cut, nil) // again: nothing left before it
@@ -506,7 +510,7 @@ func testArchive(t *testing.T, s es.Store) {
 	require.Equal(t, before, readEverything(t, s, a, b), "archiving changes nothing a reader sees")
 
 	// Everything but the log's last event.
-	n, err = l.ArchiveEvents(ctx, es.NewPosition(math.MaxUint64>>1, math.MaxInt64), nil)
+	n, err = l.ArchiveEvents(ctx, es.NewPosition(math.MaxUint64>>1, math.MaxInt64), &es.ArchiveOpts{PartitionSize: 3})
 	require.NoError(t, err)
 	require.Equal(t, int64(6), n)
 	require.Equal(t, before, readEverything(t, s, a, b))

@@ -30,16 +30,38 @@ CREATE OR REPLACE TRIGGER events_no_truncate
     BEFORE TRUNCATE ON {{ $s }}.events
     FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change();
 
--- The archive (migration 006) is as immutable as events.
-DO $archive$
+-- protect_archive_table gives a table of the archive (migration 006; with
+-- migration 010, the partitioned parent and each of its partitions) the
+-- triggers of events. Statement triggers: PostgreSQL fires them for the
+-- table a statement names only, not for a partitioned table's partitions
+-- (nor a partition's for its parent), so every partition has its own, and
+-- a DELETE or UPDATE naming a partition is refused like one naming the
+-- archive. archive_events calls it for each partition it creates. Owner
+-- only.
+CREATE OR REPLACE FUNCTION {{ $s }}.protect_archive_table(p_table regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF pg_catalog.to_regclass('{{ $s }}.events_archive') IS NOT NULL THEN
-        CREATE OR REPLACE TRIGGER events_archive_immutable
-            BEFORE UPDATE OR DELETE ON {{ $s }}.events_archive
-            FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change();
-        CREATE OR REPLACE TRIGGER events_archive_no_truncate
-            BEFORE TRUNCATE ON {{ $s }}.events_archive
-            FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change();
-    END IF;
+    EXECUTE format('CREATE OR REPLACE TRIGGER events_archive_immutable BEFORE UPDATE OR DELETE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change()', p_table);
+    EXECUTE format('CREATE OR REPLACE TRIGGER events_archive_no_truncate BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION {{ $s }}.refuse_event_change()', p_table);
+END
+$$;
+
+-- The archive is as immutable as events: the table, and its partitions.
+DO $archive$
+DECLARE
+    v_table regclass;
+BEGIN
+    FOR v_table IN
+        SELECT c.oid::regclass
+          FROM pg_catalog.pg_class AS c
+         WHERE c.oid = pg_catalog.to_regclass('{{ $s }}.events_archive')
+            OR c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i
+                          WHERE i.inhparent = pg_catalog.to_regclass('{{ $s }}.events_archive'))
+    LOOP
+        PERFORM {{ $s }}.protect_archive_table(v_table);
+    END LOOP;
 END
 $archive$;

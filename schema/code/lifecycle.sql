@@ -104,6 +104,46 @@ BEGIN
 END
 $$;
 
+-- note_removed records that events were removed from the log, up to
+-- the position (p_transaction_id, p_global_position) (the largest
+-- removed): transaction_key_base keeps the largest position ever removed
+-- (a checkpoint may stay at or move to it, and new keys stay above it,
+-- keys.sql); and the subscriptions' parked events whose event is gone, of
+-- p_stream_id (NULL: of every stream), are resolved as 'removed' (they can
+-- be neither retried nor read; health stops counting them). Called after
+-- the removal, by remove_events (tombstones, retention) and
+-- detach_archive_partition (archive.sql). Owner only.
+CREATE OR REPLACE FUNCTION {{ $s }}.note_removed(p_stream_id text, p_transaction_id xid8, p_global_position bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE {{ $s }}.transaction_key_base AS b
+       SET removed_transaction_id = p_transaction_id, removed_global_position = p_global_position
+     WHERE b.removed_transaction_id IS NULL
+        OR (b.removed_transaction_id, b.removed_global_position) < (p_transaction_id, p_global_position);
+    UPDATE {{ $s }}.parked_events AS p SET resolved_at = now(), resolution = 'removed'
+     WHERE (p_stream_id IS NULL OR p.stream_id = p_stream_id) AND p.resolved_at IS NULL
+       AND NOT EXISTS (SELECT FROM {{ $s }}.all_events AS e
+                        WHERE e.transaction_id = p.transaction_id AND e.global_position = p.global_position);
+END
+$$;
+
+-- archive_removal_lock takes the lock on the archive that removing
+-- events from it needs (ROW EXCLUSIVE: reads, appends and archive steps go
+-- on), before the functions that remove events lock stream rows.
+-- detach_archive_partition locks the archive (exclusively) and then the
+-- rows of the streams it truncates: a removal that locked a stream's row
+-- first and then waited for the archive would deadlock with it. (Appends
+-- read the archive before they take their stream's row too.) Owner only.
+CREATE OR REPLACE FUNCTION {{ $s }}.archive_removal_lock() RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    LOCK TABLE {{ $s }}.events_archive IN ROW EXCLUSIVE MODE;
+END
+$$;
+
 -- remove_events deletes the events of p_stream_id with version below
 -- p_before, at most p_max of them (NULL: all), from events and then from
 -- the archive, records the largest position removed in
@@ -164,16 +204,7 @@ BEGIN
             v_tx := v_atx;
             v_pos := v_apos;
         END IF;
-        UPDATE {{ $s }}.transaction_key_base AS b
-           SET removed_transaction_id = v_tx, removed_global_position = v_pos
-         WHERE b.removed_transaction_id IS NULL
-            OR (b.removed_transaction_id, b.removed_global_position) < (v_tx, v_pos);
-        -- A parked event whose event is gone can be neither retried nor
-        -- read: it is resolved, so that health stops counting it.
-        UPDATE {{ $s }}.parked_events AS p SET resolved_at = now(), resolution = 'removed'
-         WHERE p.stream_id = p_stream_id AND p.resolved_at IS NULL
-           AND NOT EXISTS (SELECT FROM {{ $s }}.all_events AS e
-                            WHERE e.transaction_id = p.transaction_id AND e.global_position = p.global_position);
+        PERFORM {{ $s }}.note_removed(p_stream_id, v_tx, v_pos);
     END IF;
     RETURN v_count;
 END
@@ -245,6 +276,9 @@ DECLARE
     v_row   record;
     v_count bigint;
 BEGIN
+    -- The archive before the stream's row: detach_archive_partition
+    -- takes them in this order (archive_removal_lock).
+    PERFORM {{ $s }}.archive_removal_lock();
     SELECT * INTO v_row FROM {{ $s }}.lock_stream('tombstone_stream', p_stream_id, p_expected_version);
     IF v_row.tombstoned_at IS NOT NULL THEN
         RETURN 0;
@@ -408,6 +442,8 @@ BEGIN
         RAISE EXCEPTION 'apply_retention: max_streams must be at least 1, got %', coalesce(p_max_streams::text, 'NULL')
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "max_streams"}';
     END IF;
+    -- The archive before any stream's row (see tombstone_stream).
+    PERFORM {{ $s }}.archive_removal_lock();
     streams_truncated := 0;
     events_removed := 0;
 

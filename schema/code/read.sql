@@ -160,6 +160,12 @@ LANGUAGE sql STABLE AS $$
       FROM {{ $s }}.all_events AS e
      WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>)
            (COALESCE(p_after_transaction_id, '0'::pg_catalog.xid8), COALESCE(p_after_position, 0::pg_catalog.int8))
+       -- Implied by the row comparison above, but PostgreSQL prunes the
+       -- archive's partitions (ranges of transaction_id) only on a plain
+       -- comparison of the key: with it, a read skips every partition
+       -- that ends before the position (a subscription near the log's end
+       -- descends into no archived partition's index).
+       AND e.transaction_id OPERATOR(pg_catalog.>=) COALESCE(p_after_transaction_id, '0'::pg_catalog.xid8)
        AND e.transaction_id OPERATOR(pg_catalog.<) (SELECT {{ $s }}.log_horizon())
        -- A CASE, not an OR, and one that keeps a CASE when the arguments
        -- are constants (a custom plan folds a CASE whose only test is

@@ -18,6 +18,10 @@ DROP FUNCTION IF EXISTS {{ $s }}.append(text, bigint, uuid[], text[], bytea[], b
 DROP FUNCTION IF EXISTS {{ $s }}.append_event(text, text, bytea, bytea, bigint, uuid);
 DROP FUNCTION IF EXISTS {{ $s }}.append_json(text, text, jsonb, jsonb, bigint, uuid);
 
+-- archive_events takes the size of the archive's new partitions now (a
+-- trailing argument with a default).
+DROP FUNCTION IF EXISTS {{ $s }}.archive_events(xid8, bigint, int);
+
 -- The functions that return event rows return schema_version too: the
 -- forms without it are dropped (their arguments are unchanged, so only a
 -- result without the column tells them apart; CREATE OR REPLACE cannot

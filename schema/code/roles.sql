@@ -19,7 +19,8 @@
 --   {{ $s }}_admin: EXECUTE on the functions that remove events for good
 --       or set what is removed (tombstone_stream, truncate_stream,
 --       set_stream_retention, set_category_retention, apply_retention;
---       lifecycle.sql; archive_events, archive.sql), and USAGE on the
+--       lifecycle.sql; archive_events, detach_archive_partition,
+--       archive.sql), and USAGE on the
 --       schema. Nothing else: grant it
 --       to the operators' logins beside {{ $s }}_reader or _writer;
 --   {{ $s }}_snapshotter: EXECUTE on the functions that store snapshots
@@ -89,14 +90,16 @@ DECLARE
                                            'msgpack_float_text/2', 'invalid_argument/4', 'lease_live/2',
                                            'subscription_running/1', 'subscription_health/2', 'subscription_ids/0',
                                            'horizon_holders/0', 'stream_partition/2', 'read_partition/7',
-                                           'read_partitions/7', 'stream_visible_from/1', 'log_max_key/0'];
+                                           'read_partitions/7', 'stream_visible_from/1', 'log_max_key/0',
+                                           'archive_partitions/0', 'archive_bounds/0'];
     v_write_fns   CONSTANT text[] := ARRAY['append/7', 'append_event/7', 'append_json/7', 'advance_checkpoint/5', 'delete_checkpoint/1',
                                            'reset_checkpoint/3', 'acquire_lease/3', 'renew_lease/3', 'release_lease/2',
                                            'report_status/7', 'report_replica/4', 'park_event/10', 'parked_retried/6', 'retry_parked/3',
                                            'skip_parked/3', 'join_group/4', 'leave_group/2', 'take_partition/6',
                                            'soft_delete_stream/2', 'restore_stream/1'];
     v_admin_fns   CONSTANT text[] := ARRAY['tombstone_stream/2', 'truncate_stream/2', 'set_stream_retention/3',
-                                           'set_category_retention/3', 'apply_retention/2', 'archive_events/3'];
+                                           'set_category_retention/3', 'apply_retention/2', 'archive_events/4',
+                                           'detach_archive_partition/2'];
     v_snap_fns    CONSTANT text[] := ARRAY['save_snapshot/4', 'append/9'];
     v_key_fns     CONSTANT text[] := ARRAY['subject_key/2'];
     v_forget_fns  CONSTANT text[] := ARRAY['forget_subject/1'];
@@ -105,7 +108,8 @@ DECLARE
                                            'refuse_while_running/2', 'holds_lease/2',
                                            'check_group_arguments/5', 'group_partitions_held/2',
                                            'check_stream_argument/2', 'lock_stream/3', 'raise_stream_deleted/3',
-                                           'remove_events/3', 'check_retention_rule/3'];
+                                           'remove_events/3', 'check_retention_rule/3', 'note_removed/3',
+                                           'cover_archive/2', 'protect_archive_table/1', 'archive_removal_lock/0'];
     v_roles       text[] := ARRAY[v_reader, v_writer, v_snapshotter, v_admin];
     v_role        text;
     v_fn          record;
@@ -139,6 +143,19 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I, %I, %I', v_schema, v_reader, v_writer, v_snapshotter, v_admin);
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM PUBLIC', v_schema);
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I, %I', v_schema, v_reader, v_writer);
+    -- But not on the archive's partitions (migration 010; readers read
+    -- them through events_archive, whose privileges PostgreSQL checks),
+    -- nor on a partition detached from it (detach_archive_partition): its
+    -- events are removed from the log, the table is left to the owner to
+    -- dump and drop. Both are named events_archive_<first key>.
+    FOR v_fn IN
+        SELECT c.oid::pg_catalog.regclass AS tbl
+          FROM pg_catalog.pg_class AS c
+         WHERE c.relnamespace = v_schema::pg_catalog.regnamespace AND c.relkind = 'r'
+           AND c.relname ~ '^events_archive_[0-9]+$'
+    LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM %I, %I', v_fn.tbl, v_reader, v_writer);
+    END LOOP;
     IF v_subjects THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I', v_schema, v_keyholder, v_forgetter);
         -- The keys: the owner's alone (subject_key hands them out).
