@@ -21,10 +21,11 @@ import (
 // TestReplicaSubscriptions runs subscriptions that read the log from real
 // streaming replicas (pgstore.SubscriptionConfig.ReadReplicas) while their
 // lease, notifications and checkpoints are on the primary:
-//   - under a write load, the plain and the transactional form handle every
-//     event exactly once, in each stream's order, reading only the replica
-//     (the store's primary login may not call read_partitions: a read that
-//     went to the primary would stop the subscription);
+//   - under a write load, the plain and the transactional form, and a
+//     consumer group, handle every event exactly once, in each stream's
+//     order, reading only the replica (the store's primary login may not
+//     call read_partitions: a read that went to the primary would stop the
+//     subscription);
 //   - with the replica restarted mid-stream, the subscription reads the
 //     primary while it is down and the replica again once it is back,
 //     nothing skipped nor repeated;
@@ -94,6 +95,27 @@ func TestReplicaSubscriptions(t *testing.T) {
 		require.Equal(t, poolAddress(replicaPool), h.ReadsFrom, "the instance reports the replica it reads")
 		plainSub.stop(t, ctx)
 		txSub.stop(t, ctx)
+	})
+
+	t.Run("ConsumerGroup", func(t *testing.T) {
+		ctx := testContext(t, 4*time.Minute)
+		store, err := pgstore.New(noLogReads, &pgstore.Config{Replicas: []*pgxpool.Pool{replicaPool}, Subscriptions: subs})
+		require.NoError(t, err)
+		// Two members of a group of 3 partitions, reading the standby.
+		got := new(handledLog)
+		opts := &es.SubscribeOpts{Categories: []string{"group"}, Partitions: 3}
+		var members []*subscription
+		for range 2 {
+			members = append(members, runSubscription(t, func(ctx context.Context) error {
+				return store.Subscribe(ctx, "replica-group", got.handle, opts)
+			}))
+		}
+		appended, last := appendLoad(t, ctx, writer, "group", 4, 100, nil)
+		require.NoError(t, store.WaitFor(ctx, "replica-group", last))
+		got.requireExactly(t, appended)
+		for _, m := range members {
+			m.stop(t, ctx)
+		}
 	})
 
 	t.Run("ReplicaRestarted", func(t *testing.T) {
