@@ -12,9 +12,11 @@ INSERT INTO es.events (transaction_id, stream_id, version, event_id, event_type,
 SELECT (:kbase + g)::text::xid8,
        x.stream_id,
        x.version,
-       -- A UUIDv7, as Go's uuid.NewV7 gives: 48 bits of milliseconds, then random bits.
+       -- A UUIDv7, as Go's uuid.NewV7 gives: 48 bits of milliseconds (the
+       -- clock, so that ids keep rising across loads and the appends
+       -- measure.sh makes between them), 12 bits of a counter, random bits.
        (lpad(to_hex((extract(epoch FROM x.at) * 1000)::bigint), 12, '0') || '7'
-        || substr(x.m, 1, 3) || '8' || substr(x.m, 4, 15))::uuid,
+        || lpad(to_hex(g % 4096), 3, '0') || '8' || substr(x.m, 4, 15))::uuid,
        CASE WHEN x.version = 1 THEN initcap(x.cat) || 'Opened'
             ELSE initcap(x.cat) || (ARRAY['Changed', 'ItemAdded', 'ItemRemoved', 'Noted'])[1 + g % 4] END,
        -- 54 bytes of msgpack: {"id": <36-character string>, "amount": <uint32>}
@@ -28,7 +30,7 @@ SELECT (:kbase + g)::text::xid8,
        SELECT l.cat,
               l.cat || '-' || lpad(l.lane::text, 4, '0') || '-' || ((g - 1) / :lanes) / l.len AS stream_id,
               ((g - 1) / :lanes) % l.len + 1 AS version,
-              timestamptz '2025-01-01 00:00:00+00' + g * interval '100 milliseconds' AS at,
+              clock_timestamp() AS at,
               md5(g::text) AS m
          FROM (SELECT (g - 1) % :lanes AS lane,
                       (ARRAY['order', 'account', 'cart', 'invoice', 'payment', 'shipment', 'user', 'product',
