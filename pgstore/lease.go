@@ -27,9 +27,7 @@ func (s *Store) acquireLease(ctx context.Context, q rowQuerier, name, holder str
 // when another instance has taken it. It also measures and reports where
 // the session reads the log from (replica_subscribe.go).
 func (ss *session) Keep(ctx context.Context) error {
-	if err := ss.measureReplica(ctx); err != nil {
-		return err
-	}
+	ss.measureReplica(ctx)
 	ttl := ss.s.config.Subscriptions.LeaseTTL
 	if time.Since(ss.renewed) < ttl/3 {
 		return nil

@@ -20,7 +20,7 @@ type queries struct {
 	parkedEvents, parkEvent, parkedRetried, retryParked, skipParked string
 	// Subscriptions (subscribe.go, lease.go): the end of the visible log,
 	// whether events are hidden behind the horizon, the leases.
-	logEnd, logHidden, logBehind, acquireLease, renewLease, releaseLease string
+	logEnd, logHidden, logEndHidden, logBehind, acquireLease, renewLease, releaseLease string
 	// Consumer groups (group.go): a partition's reads, membership,
 	// partitions, their checkpoints, a group's partition count, the
 	// stream of an event (WaitFor).
@@ -30,10 +30,9 @@ type queries struct {
 	// The archive (lifecycle.go).
 	archiveEvents, archivePartitions, detachArchivePartition string
 	// Replicas (replica.go, replica_subscribe.go): whether the event at a
-	// position is there; whether it is there or was removed; how long ago
-	// the first event after a position was recorded; what a subscription
-	// reports of its replica.
-	positionShown, primaryShown, recordedAgo, reportReplica string
+	// position is there; how long ago the first event after a position was
+	// recorded; what a subscription reports of its replica.
+	positionShown, recordedAgo, reportReplica string
 	// Data subjects' keys (keys.go).
 	subjectKey, forgetSubject string
 }
@@ -76,8 +75,6 @@ func newQueries(schema string) queries {
 			"tablespace FROM " + schema + ".archive_partitions()",
 		detachArchivePartition: "SELECT " + schema + ".detach_archive_partition($1, $2)",
 		positionShown:          "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2)",
-		primaryShown: "SELECT EXISTS (SELECT FROM " + schema + ".all_events WHERE transaction_id = $1 AND global_position = $2) " +
-			"OR EXISTS (SELECT FROM " + schema + ".transaction_key_base WHERE ($1, $2) <= (removed_transaction_id, removed_global_position))",
 		recordedAgo: "SELECT greatest(clock_timestamp() - recorded_at, interval '0') FROM " + schema + ".all_events " +
 			"WHERE (transaction_id, global_position) > ($1, $2) ORDER BY transaction_id, global_position LIMIT 1",
 		reportReplica: "SELECT " + schema + ".report_replica($1, $2, $3, $4)",
@@ -105,6 +102,7 @@ func newQueries(schema string) queries {
 
 		logEnd:       "SELECT transaction_id, global_position FROM " + schema + ".log_end()",
 		logHidden:    "SELECT " + schema + ".log_hidden($1, $2)",
+		logEndHidden: "SELECT l.transaction_id, l.global_position, " + schema + ".log_hidden($1, $2) FROM " + schema + ".log_end() AS l",
 		logBehind:    "SELECT events FROM " + schema + ".log_behind($1, $2, $3, $4, $5, $6)",
 		acquireLease: "SELECT " + schema + ".acquire_lease($1, $2, $3)",
 		renewLease:   "SELECT " + schema + ".renew_lease($1, $2, $3)",

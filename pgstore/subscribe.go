@@ -199,7 +199,7 @@ func (src *source) Open(ctx context.Context) (storekit.Session, error) {
 	}
 	ss := &session{source: src, l: l}
 	if src.readReplicas {
-		ss.log.replica, ss.log.name = src.s.pickReplica()
+		ss.useReplica(int(src.s.nextReplica.Add(1) % uint64(len(src.s.config.Replicas))))
 	}
 	ok := false
 	defer func() {
@@ -282,17 +282,20 @@ func (ss *session) Checkpoint(ctx context.Context) (es.Position, bool, error) {
 	return ss.s.readCheckpoint(ctx, ss.l.conn, ss.name)
 }
 
-// End returns the end of the visible log (SQL log_end) where the session
-// reads it.
+// End returns the end of the visible log (SQL log_end) on the primary: a
+// subscription that starts at the end starts at the primary's, as it
+// would without standbys. A session that reads a standby reads it at its
+// next Read only once the standby's log reaches that end (else the
+// primary), so that a read that does not fill its batch covers it (a
+// filtered WaitFor).
 func (ss *session) End(ctx context.Context) (es.Position, error) {
-	var end es.Position
-	err := ss.onLog(ctx, func(q querier) (err error) {
-		end, err = ss.logEnd(ctx, q)
-		ss.log.endOnPrimary = ss.log.replica != nil && q == querier(ss.l.conn)
-		return err
-	})
+	end, err := ss.logEnd(ctx, ss.l.conn)
 	if err != nil {
 		return es.Position{}, fmt.Errorf("pgstore: subscription %q: finding the end of the log: %w", ss.name, err)
+	}
+	if ss.log.replica != nil {
+		ss.log.cover, ss.log.coverSet = end, true
+		ss.log.primaryEnd, ss.log.primaryEndAt = end, time.Now()
 	}
 	return end, nil
 }
@@ -324,7 +327,7 @@ func (ss *session) read(ctx context.Context, after es.Position, max int, set []i
 	}
 	start := len(batch)
 	onReplica := false
-	err := ss.onLog(ctx, func(q querier) error {
+	readOn := func(ctx context.Context, q querier) error {
 		batch = batch[:start]
 		onReplica = q != querier(ss.l.conn)
 		rows, err := q.Query(ctx, ss.s.sql.readPartitions, after.TxKey(), after.Global(), max, set, n, ss.categories, ss.types)
@@ -347,39 +350,51 @@ func (ss *session) read(ctx context.Context, after es.Position, max int, set []i
 			ss.l.lastUsed = time.Now()
 		}
 		return nil
-	})
-	ss.log.endOnPrimary = false
+	}
+	covered := true
+	if ss.log.coverSet {
+		ss.log.coverSet = false
+		var err error
+		if covered, err = ss.standbyCovers(ctx, ss.log.cover); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if covered {
+		err = ss.onLog(ctx, readOn)
+	} else {
+		err = readOn(ctx, ss.l.conn)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if onReplica && len(batch) > start {
-		if err := ss.awaitPrimary(ctx, batch[len(batch)-1].Position); err != nil {
-			return nil, err
-		}
+	if onReplica {
+		return ss.cutAtPrimary(ctx, batch, start)
 	}
 	return batch, nil
 }
 
 // Hidden reports whether committed events after `after` are hidden behind
 // the log's horizon (SQL log_hidden).
-// On a standby, events the primary shows and the standby does not yet
-// count as hidden: the engine reads again soon until the standby shows
-// them (the notification that woke it was the primary's).
+// On a standby, also events the primary shows and the standby does not
+// yet, and events the standby shows and the primary does not yet
+// (hiddenOnStandby): the engine reads again soon until they can be handed
+// over (the notification that woke it was the primary's).
 func (ss *session) Hidden(ctx context.Context, after es.Position) (bool, error) {
+	if ss.onReplica() {
+		hidden, ok, err := ss.hiddenOnStandby(ctx, after)
+		if err != nil {
+			return false, fmt.Errorf("reading: %w", err)
+		}
+		if ok {
+			return hidden, nil
+		}
+	}
 	var hidden bool
-	if err := ss.onLog(ctx, func(q querier) error {
-		return q.QueryRow(ctx, ss.s.sql.logHidden, after.TxKey(), after.Global()).Scan(&hidden)
-	}); err != nil {
+	if err := ss.l.conn.QueryRow(ctx, ss.s.sql.logHidden, after.TxKey(), after.Global()).Scan(&hidden); err != nil {
 		return false, fmt.Errorf("reading: %w", interpretError(err))
 	}
-	if hidden || !ss.onReplica() {
-		return hidden, nil
-	}
-	behind, _, err := ss.replicaBehind(ctx)
-	if err != nil {
-		return false, fmt.Errorf("reading: %w", err)
-	}
-	return behind, nil
+	return hidden, nil
 }
 
 // Advance saves the checkpoint on the session's connection, or through the
