@@ -397,13 +397,11 @@ func TestReplicaSubscriptionStandbyAhead(t *testing.T) {
 	require.ElementsMatch(t, []uuid.UUID{first, ids[0]}, got)
 }
 
-// TestReplicaSubscriptionStartFromEnd: on a lagging standby, a
-// subscription that starts at the end starts at the primary's end: an
-// event the primary showed before it started is not delivered, one
-// appended after is.
-func TestReplicaSubscriptionStartFromEnd(t *testing.T) {
-	t.Parallel()
-	ctx := testContext(t, 4*time.Minute)
+// delayedStandby starts a migrated primary and a standby of it whose
+// replay waits 2 s, and returns the primary, pools on both and a store on
+// the primary.
+func delayedStandby(t *testing.T, ctx context.Context) (*pgtest.Cluster, *pgxpool.Pool, *pgstore.Store, *pgxpool.Pool) {
+	t.Helper()
 	primary := ownCluster(t, nil)
 	conn := connect(t, ctx, primary.ConnString("postgres"))
 	_, err := pgstore.Migrate(ctx, conn, nil)
@@ -413,6 +411,17 @@ func TestReplicaSubscriptionStartFromEnd(t *testing.T) {
 	removeAtCleanup(t, delayed)
 	primaryPool, writer := openStore(t, ctx, primary.ConnString("postgres"), nil)
 	delayedPool, _ := openStore(t, ctx, delayed.ConnString("postgres"), nil)
+	return primary, primaryPool, writer, delayedPool
+}
+
+// TestReplicaSubscriptionStartFromEnd: on a lagging standby, a
+// subscription that starts at the end starts at the primary's end: an
+// event the primary showed before it started is not delivered, one
+// appended after is.
+func TestReplicaSubscriptionStartFromEnd(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 4*time.Minute)
+	_, primaryPool, writer, delayedPool := delayedStandby(t, ctx)
 	store, err := pgstore.New(primaryPool, &pgstore.Config{Replicas: []*pgxpool.Pool{delayedPool},
 		Subscriptions: pgstore.SubscriptionConfig{ReadReplicas: true, PollInterval: 50 * time.Millisecond}})
 	require.NoError(t, err)
@@ -445,15 +454,7 @@ func TestReplicaSubscriptionStartFromEnd(t *testing.T) {
 func TestReplicaSubscriptionHiddenOnPrimary(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 4*time.Minute)
-	primary := ownCluster(t, nil)
-	conn := connect(t, ctx, primary.ConnString("postgres"))
-	_, err := pgstore.Migrate(ctx, conn, nil)
-	require.NoError(t, err)
-	delayed, err := primary.StartReplica(ctx, &pgtest.ClusterOptions{Settings: map[string]string{"recovery_min_apply_delay": "2s"}})
-	require.NoError(t, err)
-	removeAtCleanup(t, delayed)
-	primaryPool, writer := openStore(t, ctx, primary.ConnString("postgres"), nil)
-	delayedPool, _ := openStore(t, ctx, delayed.ConnString("postgres"), nil)
+	primary, primaryPool, writer, delayedPool := delayedStandby(t, ctx)
 	store, err := pgstore.New(primaryPool, &pgstore.Config{Replicas: []*pgxpool.Pool{delayedPool},
 		Subscriptions: pgstore.SubscriptionConfig{ReadReplicas: true, PollInterval: time.Hour, RepollDelay: 5 * time.Millisecond}})
 	require.NoError(t, err)

@@ -3,10 +3,13 @@ package pgstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 
@@ -93,7 +96,9 @@ type MigrateStep struct {
 // The code package is installed on every call, so upgrading es updates its
 // functions even when no migration is new. Concurrent calls for one schema
 // wait for each other (a transaction-level advisory lock on the schema's
-// name).
+// name); a call that PostgreSQL aborts to break a deadlock with a
+// migration in another database of the cluster (they share the roles) is
+// run again, up to three times.
 func Migrate[DB *pgx.Conn | *pgxpool.Pool](ctx context.Context, db DB, opts *MigrateOpts) (*MigrateResult, error) {
 	switch d := any(db).(type) {
 	case *pgx.Conn:
@@ -109,7 +114,28 @@ func Migrate[DB *pgx.Conn | *pgxpool.Pool](ctx context.Context, db DB, opts *Mig
 	panic("unreachable")
 }
 
+// migrateAttempts bounds how often a migration that lost a deadlock is
+// run again.
+const migrateAttempts = 3
+
+// migrateConn runs the migration, again when PostgreSQL aborted it to
+// break a deadlock: installations in other databases of the cluster share
+// its roles (cluster-wide objects), so one migrating down (dropping a role
+// it created) and one installing (granting to that role) can lock the two
+// roles in opposite orders. The migration is one transaction: running it
+// again is safe (OnStep reports the steps of each attempt).
 func migrateConn(ctx context.Context, conn *pgx.Conn, opts *MigrateOpts) (*MigrateResult, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := migrateOnce(ctx, conn, opts)
+		var pg *pgconn.PgError
+		if attempt < migrateAttempts && errors.As(err, &pg) && pg.Code == pgerrcode.DeadlockDetected && ctx.Err() == nil {
+			continue
+		}
+		return res, err
+	}
+}
+
+func migrateOnce(ctx context.Context, conn *pgx.Conn, opts *MigrateOpts) (*MigrateResult, error) {
 	var o MigrateOpts
 	if opts != nil {
 		o = *opts
