@@ -406,8 +406,14 @@ func (s *trojanSession) check(t *testing.T, ctx context.Context, c trojanCall) {
 		if problem == "" {
 			return
 		}
+		// The sessions run the same calls at once, each in a transaction
+		// of its own: two of them that lock the same things in different
+		// orders (an archive step, a detach, a retention step) may lose a
+		// deadlock, which says nothing of what this test checks: run the
+		// call again.
+		deadlock := res.code == "40P01" && c.code != "40P01"
 		// Only a result that differs waits for the horizon, not an error.
-		if !c.retry || res.err != nil || res.code != c.code || time.Now().After(deadline) || ctx.Err() != nil {
+		if !deadlock && (!c.retry || res.err != nil || res.code != c.code) || time.Now().After(deadline) || ctx.Err() != nil {
 			t.Errorf("%s: %s: %s", s.who, c.label(), problem)
 			return
 		}
