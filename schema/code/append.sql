@@ -64,6 +64,7 @@ DECLARE
     v_ordered  boolean;
     v_run_k    xid8;
     v_first_k  xid8;
+    v_key      xid8;
     v_payload  text;
     v_notify   text;
     v_constraint text;
@@ -145,6 +146,20 @@ BEGIN
     -- batch's insert, and by a query only on the paths that raise or
     -- replay (the slow path below, a deleted stream).
 
+    -- This transaction's key: the key base plus its xid, the base raised
+    -- first when the log's keys are ahead of this cluster's counter
+    -- (keys.sql). One statement: it runs on every append. The largest key
+    -- is log_max_key() (archive.sql), inline here: the archive's is read
+    -- only once events were archived (the archive keeps older events than
+    -- events, so its largest key matters only when events is empty).
+    SELECT (CASE WHEN {{ $s }}.keys_behind(b.base, greatest((SELECT max(e.transaction_id) FROM {{ $s }}.events AS e),
+                                                            CASE WHEN b.archived THEN (SELECT max(a.transaction_id) FROM {{ $s }}.events_archive AS a) END,
+                                                            b.removed_transaction_id))
+                 THEN {{ $s }}.raise_key_base() ELSE b.base END
+            + pg_current_xact_id()::text::bigint)::text::xid8
+      INTO STRICT v_key
+      FROM {{ $s }}.transaction_key_base AS b;
+
     -- Take the stream row: appends to one stream serialise on it, appends
     -- to different streams never wait on each other. For an existing
     -- stream, one compare-and-set UPDATE checks the expected version (after
@@ -154,24 +169,9 @@ BEGIN
     -- the events cannot all be inserted below, the call raises and undoes
     -- this, or (a replay) restores the row.
     LOOP
-        -- The transaction's key: the key base plus its xid, the base
-        -- raised first when the log's keys are ahead of this cluster's
-        -- counter (keys.sql). Computed in the UPDATE (a subquery, run
-        -- once), not in a statement of its own: every statement costs an
-        -- executor start-up. The largest key is log_max_key()
-        -- (archive.sql), inline here: the archive's is read only once
-        -- events were archived (the archive keeps older events than
-        -- events, so its largest key matters only when events is empty).
         UPDATE {{ $s }}.streams AS s
            SET version = s.version + v_n,
-               transaction_id = greatest(
-                   (SELECT (CASE WHEN {{ $s }}.keys_behind(b.base, greatest((SELECT max(e.transaction_id) FROM {{ $s }}.events AS e),
-                                                                            CASE WHEN b.archived THEN (SELECT max(a.transaction_id) FROM {{ $s }}.events_archive AS a) END,
-                                                                            b.removed_transaction_id))
-                                 THEN {{ $s }}.raise_key_base() ELSE b.base END
-                            + pg_current_xact_id()::text::bigint)::text::xid8
-                      FROM {{ $s }}.transaction_key_base AS b),
-                   s.transaction_id),
+               transaction_id = greatest(v_key, s.transaction_id),
                updated_at = now()
          WHERE s.stream_id = p_stream_id
            AND (p_expected_version IS NULL
@@ -209,15 +209,7 @@ BEGIN
         IF p_expected_version IS NOT NULL AND p_expected_version <> 0 THEN
             EXIT; -- the stream must exist
         END IF;
-        -- A new stream: the key in a statement of its own (as in the
-        -- UPDATE above).
-        SELECT (CASE WHEN {{ $s }}.keys_behind(b.base, greatest((SELECT max(e.transaction_id) FROM {{ $s }}.events AS e),
-                                                                CASE WHEN b.archived THEN (SELECT max(a.transaction_id) FROM {{ $s }}.events_archive AS a) END,
-                                                                b.removed_transaction_id))
-                     THEN {{ $s }}.raise_key_base() ELSE b.base END
-                + pg_current_xact_id()::text::bigint)::text::xid8
-          INTO STRICT v_k
-          FROM {{ $s }}.transaction_key_base AS b;
+        v_k := v_key;
         INSERT INTO {{ $s }}.streams AS s (stream_id, version, transaction_id)
         VALUES (p_stream_id, v_n, v_k)
         ON CONFLICT (stream_id) DO NOTHING;
