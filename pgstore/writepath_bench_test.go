@@ -227,54 +227,77 @@ func (wp *writePath) benchLadder(b *testing.B) {
 	}
 }
 
-// benchBatch: 100 events in one call, es against INSERT ... SELECT unnest
-// into the minimal table.
+// benchBatch: 100 events per call, one writer, against a multi-row INSERT
+// ... SELECT unnest(...) of the same rows into raw_minimal (the target's
+// baseline), and a ladder of the same batch into each rung of raw tables
+// (as benchLadder, one event per call), up to es's own rows written raw in
+// one statement (raw_stream_row): what each index and row costs a batch,
+// and how far the function is from its own rows.
 func (wp *writePath) benchBatch(b *testing.B) {
 	ctx := context.Background()
-	stream := wp.streams(2)
-	var version, rawVersion int64
+	s := pgx.Identifier{benchSchema}.Sanitize()
+	const (
+		unnest = " FROM unnest($3::uuid[], $4::text[], $5::bytea[], $6::bytea[]) WITH ORDINALITY AS u(id, typ, dat, meta, ord)"
+		cols   = " (stream_id, version, event_id, event_type, data, metadata) SELECT $1, $2 + u.ord, u.id, u.typ, u.dat, u.meta" + unnest
+		esCols = " (transaction_id, stream_id, version, event_id, event_type, data, metadata)" +
+			" SELECT pg_current_xact_id(), $1, $2 + u.ord, u.id, u.typ, u.dat, u.meta" + unnest
+	)
+	rungs := []struct{ name, sql string }{
+		{"insert_select", "INSERT INTO " + s + ".raw_minimal" + cols},
+		{"raw_ids", "INSERT INTO " + s + ".raw_ids" + cols},
+		{"raw_cat", "INSERT INTO " + s + ".raw_cat" + cols},
+		{"raw_es_shape", "INSERT INTO " + s + ".raw_events" + esCols},
+		{"raw_stream_row", "WITH s AS (INSERT INTO " + s + ".raw_streams AS s (stream_id, version, transaction_id)" +
+			" VALUES ($1, $2 + " + fmt.Sprint(batchSize) + ", pg_current_xact_id()) ON CONFLICT (stream_id) DO UPDATE" +
+			" SET version = excluded.version, transaction_id = greatest(excluded.transaction_id, s.transaction_id), updated_at = now())" +
+			" INSERT INTO " + s + ".raw_events" + esCols},
+	}
+	stream := wp.streams(1 + len(rungs))
 	events := make([]es.NewEvent, batchSize)
 	for i := range events {
 		events[i] = es.NewEvent{Type: eventType, Data: eventData, Metadata: eventMetadata}
 	}
-	s := pgx.Identifier{benchSchema}.Sanitize()
-	insert := "INSERT INTO " + s + ".raw_minimal (stream_id, version, event_id, event_type, data, metadata)" +
-		" SELECT $1, $2 + u.ord, u.id, u.typ, u.dat, u.meta" +
-		" FROM unnest($3::uuid[], $4::text[], $5::bytea[], $6::bytea[]) WITH ORDINALITY AS u(id, typ, dat, meta, ord)"
-	appendBatch := func(ctx context.Context) error {
+	var version int64
+	sides := []side{{"append_batch", sequential(func(ctx context.Context) error {
 		res, err := wp.store.Append(ctx, stream[0], es.Exactly(version), events)
 		if err != nil {
 			return err
 		}
 		version = res.StreamVersion
 		return nil
-	}
-	insertBatch := func(ctx context.Context) error {
-		ids := make([]uuid.UUID, batchSize)
-		types := make([]string, batchSize)
-		data := make([][]byte, batchSize)
-		meta := make([][]byte, batchSize)
-		for i := range ids {
-			var err error
-			if ids[i], err = uuid.NewV7(); err != nil {
-				return err
+	})}}
+	for i, r := range rungs {
+		var rawVersion int64
+		sides = append(sides, side{r.name, sequential(func(ctx context.Context) error {
+			ids := make([]uuid.UUID, batchSize)
+			types := make([]string, batchSize)
+			data := make([][]byte, batchSize)
+			meta := make([][]byte, batchSize)
+			for i := range ids {
+				var err error
+				if ids[i], err = uuid.NewV7(); err != nil {
+					return err
+				}
+				types[i], data[i], meta[i] = eventType, eventData, eventMetadata
 			}
-			types[i], data[i], meta[i] = eventType, eventData, eventMetadata
-		}
-		if _, err := wp.pool.Exec(ctx, insert, stream[1], rawVersion, ids, types, data, meta); err != nil {
-			return err
-		}
-		rawVersion += batchSize
-		return nil
+			if _, err := wp.pool.Exec(ctx, r.sql, stream[1+i], rawVersion, ids, types, data, meta); err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+			rawVersion += batchSize
+			return nil
+		})})
 	}
-	sides := []side{{"append_batch", sequential(appendBatch)}, {"insert_select", sequential(insertBatch)}}
 	rounds, n := wp.prepare(ctx, b, 10, sides...)
 	perOp := interleave(ctx, b, rounds, n, sides...)
 	b.StopTimer()
-	app, ins := median(perOp[0]), median(perOp[1])
+	app := median(perOp[0])
 	b.ReportMetric(app, "ns/op")
 	b.ReportMetric(batchSize*1e9/app, "append_ev/s")
-	b.ReportMetric(batchSize*1e9/ins, "insert_select_ev/s")
+	for i, r := range rungs {
+		b.ReportMetric(batchSize*1e9/median(perOp[1+i]), r.name+"_ev/s")
+	}
+	// The function against its own rows written raw in one statement.
+	b.ReportMetric(median(ratios(perOp[len(perOp)-1], perOp[0])), "x_own_rows")
 	reportRatio(b, "x_insert_select", median(ratios(perOp[1], perOp[0])), targetBatchMinXMinimal, false)
 }
 
