@@ -345,3 +345,58 @@ func TestArchivePartitionsRace(t *testing.T) {
 		}
 	}
 }
+
+// TestArchiveDetachedThenUninstalled: a detached partition the operator
+// has not dropped yet does not stop migrating down to 0 (its triggers call
+// a function the uninstall drops); the table stays, with its rows.
+func TestArchiveDetachedThenUninstalled(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newPartitionBundle(t, "es_partuninstall", 0)
+	log := b.fill(t, []string{"a", "b"}, 6)
+	b.archive(t, log[len(log)-2].Position, &es.ArchiveOpts{PartitionSize: 4})
+	parts, err := b.store.ArchivePartitions(ctx)
+	require.NoError(t, err)
+	require.Greater(t, len(parts), 1)
+	_, err = b.store.DetachArchivePartition(ctx, parts[0].Name, &pgstore.DetachOpts{Force: true})
+	require.NoError(t, err)
+
+	_, err = pgstore.Migrate(ctx, b.pool, &pgstore.MigrateOpts{Schema: b.schema, Direction: pgstore.MigrateDown, TargetVersion: 0})
+	require.NoError(t, err, "migrating down to 0 with a detached partition left")
+	var rows int
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM "+b.schema+"."+parts[0].Name).Scan(&rows))
+	require.Positive(t, rows, "the detached table keeps its rows")
+}
+
+// TestArchiveDetachedTableIsTheOwners: a partition given a privilege by
+// the owner's default privileges when it was created keeps none once
+// detached: the table is the owner's alone.
+func TestArchiveDetachedTableIsTheOwners(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newPartitionBundle(t, "es_partowner", 0)
+	role := "es_partowner_auditor"
+	_, err := b.pool.Exec(ctx, "DROP ROLE IF EXISTS "+role)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, "CREATE ROLE "+role+" NOLOGIN")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = b.pool.Exec(context.Background(), "DROP OWNED BY "+role)
+		_, _ = b.pool.Exec(context.Background(), "DROP ROLE "+role)
+	})
+	_, err = b.pool.Exec(ctx, "ALTER DEFAULT PRIVILEGES IN SCHEMA "+b.schema+" GRANT SELECT ON TABLES TO "+role)
+	require.NoError(t, err)
+	log := b.fill(t, []string{"a", "b"}, 6)
+	b.archive(t, log[len(log)-2].Position, &es.ArchiveOpts{PartitionSize: 4})
+	parts, err := b.store.ArchivePartitions(ctx)
+	require.NoError(t, err)
+	require.Greater(t, len(parts), 1)
+	table := b.schema + "." + parts[0].Name
+	var granted bool
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT has_table_privilege($1, $2, 'SELECT')", role, table).Scan(&granted))
+	require.True(t, granted, "the default privilege applies to the new partition (else this test proves nothing)")
+	_, err = b.store.DetachArchivePartition(ctx, parts[0].Name, &pgstore.DetachOpts{Force: true})
+	require.NoError(t, err)
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT has_table_privilege($1, $2, 'SELECT')", role, table).Scan(&granted))
+	require.False(t, granted, "a detached table keeps no grant")
+}

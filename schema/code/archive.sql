@@ -366,12 +366,17 @@ BEGIN
     IF v_last.transaction_id IS NOT NULL THEN
         PERFORM {{ $s }}.note_removed(NULL, v_last.transaction_id, v_last.global_position);
     END IF;
-    -- The table is the owner's alone now.
-    FOREACH v_role IN ARRAY ARRAY['{{ $s }}_reader', '{{ $s }}_writer', '{{ $s }}_snapshotter', '{{ $s }}_admin',
-                                  '{{ $s }}_keyholder', '{{ $s }}_forgetter'] LOOP
-        IF EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = v_role) THEN
-            EXECUTE format('REVOKE ALL ON %s FROM %I', v_oldest.partition, v_role);
-        END IF;
+    -- The table is the owner's alone now: every privilege anyone else
+    -- holds on it is revoked, es's roles' and any other (a grant that the
+    -- owner's default privileges gave the partition when it was created).
+    FOR v_role IN
+        SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END
+          FROM pg_catalog.pg_class AS c
+               CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
+               LEFT JOIN pg_catalog.pg_roles AS r ON r.oid = a.grantee
+         WHERE c.oid = v_oldest.partition::pg_catalog.regclass AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM %s', v_oldest.partition, v_role);
     END LOOP;
     EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', v_oldest.partition);
     RETURN v_count;

@@ -121,3 +121,24 @@ ALTER TABLE {{ $s }}.events_archive
     ADD CONSTRAINT events_archive_stream_version_key UNIQUE (stream_id, version),
     ADD CONSTRAINT events_archive_event_id_key UNIQUE (event_id);
 CREATE INDEX events_archive_category_idx ON {{ $s }}.events_archive (category, transaction_id, global_position);
+
+-- Partitions detached from the archive (detach_archive_partition) stay,
+-- with their rows, for the operator to dump and drop: they hold events
+-- removed from the log. Their immutability triggers call the code
+-- package's refuse_event_change, which migrating further down drops: the
+-- triggers go now, and the tables are plain tables from here on.
+DO $detached$
+DECLARE
+    v_table pg_catalog.regclass;
+BEGIN
+    FOR v_table IN
+        SELECT c.oid::pg_catalog.regclass
+          FROM pg_catalog.pg_class AS c
+         WHERE c.relnamespace = '{{ $s }}'::pg_catalog.regnamespace AND c.relkind = 'r'
+           AND c.relname ~ '^events_archive_[0-9]+$'
+    LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS events_archive_immutable ON %s', v_table);
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS events_archive_no_truncate ON %s', v_table);
+    END LOOP;
+END
+$detached$;
