@@ -40,28 +40,41 @@ const replicaPoll = 20 * time.Millisecond
 
 // awaitReplayed waits until the replica shows the event at pos (its
 // transaction replayed, and with it everything committed before), for at
-// most Config.ReplicaWait, and reports whether it does. PostgreSQL 15 has
-// no way to wait for a replay: it looks again after a short pause, the
-// pauses doubling up to replicaPoll. A position whose event was removed
-// since (a tombstone, retention) never shows: the read goes to the
-// primary after the wait.
+// most Config.ReplicaWait, and reports whether it does. A position whose
+// event was removed since (a tombstone, retention) never shows: the read
+// goes to the primary after the wait.
 func (s *Store) awaitReplayed(ctx context.Context, replica querier, pos es.Position) (bool, error) {
-	deadline := time.Now().Add(s.config.ReplicaWait)
-	pause := time.Millisecond
-	for {
+	shown, err := pollReplica(ctx, s.config.ReplicaWait, func(ctx context.Context) (bool, error) {
 		var shown bool
 		if err := replica.QueryRow(ctx, s.sql.positionShown, pos.TxKey(), pos.Global()).Scan(&shown); err != nil {
-			return false, fmt.Errorf("pgstore: waiting for a replica to show %s: %w", pos, interpretError(err))
+			return false, interpretError(err)
 		}
-		if shown {
-			return true, nil
+		return shown, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("pgstore: waiting for a replica to show %s: %w", pos, err)
+	}
+	return shown, nil
+}
+
+// pollReplica calls shown until it reports true, fails, or wait has
+// passed, and reports whether it reported true. PostgreSQL 15 has no way
+// to wait for a replay: it looks again after a short pause, the pauses
+// doubling from 1 ms up to replicaPoll.
+func pollReplica(ctx context.Context, wait time.Duration, shown func(ctx context.Context) (bool, error)) (bool, error) {
+	deadline := time.Now().Add(wait)
+	pause := time.Millisecond
+	for {
+		ok, err := shown(ctx)
+		if err != nil || ok {
+			return ok, err
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			return false, nil
 		}
 		if !storekit.Sleep(ctx, min(pause, left)) {
-			return false, fmt.Errorf("pgstore: waiting for a replica to show %s: %w", pos, ctx.Err())
+			return false, ctx.Err()
 		}
 		pause = min(2*pause, replicaPoll)
 	}

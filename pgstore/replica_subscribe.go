@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgevent/es"
-	"github.com/pgevent/es/storekit"
 )
 
 // A subscription that reads a standby (SubscriptionConfig.ReadReplicas)
@@ -174,35 +173,50 @@ func (ss *session) logEnd(ctx context.Context, q querier) (es.Position, error) {
 
 // standbyCovers reports whether the session's standby shows the log up to
 // pos (its log_end, below its horizon, is at or after it), waiting for it
-// as a read with es.ReadAfter does, up to Config.ReplicaWait.
+// as a read with es.ReadAfter does, up to Config.ReplicaWait; a standby
+// that fails hands the wait to the next one, and once every standby failed
+// it reports false.
 func (ss *session) standbyCovers(ctx context.Context, pos es.Position) (bool, error) {
-	deadline := time.Now().Add(ss.s.config.ReplicaWait)
-	pause := time.Millisecond
-	for ss.onReplica() {
-		var end es.Position
-		rctx, cancel := context.WithTimeout(ctx, standbyQueryTimeout)
-		end, err := ss.logEnd(rctx, ss.log.replica)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil || fatal(err) {
-				return false, err
-			}
-			ss.replicaFailed(err)
-			continue
+	covered, err := pollReplica(ctx, ss.s.config.ReplicaWait, func(ctx context.Context) (bool, error) {
+		end, onStandby, err := ss.standbyEnd(ctx)
+		switch {
+		case err != nil:
+			return false, err
+		case onStandby:
+			return !end.Before(pos), nil
+		case ss.onReplica():
+			return false, nil // moved to the next standby: ask it
+		default:
+			return false, errNoStandby
 		}
-		if !end.Before(pos) {
-			return true, nil
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false, nil
-		}
-		if !storekit.Sleep(ctx, min(pause, left)) {
-			return false, ctx.Err()
-		}
-		pause = min(2*pause, replicaPoll)
+	})
+	if errors.Is(err, errNoStandby) {
+		return false, nil
 	}
-	return false, nil
+	return covered, err
+}
+
+// errNoStandby ends standbyCovers' wait: every standby failed.
+var errNoStandby = errors.New("no standby answers")
+
+// standbyEnd returns the end of the visible log on the session's standby,
+// and whether the standby answered (false: the session reads no standby,
+// or its standby failed just now and it reads the primary).
+func (ss *session) standbyEnd(ctx context.Context) (es.Position, bool, error) {
+	if !ss.onReplica() {
+		return es.Position{}, false, nil
+	}
+	var end es.Position
+	onStandby := false
+	err := ss.onLog(ctx, func(ctx context.Context, q querier) (err error) {
+		onStandby = q != querier(ss.l.conn)
+		end, err = ss.logEnd(ctx, q)
+		return err
+	})
+	if err != nil || !onStandby {
+		return es.Position{}, false, err
+	}
+	return end, true, nil
 }
 
 // readPrimaryEnd reads the primary's end of the log and, with after set,
@@ -252,13 +266,8 @@ func (ss *session) cutAtPrimary(ctx context.Context, batch []es.Event, start int
 // transaction. It returns ok false when the standby did not answer (the
 // session reads the primary now).
 func (ss *session) hiddenOnStandby(ctx context.Context, after es.Position) (hidden, ok bool, err error) {
-	var standbyEnd es.Position
-	onStandby := false
-	if err := ss.onLog(ctx, func(ctx context.Context, q querier) (err error) {
-		onStandby = q != querier(ss.l.conn)
-		standbyEnd, err = ss.logEnd(ctx, q)
-		return err
-	}); err != nil || !onStandby {
+	standbyEnd, onStandby, err := ss.standbyEnd(ctx)
+	if err != nil || !onStandby {
 		return false, false, err
 	}
 	if time.Since(ss.log.primaryEndAt) < primaryEndFresh && standbyEnd.Before(ss.log.primaryEnd) {
@@ -314,17 +323,12 @@ func (ss *session) measureFailed(err error) {
 // the session's standby does not was recorded (zero when it shows them
 // all), and whether the session reads its standby.
 func (ss *session) replicaLag(ctx context.Context) (time.Duration, bool, error) {
-	var standbyEnd es.Position
-	onStandby := false
-	if err := ss.onLog(ctx, func(ctx context.Context, q querier) (err error) {
-		onStandby = q != querier(ss.l.conn)
-		standbyEnd, err = ss.logEnd(ctx, q)
-		return err
-	}); err != nil || !onStandby {
+	standbyEnd, onStandby, err := ss.standbyEnd(ctx)
+	if err != nil || !onStandby {
 		return 0, false, err
 	}
 	var lag time.Duration
-	err := ss.l.conn.QueryRow(ctx, ss.s.sql.recordedAgo, standbyEnd.TxKey(), standbyEnd.Global()).Scan(&lag)
+	err = ss.l.conn.QueryRow(ctx, ss.s.sql.recordedAgo, standbyEnd.TxKey(), standbyEnd.Global()).Scan(&lag)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, true, nil // the primary has nothing after it either
 	}

@@ -261,8 +261,8 @@ $$;
 -- detach_archive_partition detaches the oldest partition of the archive,
 -- p_partition (its name, as archive_partitions lists it): its events
 -- leave the log, as retention removes events, and the table stays in the
--- schema, a plain table (owned by the schema's owner, with no grants to
--- the es roles, and still immutable) for the operator to pg_dump and DROP.
+-- schema, a plain table (owned by the schema's owner, with no grant to
+-- anyone else, and still immutable) for the operator to pg_dump and DROP.
 -- It returns the number of events detached. What it keeps, as removal
 -- does (lifecycle.sql):
 --   - the log: no other event moves; transaction_key_base records the
