@@ -298,9 +298,14 @@ func syncStandbyCluster(t *testing.T, ctx context.Context) (primary, replica *pg
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, "SELECT pg_reload_conf()")
 	require.NoError(t, err)
+	// New sessions take the setting once the server has reloaded it.
+	waitFor(t, ctx, "the primary waits for the synchronous standby", func() bool {
+		c := connect(t, ctx, primary.ConnString("postgres"))
+		var names string
+		require.NoError(t, c.QueryRow(ctx, "SHOW synchronous_standby_names").Scan(&names))
+		return names == "nobody"
+	})
 	held = primary.ConnString("postgres") + " synchronous_commit=on"
-	// The setting applies once the configuration is reloaded: until a
-	// held commit is seen waiting, the helper below would append through.
 	return primary, replica, held
 }
 
@@ -359,10 +364,9 @@ func TestReplicaSubscriptionStandbyAhead(t *testing.T) {
 	require.NoError(t, err)
 
 	var (
-		mu      sync.Mutex
-		got     []uuid.UUID
-		unseen  []uuid.UUID // handed over while the handler's transaction on the primary did not show it
-		started = make(chan struct{})
+		mu     sync.Mutex
+		got    []uuid.UUID
+		unseen []uuid.UUID // handed over while the handler's transaction on the primary did not show it
 	)
 	sub := runSubscription(t, func(ctx context.Context) error {
 		return store.SubscribeTx(ctx, "ahead", func(ctx context.Context, tx es.Tx, e es.Event) error {
@@ -380,10 +384,8 @@ func TestReplicaSubscriptionStandbyAhead(t *testing.T) {
 		}, &es.SubscribeOpts{Categories: []string{"ahead"}})
 	})
 	startFromEnd := runSubscription(t, func(ctx context.Context) error {
-		close(started)
 		return store.Subscribe(ctx, "ahead-end", func(context.Context, es.Event) error { return nil }, &es.SubscribeOpts{Start: es.StartFromEnd})
 	})
-	<-started
 	// The later event (committed on both) waits behind the held one: the
 	// subscription hands over neither while the primary hides the first.
 	// Release it, and both come, in the log's order.
