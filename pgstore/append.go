@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgevent/es"
 	"github.com/pgevent/es/storekit"
@@ -80,16 +80,21 @@ func appendArgs(streamID string, expected es.ExpectedVersion, events []es.NewEve
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]uuid.UUID, len(events))
+	// Types pgx encodes without reflection: the ids as [16]byte, not
+	// uuid.UUID (a []uuid.UUID goes through reflection and each id's
+	// driver.Valuer, its text form parsed back: the largest share of an
+	// append's client CPU and allocations, docs/benchmarks.md), the byte
+	// strings as a FlatArray.
+	ids := make([][16]byte, len(events))
 	types := make([]string, len(events))
-	data := make([][]byte, len(events))
-	var metadata [][]byte // NULL unless some event has metadata
-	var versions []int32  // NULL (all 1) unless some event is at another schema version
+	data := make(pgtype.FlatArray[[]byte], len(events))
+	var metadata pgtype.FlatArray[[]byte] // NULL unless some event has metadata
+	var versions []int32                  // NULL (all 1) unless some event is at another schema version
 	for i, e := range events {
 		ids[i], types[i], data[i] = e.ID, e.Type, e.Data
 		if e.Metadata != nil {
 			if metadata == nil {
-				metadata = make([][]byte, len(events))
+				metadata = make(pgtype.FlatArray[[]byte], len(events))
 			}
 			metadata[i] = e.Metadata
 		}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -259,4 +261,29 @@ func allocsPerOp(ctx context.Context, b *testing.B, op func(context.Context) err
 	}
 	runtime.ReadMemStats(&after)
 	return float64(after.Mallocs-before.Mallocs) / runs
+}
+
+// clientCPUPerOp returns the CPU time (microseconds) this process, the
+// client, spends on one call of op, averaged over many calls: user and
+// system time from getrusage, pgx's and the garbage collector's included,
+// the server's (another process) not. On a machine where the client and
+// the server share the cores, this is the client's part of the price of an
+// operation under load.
+func clientCPUPerOp(ctx context.Context, b *testing.B, op func(context.Context) error) float64 {
+	b.Helper()
+	const runs = 1000
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before := cpu()
+	for range runs {
+		if err := op(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return float64((cpu() - before).Microseconds()) / runs
 }
