@@ -416,6 +416,7 @@ var badCases = []badCase{
 	{key: "lock_stream/3", name: "unknown stream: absent", sql: `SELECT present, version FROM %[1]s.lock_stream('f', 'order-9', NULL)`, want: returnsRows("(f,)")},
 	{key: "lock_stream/3", name: "empty stream id", sql: `SELECT present FROM %[1]s.lock_stream('f', '', NULL)`, want: rejects(invalidArgument)},
 	{key: "raise_stream_deleted/3", name: "nulls: still raises", sql: `SELECT %[1]s.raise_stream_deleted(NULL, NULL, NULL)`, want: rejects("PE004")},
+	{key: "raise_stream_not_found/2", name: "nulls: still raises", sql: `SELECT %[1]s.raise_stream_not_found(NULL, NULL)`, want: rejects("PE011")},
 	{key: "remove_events/3", name: "nothing below version 1", sql: `SELECT %[1]s.remove_events('order-1', 1, NULL)`, want: returnsRows("(0)")},
 	{key: "remove_events/3", name: "null stream: nothing", sql: `SELECT %[1]s.remove_events(NULL, 10, 10)`, want: returnsRows("(0)")},
 	{key: "check_retention_rule/3", name: "negative count", sql: `SELECT %[1]s.check_retention_rule('f', -1, NULL)`, want: rejects(invalidArgument)},

@@ -53,7 +53,7 @@ var (
 	ownerFunctions = []string{"raise_key_base/0", "store_snapshot/4", "check_lease_arguments/4",
 		"check_checkpoint_position/3", "refuse_while_running/2", "holds_lease/2",
 		"check_group_arguments/5", "group_partitions_held/2", "check_stream_argument/2", "lock_stream/3",
-		"raise_stream_deleted/3", "remove_events/3", "check_retention_rule/3", "note_removed/3",
+		"raise_stream_deleted/3", "raise_stream_not_found/2", "remove_events/3", "check_retention_rule/3", "note_removed/3",
 		"cover_archive/2", "protect_archive_table/1", "archive_removal_lock/0"}
 	triggerFunctions = []string{"refuse_event_change/0"}
 
@@ -196,6 +196,7 @@ var roleCalls = []roleCall{
 	{"check_stream_argument/2", `SELECT %[1]s.check_stream_argument('f', 'order-1')`, ""},
 	{"lock_stream/3", `SELECT * FROM %[1]s.lock_stream('f', 'order-1', NULL)`, ""},
 	{"raise_stream_deleted/3", `SELECT %[1]s.raise_stream_deleted('f', 'order-1', false)`, "PE004"},
+	{"raise_stream_not_found/2", `SELECT %[1]s.raise_stream_not_found('f', 'order-1')`, "PE011"},
 	{"remove_events/3", `SELECT %[1]s.remove_events('order-1', 1, 1)`, ""},
 	{"check_retention_rule/3", `SELECT %[1]s.check_retention_rule('f', 1, NULL)`, ""},
 	{"log_max_key/0", `SELECT %[1]s.log_max_key()`, ""},

@@ -843,6 +843,7 @@ func trojanCalls(t *testing.T, schema string, orderIDs []uuid.UUID, cases []troj
 		{fn: "check_stream_argument/2", detail: "valid", sql: []string{"SELECT %[1]s.check_stream_argument('f', 'order-1')::pg_catalog.text"}},
 		{fn: "lock_stream/3", detail: "order-1", want: rowsAre("(t,3)"), sql: []string{row("l.present, l.version") + "%[1]s.lock_stream('f', 'order-1', 3) AS l"}},
 		{fn: "raise_stream_deleted/3", detail: "raises", code: "PE004", sql: []string{"SELECT %[1]s.raise_stream_deleted('f', 'order-1', true)::pg_catalog.text"}},
+		{fn: "raise_stream_not_found/2", detail: "raises", code: "PE011", sql: []string{"SELECT %[1]s.raise_stream_not_found('f', 'order-9')::pg_catalog.text"}},
 		{fn: "remove_events/3", detail: "below 2", want: rowsAre("1"), sql: []string{"SELECT %[1]s.remove_events('order-1', 2, NULL)::pg_catalog.text"}},
 		{fn: "check_retention_rule/3", detail: "valid", sql: []string{"SELECT %[1]s.check_retention_rule('f', 1, '1 day')::pg_catalog.text"}},
 		{fn: "log_max_key/0", detail: "above the log", want: rowsAre("true"), sql: []string{"SELECT (%[1]s.log_max_key() OPERATOR(pg_catalog.>) '1'::pg_catalog.xid8)::pg_catalog.text"}},

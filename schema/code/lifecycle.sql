@@ -91,6 +91,16 @@ BEGIN
 END
 $$;
 
+-- raise_stream_not_found raises PE011 for a stream that does not exist.
+CREATE OR REPLACE FUNCTION {{ $s }}.raise_stream_not_found(p_function text, p_stream_id text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION '%: stream % does not exist', p_function, p_stream_id
+        USING ERRCODE = 'PE011', DETAIL = json_build_object('stream_id', p_stream_id)::text;
+END
+$$;
+
 -- raise_stream_deleted raises PE004 for a soft-deleted or tombstoned
 -- stream.
 CREATE OR REPLACE FUNCTION {{ $s }}.raise_stream_deleted(p_function text, p_stream_id text, p_tombstoned boolean) RETURNS void
@@ -228,8 +238,7 @@ BEGIN
         PERFORM {{ $s }}.raise_stream_deleted('soft_delete_stream', p_stream_id, true);
     END IF;
     IF NOT v_row.present THEN
-        RAISE EXCEPTION 'soft_delete_stream: stream % does not exist', p_stream_id
-            USING ERRCODE = 'PE011', DETAIL = json_build_object('stream_id', p_stream_id)::text;
+        PERFORM {{ $s }}.raise_stream_not_found('soft_delete_stream', p_stream_id);
     END IF;
     UPDATE {{ $s }}.streams AS s SET deleted_at = coalesce(s.deleted_at, now())
      WHERE s.stream_id = p_stream_id;
@@ -249,8 +258,7 @@ DECLARE
 BEGIN
     SELECT * INTO v_row FROM {{ $s }}.lock_stream('restore_stream', p_stream_id, NULL);
     IF NOT v_row.present THEN
-        RAISE EXCEPTION 'restore_stream: stream % does not exist', p_stream_id
-            USING ERRCODE = 'PE011', DETAIL = json_build_object('stream_id', p_stream_id)::text;
+        PERFORM {{ $s }}.raise_stream_not_found('restore_stream', p_stream_id);
     END IF;
     IF v_row.tombstoned_at IS NOT NULL THEN
         PERFORM {{ $s }}.raise_stream_deleted('restore_stream', p_stream_id, true);
@@ -322,8 +330,7 @@ DECLARE
 BEGIN
     SELECT * INTO v_row FROM {{ $s }}.lock_stream('truncate_stream', p_stream_id, NULL);
     IF NOT v_row.present THEN
-        RAISE EXCEPTION 'truncate_stream: stream % does not exist', p_stream_id
-            USING ERRCODE = 'PE011', DETAIL = json_build_object('stream_id', p_stream_id)::text;
+        PERFORM {{ $s }}.raise_stream_not_found('truncate_stream', p_stream_id);
     END IF;
     IF v_row.deleted_at IS NOT NULL THEN
         PERFORM {{ $s }}.raise_stream_deleted('truncate_stream', p_stream_id, v_row.tombstoned_at IS NOT NULL);

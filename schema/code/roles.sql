@@ -108,8 +108,9 @@ DECLARE
                                            'refuse_while_running/2', 'holds_lease/2',
                                            'check_group_arguments/5', 'group_partitions_held/2',
                                            'check_stream_argument/2', 'lock_stream/3', 'raise_stream_deleted/3',
-                                           'remove_events/3', 'check_retention_rule/3', 'note_removed/3',
-                                           'cover_archive/2', 'protect_archive_table/1', 'archive_removal_lock/0'];
+                                           'raise_stream_not_found/2', 'remove_events/3', 'check_retention_rule/3',
+                                           'note_removed/3', 'cover_archive/2', 'protect_archive_table/1',
+                                           'archive_removal_lock/0'];
     v_roles       text[] := ARRAY[v_reader, v_writer, v_snapshotter, v_admin];
     v_role        text;
     v_fn          record;
