@@ -389,7 +389,7 @@ func newBenchPool(b *testing.B, connString string, params map[string]string) *pg
 // baseline table, with the version it has reached in each.
 type writer struct {
 	stream     string
-	version    int64 // in events
+	version    int64 // in events (in its own table on a raw side of BenchmarkWritePath)
 	rawVersion int64 // in raw_events
 }
 

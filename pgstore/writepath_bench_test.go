@@ -3,7 +3,6 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -159,25 +158,20 @@ func BenchmarkWritePath(b *testing.B) {
 	b.Run("CostPerEvent", wp.benchCost)
 }
 
-// appendOne appends the next event of stream (at version+1) with side,
-// through store or q.
-func (side writeSide) appendOne(ctx context.Context, store *pgstore.Store, q execer, stream string, version *int64) error {
+// appendOne appends the next event of w's stream (at w.version+1) with
+// side, through store or q.
+func (side writeSide) appendOne(ctx context.Context, store *pgstore.Store, q execer, w *writer) error {
 	if side.sql == "" {
-		res, err := store.Append(ctx, stream, es.Exactly(*version), []es.NewEvent{{Type: eventType, Data: eventData, Metadata: eventMetadata}})
-		if err != nil {
-			return err
-		}
-		*version = res.StreamVersion
-		return nil
+		return w.appendOne(ctx, store)
 	}
 	id, err := newRawID()
 	if err != nil {
 		return err
 	}
-	if _, err := q.Exec(ctx, side.sql, stream, *version+1, id, eventType, eventData, eventMetadata); err != nil {
+	if _, err := q.Exec(ctx, side.sql, w.stream, w.version+1, id, eventType, eventData, eventMetadata); err != nil {
 		return fmt.Errorf("%s: %w", side.name, err)
 	}
-	*version++
+	w.version++
 	return nil
 }
 
@@ -186,45 +180,14 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// streams returns n fresh stream ids of one category.
-func (wp *writePath) streams(n int) []string {
-	gen := wp.gen.Add(1)
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("order-wp%dw%d", gen, i)
-	}
-	return ids
-}
-
 // benchLadder: 8 writers, one event per call, on every side.
 func (wp *writePath) benchLadder(b *testing.B) {
 	ctx := context.Background()
 	sides := make([]side, len(wp.sides))
 	for k, ws := range wp.sides {
-		streams := wp.streams(benchWriters)
-		versions := make([]int64, benchWriters)
-		sides[k] = side{name: ws.name, run: func(ctx context.Context, n int) (int, error) {
-			per := max(1, (n+benchWriters-1)/benchWriters)
-			errs := make([]error, benchWriters)
-			var wg sync.WaitGroup
-			for i := range benchWriters {
-				wg.Go(func() {
-					for range per {
-						if err := ws.appendOne(ctx, wp.store, wp.pool, streams[i], &versions[i]); err != nil {
-							errs[i] = err
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			for _, err := range errs {
-				if err != nil {
-					return 0, err
-				}
-			}
-			return per * benchWriters, nil
-		}}
+		sides[k] = side{ws.name, concurrently(wp.newWriters(benchWriters), func(ctx context.Context, w *writer) error {
+			return ws.appendOne(ctx, wp.store, wp.pool, w)
+		})}
 	}
 	rounds, n := wp.prepare(ctx, b, 20*benchWriters, sides...)
 	perOp := interleave(ctx, b, rounds, n, sides...)
@@ -291,22 +254,21 @@ func (wp *writePath) benchBatch(b *testing.B) {
 			" SET version = excluded.version, transaction_id = greatest(excluded.transaction_id, s.transaction_id), updated_at = now())" +
 			" INSERT INTO " + s + ".raw_events" + esCols},
 	}
-	stream := wp.streams(1 + len(rungs))
+	ws := wp.newWriters(1 + len(rungs))
 	events := make([]es.NewEvent, batchSize)
 	for i := range events {
 		events[i] = es.NewEvent{Type: eventType, Data: eventData, Metadata: eventMetadata}
 	}
-	var version int64
 	sides := []side{{"append_batch", sequential(func(ctx context.Context) error {
-		res, err := wp.store.Append(ctx, stream[0], es.Exactly(version), events)
+		res, err := wp.store.Append(ctx, ws[0].stream, es.Exactly(ws[0].version), events)
 		if err != nil {
 			return err
 		}
-		version = res.StreamVersion
+		ws[0].version = res.StreamVersion
 		return nil
 	})}}
 	for i, r := range rungs {
-		var rawVersion int64
+		w := ws[1+i]
 		sides = append(sides, side{r.name, sequential(func(ctx context.Context) error {
 			ids := make([][16]byte, batchSize)
 			types := make([]string, batchSize)
@@ -319,10 +281,10 @@ func (wp *writePath) benchBatch(b *testing.B) {
 				}
 				types[i], data[i], meta[i] = eventType, eventData, eventMetadata
 			}
-			if _, err := wp.pool.Exec(ctx, r.sql, stream[1+i], rawVersion, ids, types, data, meta); err != nil {
+			if _, err := wp.pool.Exec(ctx, r.sql, w.stream, w.version, ids, types, data, meta); err != nil {
 				return fmt.Errorf("%s: %w", r.name, err)
 			}
-			rawVersion += batchSize
+			w.version += batchSize
 			return nil
 		})})
 	}
@@ -376,11 +338,10 @@ func (wp *writePath) benchCost(b *testing.B) {
 	b.StartTimer()
 	for range b.N {
 		for _, ws := range wp.sides {
-			stream := wp.streams(1)[0]
-			var version int64
+			w := wp.newWriters(1)[0]
 			// Warm up: plans cached, the stream's row and pages in memory.
 			for range 50 {
-				if err := ws.appendOne(ctx, store, pool, stream, &version); err != nil {
+				if err := ws.appendOne(ctx, store, pool, w); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -391,7 +352,7 @@ func (wp *writePath) benchCost(b *testing.B) {
 			cpu0, _ := pgtest.ProcessCPU(pid)
 			start := time.Now()
 			for range costEvents {
-				if err := ws.appendOne(ctx, store, pool, stream, &version); err != nil {
+				if err := ws.appendOne(ctx, store, pool, w); err != nil {
 					b.Fatal(err)
 				}
 			}

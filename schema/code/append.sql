@@ -144,7 +144,7 @@ BEGIN
     -- error is reported, as if checked here: not by a query on every
     -- batch, but by the unique index on event_id, which refuses the
     -- batch's insert, and by a query only on the paths that raise or
-    -- replay (the slow path below, a deleted stream).
+    -- replay (the slow path below, which a deleted stream takes too).
 
     -- This transaction's key: the key base plus its xid, the base raised
     -- first when the log's keys are ahead of this cluster's counter
@@ -190,11 +190,7 @@ BEGIN
           FROM {{ $s }}.streams AS s WHERE s.stream_id = p_stream_id;
         IF FOUND THEN
             IF v_deleted_at IS NOT NULL THEN
-                IF v_n > 1 AND (SELECT count(DISTINCT u) FROM unnest(p_event_ids) AS u) <> v_n THEN
-                    RAISE EXCEPTION 'append: an event id appears twice in the batch for stream %', p_stream_id
-                        USING ERRCODE = 'PE003', DETAIL = '{"argument": "event_ids"}';
-                END IF;
-                PERFORM {{ $s }}.raise_stream_deleted('append', p_stream_id, v_tombstoned_at IS NOT NULL);
+                EXIT; -- refused (PE004) on the slow path, after its batch check
             END IF;
             IF p_expected_version IS NULL
                OR (p_expected_version = -1 AND v_version > 0)
@@ -336,11 +332,15 @@ BEGIN
         -- raises, which undoes the call.
     END IF;
 
-    -- The slow path: the version check failed or some event ids are stored
-    -- (or appear twice in the batch: refused first, see the arguments).
+    -- The slow path: the version check failed, the stream is deleted, or
+    -- some event ids are stored (or appear twice in the batch: refused
+    -- first, see the arguments).
     IF v_n > 1 AND (SELECT count(DISTINCT u) FROM unnest(p_event_ids) AS u) <> v_n THEN
         RAISE EXCEPTION 'append: an event id appears twice in the batch for stream %', p_stream_id
             USING ERRCODE = 'PE003', DETAIL = '{"argument": "event_ids"}';
+    END IF;
+    IF v_deleted_at IS NOT NULL THEN
+        PERFORM {{ $s }}.raise_stream_deleted('append', p_stream_id, v_tombstoned_at IS NOT NULL);
     END IF;
     -- Replay: every id stored in this stream, as one contiguous run in the
     -- given order, consistent with the expected version: return the
